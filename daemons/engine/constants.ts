@@ -1,0 +1,56 @@
+// Sizes and per-packet results shared with engine/constants.ts: the binding validates against these
+// before anything crosses into WebAssembly. Names follow the WireGuard whitepaper and RFC 8439.
+
+export const KEY_SIZE = 32;
+export const NONCE_SIZE = 12;
+export const XNONCE_SIZE = 24;
+export const HCHACHA_NONCE_SIZE = 16;
+export const TAG_SIZE = 16;
+export const BLAKE2S_OUT_MAX = 32;
+export const BLAKE2S_KEY_MAX = 32;
+
+export const MESSAGE_TRANSPORT_TYPE = 4;
+export const MESSAGE_TRANSPORT_OFFSET_RECEIVER = 4;
+export const MESSAGE_TRANSPORT_OFFSET_COUNTER = 8;
+export const MESSAGE_TRANSPORT_HEADER_SIZE = 16;
+export const MESSAGE_TRANSPORT_SIZE = MESSAGE_TRANSPORT_HEADER_SIZE + TAG_SIZE;
+export const MESSAGE_PADDING_MULTIPLE = 16;
+export const MAX_MESSAGE_SIZE = 65535;
+export const MAX_CONTENT_SIZE = (MAX_MESSAGE_SIZE - MESSAGE_TRANSPORT_SIZE) & ~(MESSAGE_PADDING_MULTIPLE - 1);
+
+/** Whitepaper §6.1: 2^64 - 2^13 - 1. */
+export const REJECT_AFTER_MESSAGES = 2n ** 64n - 2n ** 13n - 1n;
+/** Whitepaper §6.1: 2^60. */
+export const REKEY_AFTER_MESSAGES = 2n ** 60n;
+/** Counters this far behind the newest are still accepted once (engine ring of 64 blocks of 64 bits). */
+export const REPLAY_WINDOW_SIZE = 63 * 64;
+
+/** Result of one packet in a transport batch; a non-OK packet is dropped, never thrown. */
+export enum TransportStatus {
+  Ok = 0,
+  TooShort = 1,
+  TooLarge = 2,
+  BadType = 3,
+  NoSession = 4,
+  Replayed = 5,
+  TooOld = 6,
+  CounterExhausted = 7,
+  AuthFailed = 8,
+  OutOfBounds = 9,
+}
+
+export const TRANSPORT_STATUS_COUNT = 10;
+
+/** Results of engine control calls (negative i32). */
+export const RESULT_OK = 0;
+export const RESULT_ALREADY_INITIALIZED = -1;
+export const RESULT_BAD_ARGUMENT = -2;
+export const RESULT_INDEX_IN_USE = -3;
+export const RESULT_TABLE_FULL = -4;
+
+/** Batch descriptor: four u32 words. */
+export const DESC_WORDS = 4;
+export const DESC_OFFSET = 0;
+export const DESC_LENGTH = 1;
+export const DESC_SESSION = 2;
+export const DESC_STATUS = 3;

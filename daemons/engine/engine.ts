@@ -1,0 +1,300 @@
+// The binding: the only TypeScript that touches WebAssembly. It compiles each build of the module
+// once per process, instantiates one engine per owner (each with its own memory), validates every
+// length and key before crossing the boundary, and turns engine result codes into clear errors.
+//
+// Memory never grows after init, so the views taken here stay valid for the engine's life.
+
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import {
+  BLAKE2S_KEY_MAX, BLAKE2S_OUT_MAX, HCHACHA_NONCE_SIZE, KEY_SIZE, NONCE_SIZE, RESULT_OK, TAG_SIZE, XNONCE_SIZE,
+} from "./constants.js";
+import { EngineError, checkBytes, checkInteger } from "./errors.js";
+import { TransportBatch, TransportSessions } from "./transport.js";
+
+export type EngineBuild = "release" | "debug";
+
+export interface EngineOptions {
+  /** Which WebAssembly build to load; release unless testing the debug build. */
+  build?: EngineBuild;
+  /** Session slots (WireGuard keypairs) the engine can hold at once. */
+  maxSessions?: number;
+  /** Bytes of packet arena shared by a batch. */
+  arenaBytes?: number;
+  /** Packets per batch call. */
+  maxBatch?: number;
+}
+
+export const DEFAULT_ENGINE_OPTIONS = {
+  build: "release",
+  maxSessions: 4096,
+  arenaBytes: 4 * 1024 * 1024,
+  maxBatch: 256,
+} as const satisfies Required<EngineOptions>;
+
+/** The raw exports of engine/index.ts; pointers and lengths are numbers, counters are bigints. */
+export interface EngineExports {
+  memory: WebAssembly.Memory;
+  init(maxSessions: number, arenaSize: number, maxBatch: number): number;
+  scratchPtr(): number;
+  scratchSize(): number;
+  arenaPtr(): number;
+  arenaSize(): number;
+  descriptorsPtr(): number;
+  descriptorCount(): number;
+  aeadSealAt(key: number, nonce: number, aad: number, aadLen: number, data: number, len: number, tag: number): void;
+  aeadOpenAt(key: number, nonce: number, aad: number, aadLen: number, data: number, len: number, tag: number): number;
+  xaeadSealAt(key: number, nonce: number, aad: number, aadLen: number, data: number, len: number, tag: number): void;
+  xaeadOpenAt(key: number, nonce: number, aad: number, aadLen: number, data: number, len: number, tag: number): number;
+  chacha20At(key: number, nonce: number, counter: number, data: number, len: number): void;
+  hchacha20At(key: number, nonce: number, out: number): void;
+  poly1305At(key: number, msg: number, len: number, tag: number): void;
+  blake2sInitAt(outLen: number, key: number, keyLen: number): number;
+  blake2sUpdateAt(data: number, len: number): void;
+  blake2sFinalAt(out: number): void;
+  sessionInstall(slot: number, localIndex: number, remoteIndex: number, sendKey: number, recvKey: number): number;
+  sessionDrop(slot: number): number;
+  sessionFind(localIndex: number): number;
+  sessionSendCounter(slot: number): bigint;
+  sessionCount(): number;
+  transportSeal(count: number): number;
+  transportOpen(count: number): number;
+}
+
+const EMPTY = new Uint8Array(0);
+
+// Scratch layout used by the one-shot calls.
+const S_KEY = 0;
+const S_NONCE = 32;
+const S_TAG = 64;
+const S_OUT = 80;
+const S_DATA = 128;
+
+const modules = new Map<EngineBuild, WebAssembly.Module>();
+
+/** Finds engine/build/<build>.wasm above this file, from source (daemons/engine) or from dist. */
+export function wasmPath(build: EngineBuild): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    const candidate = join(dir, "engine", "build", `${build}.wasm`);
+    if (existsSync(candidate)) return candidate;
+    dir = dirname(dir);
+  }
+  throw new EngineError(
+    "ENGINE_NOT_BUILT",
+    `engine/build/${build}.wasm not found: run \`npm run build:engine\` (npm install does it too)`,
+  );
+}
+
+function compiled(build: EngineBuild): WebAssembly.Module {
+  let module = modules.get(build);
+  if (!module) {
+    module = new WebAssembly.Module(readFileSync(wasmPath(build)));
+    modules.set(build, module);
+  }
+  return module;
+}
+
+if (new Uint8Array(new Uint32Array([1]).buffer)[0] !== 1) {
+  throw new EngineError("UNSUPPORTED_PLATFORM", "the engine binding requires a little-endian platform");
+}
+
+/** A WebAssembly engine instance: one-shot primitives, transport sessions and the packet batch. */
+export class Engine {
+  readonly build: EngineBuild;
+  readonly sessions: TransportSessions;
+  readonly batch: TransportBatch;
+  private readonly x: EngineExports;
+  private readonly mem: Uint8Array;
+  private readonly scratch: number;
+  private readonly dataRoom: number;
+
+  private constructor(options: Required<EngineOptions>) {
+    this.build = options.build;
+    checkInteger("maxSessions", options.maxSessions, 1, 1 << 20);
+    checkInteger("arenaBytes", options.arenaBytes, 1, 1 << 30);
+    checkInteger("maxBatch", options.maxBatch, 1, 1 << 16);
+    const instance = new WebAssembly.Instance(compiled(options.build), {
+      env: {
+        abort: (_msg: number, _file: number, line: number, col: number) => {
+          throw new EngineError("ENGINE_ABORT", `engine assertion failed at ${line}:${col}`);
+        },
+      },
+    });
+    this.x = instance.exports as unknown as EngineExports;
+    const rc = this.x.init(options.maxSessions, options.arenaBytes, options.maxBatch);
+    if (rc !== RESULT_OK) throw new EngineError("ENGINE_INIT", `engine init failed with code ${rc}`);
+    this.mem = new Uint8Array(this.x.memory.buffer);
+    this.scratch = this.x.scratchPtr();
+    this.dataRoom = this.x.scratchSize() - S_DATA - TAG_SIZE;
+    this.sessions = new TransportSessions(this.x, this.mem, options.maxSessions);
+    this.batch = new TransportBatch(this.x, this.mem, this.sessions);
+  }
+
+  /** Instantiates an engine; options default to DEFAULT_ENGINE_OPTIONS. */
+  static create(options: EngineOptions = {}): Engine {
+    return new Engine({ ...DEFAULT_ENGINE_OPTIONS, ...options });
+  }
+
+  /** Largest AAD + message length the one-shot AEAD calls accept. */
+  get oneShotLimit(): number {
+    return this.dataRoom;
+  }
+
+  /** ChaCha20-Poly1305 (RFC 8439 §2.8): returns ciphertext ‖ tag. */
+  chacha20Poly1305Seal(key: Uint8Array, nonce: Uint8Array, plaintext: Uint8Array, aad: Uint8Array = EMPTY): Uint8Array {
+    return this.seal("chacha20Poly1305Seal", key, nonce, NONCE_SIZE, plaintext, aad, false);
+  }
+
+  /** ChaCha20-Poly1305 open: the plaintext, or null when the tag does not verify. */
+  chacha20Poly1305Open(key: Uint8Array, nonce: Uint8Array, sealed: Uint8Array, aad: Uint8Array = EMPTY): Uint8Array | null {
+    return this.open("chacha20Poly1305Open", key, nonce, NONCE_SIZE, sealed, aad, false);
+  }
+
+  /** XChaCha20-Poly1305 (24-byte nonce): returns ciphertext ‖ tag. */
+  xchacha20Poly1305Seal(key: Uint8Array, nonce: Uint8Array, plaintext: Uint8Array, aad: Uint8Array = EMPTY): Uint8Array {
+    return this.seal("xchacha20Poly1305Seal", key, nonce, XNONCE_SIZE, plaintext, aad, true);
+  }
+
+  /** XChaCha20-Poly1305 open: the plaintext, or null when the tag does not verify. */
+  xchacha20Poly1305Open(key: Uint8Array, nonce: Uint8Array, sealed: Uint8Array, aad: Uint8Array = EMPTY): Uint8Array | null {
+    return this.open("xchacha20Poly1305Open", key, nonce, XNONCE_SIZE, sealed, aad, true);
+  }
+
+  /** Raw ChaCha20 (RFC 8439 §2.4) keystream XOR, starting at block counter. */
+  chacha20(key: Uint8Array, nonce: Uint8Array, data: Uint8Array, counter = 0): Uint8Array {
+    checkBytes("chacha20", "key", key, KEY_SIZE);
+    checkBytes("chacha20", "nonce", nonce, NONCE_SIZE);
+    checkInteger("counter", counter, 0, 0xffffffff);
+    this.checkRoom("chacha20", data.length);
+    const base = this.scratch;
+    this.mem.set(key, base + S_KEY);
+    this.mem.set(nonce, base + S_NONCE);
+    this.mem.set(data, base + S_DATA);
+    this.x.chacha20At(base + S_KEY, base + S_NONCE, counter >>> 0, base + S_DATA, data.length);
+    return this.takeOut(base + S_DATA, data.length);
+  }
+
+  /** HChaCha20: the 32-byte subkey XChaCha20 derives from a key and a 16-byte nonce. */
+  hchacha20(key: Uint8Array, nonce: Uint8Array): Uint8Array {
+    checkBytes("hchacha20", "key", key, KEY_SIZE);
+    checkBytes("hchacha20", "nonce", nonce, HCHACHA_NONCE_SIZE);
+    const base = this.scratch;
+    this.mem.set(key, base + S_KEY);
+    this.mem.set(nonce, base + S_NONCE);
+    this.x.hchacha20At(base + S_KEY, base + S_NONCE, base + S_OUT);
+    return this.takeOut(base + S_OUT, KEY_SIZE);
+  }
+
+  /** Poly1305 one-time authenticator (RFC 8439 §2.5). */
+  poly1305(key: Uint8Array, message: Uint8Array): Uint8Array {
+    checkBytes("poly1305", "key", key, KEY_SIZE);
+    this.checkRoom("poly1305", message.length);
+    const base = this.scratch;
+    this.mem.set(key, base + S_KEY);
+    this.mem.set(message, base + S_DATA);
+    this.x.poly1305At(base + S_KEY, base + S_DATA, message.length, base + S_TAG);
+    return this.takeOut(base + S_TAG, TAG_SIZE);
+  }
+
+  /**
+   * BLAKE2s (RFC 7693) of the concatenation of parts, keyed when key is given; outLen 1..32 bytes.
+   * Input of any size is fed through scratch in pieces.
+   */
+  blake2s(parts: Uint8Array | readonly Uint8Array[], options: { key?: Uint8Array; outLen?: number } = {}): Uint8Array {
+    const outLen = options.outLen ?? BLAKE2S_OUT_MAX;
+    const key = options.key ?? EMPTY;
+    checkInteger("blake2s outLen", outLen, 1, BLAKE2S_OUT_MAX);
+    if (!(key instanceof Uint8Array) || key.length > BLAKE2S_KEY_MAX) {
+      throw new EngineError("BAD_KEY", `blake2s: key must be at most ${BLAKE2S_KEY_MAX} bytes, got ${describe(key)}`);
+    }
+    const base = this.scratch;
+    this.mem.set(key, base + S_KEY);
+    if (this.x.blake2sInitAt(outLen, base + S_KEY, key.length) !== RESULT_OK) {
+      throw new EngineError("BAD_ARGUMENT", "blake2s: engine refused the parameters");
+    }
+    this.mem.fill(0, base + S_KEY, base + S_KEY + BLAKE2S_KEY_MAX);
+    const list = parts instanceof Uint8Array ? [parts] : parts;
+    for (const part of list) {
+      if (!(part instanceof Uint8Array)) throw new EngineError("BAD_INPUT", `blake2s: input must be Uint8Array, got ${describe(part)}`);
+      for (let at = 0; at < part.length; at += this.dataRoom) {
+        const piece = part.subarray(at, at + this.dataRoom);
+        this.mem.set(piece, base + S_DATA);
+        this.x.blake2sUpdateAt(base + S_DATA, piece.length);
+      }
+    }
+    this.x.blake2sFinalAt(base + S_OUT);
+    return this.takeOut(base + S_OUT, outLen);
+  }
+
+  private seal(op: string, key: Uint8Array, nonce: Uint8Array, nonceSize: number, plaintext: Uint8Array, aad: Uint8Array, extended: boolean): Uint8Array {
+    checkBytes(op, "key", key, KEY_SIZE);
+    checkBytes(op, "nonce", nonce, nonceSize);
+    checkBytes(op, "plaintext", plaintext);
+    checkBytes(op, "aad", aad);
+    const { data, aadAt } = this.stage(op, key, nonce, aad, plaintext);
+    const call = extended ? this.x.xaeadSealAt : this.x.aeadSealAt;
+    const tag = data + plaintext.length;
+    call(this.scratch + S_KEY, this.scratch + S_NONCE, aadAt, aad.length, data, plaintext.length, tag);
+    return this.takeOut(data, plaintext.length + TAG_SIZE);
+  }
+
+  private open(op: string, key: Uint8Array, nonce: Uint8Array, nonceSize: number, sealed: Uint8Array, aad: Uint8Array, extended: boolean): Uint8Array | null {
+    checkBytes(op, "key", key, KEY_SIZE);
+    checkBytes(op, "nonce", nonce, nonceSize);
+    checkBytes(op, "ciphertext", sealed);
+    checkBytes(op, "aad", aad);
+    if (sealed.length < TAG_SIZE) {
+      throw new EngineError("BAD_LENGTH", `${op}: ciphertext must hold at least the ${TAG_SIZE}-byte tag, got ${sealed.length} bytes`);
+    }
+    const { data, aadAt } = this.stage(op, key, nonce, aad, sealed);
+    const len = sealed.length - TAG_SIZE;
+    const call = extended ? this.x.xaeadOpenAt : this.x.aeadOpenAt;
+    const ok = call(this.scratch + S_KEY, this.scratch + S_NONCE, aadAt, aad.length, data, len, data + len);
+    if (ok !== 1) {
+      this.wipeScratch(data + sealed.length);
+      return null;
+    }
+    return this.takeOut(data, len);
+  }
+
+  /** Copies key, nonce, AAD and data into scratch; returns where the data and AAD start. */
+  private stage(op: string, key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, data: Uint8Array): { data: number; aadAt: number } {
+    const dataOffset = S_DATA + ((aad.length + 15) & ~15);
+    if (dataOffset - S_DATA + data.length > this.dataRoom) {
+      throw new EngineError(
+        "TOO_LARGE",
+        `${op}: AAD (${aad.length} bytes) plus message (${data.length} bytes) exceed the one-shot limit of ${this.dataRoom} bytes`,
+      );
+    }
+    const base = this.scratch;
+    this.mem.set(key, base + S_KEY);
+    this.mem.set(nonce, base + S_NONCE);
+    this.mem.set(aad, base + S_DATA);
+    this.mem.set(data, base + dataOffset);
+    return { data: base + dataOffset, aadAt: base + S_DATA };
+  }
+
+  private checkRoom(op: string, len: number): void {
+    if (len > this.dataRoom) {
+      throw new EngineError("TOO_LARGE", `${op}: ${len} bytes exceed the one-shot limit of ${this.dataRoom} bytes`);
+    }
+  }
+
+  /** Copies a result out of scratch and wipes everything the call staged, keys included. */
+  private takeOut(at: number, len: number): Uint8Array {
+    const out = this.mem.slice(at, at + len);
+    this.wipeScratch(at + len);
+    return out;
+  }
+
+  private wipeScratch(end: number): void {
+    this.mem.fill(0, this.scratch, end);
+  }
+}
+
+function describe(value: unknown): string {
+  if (value instanceof Uint8Array) return `${value.length} bytes`;
+  return value === null ? "null" : typeof value;
+}

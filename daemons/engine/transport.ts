@@ -1,0 +1,235 @@
+// Transport sessions and the packet batch: the binding's side of engine/transport.ts.
+//
+// A batch fills the engine's arena front to back. Each packet gets its own 16-byte-aligned region
+// with header room in front and tag room behind, so the engine seals and opens in place; a driver
+// (TUN read, UDP recvmmsg) writes straight into the views reserve*() returns. One engine call then
+// handles the whole batch, and results are read back from the descriptors.
+
+import {
+  DESC_LENGTH, DESC_OFFSET, DESC_SESSION, DESC_STATUS, DESC_WORDS, KEY_SIZE, MAX_CONTENT_SIZE, MAX_MESSAGE_SIZE,
+  MESSAGE_TRANSPORT_HEADER_SIZE, MESSAGE_TRANSPORT_SIZE, RESULT_INDEX_IN_USE, RESULT_OK,
+  RESULT_TABLE_FULL, TransportStatus,
+} from "./constants.js";
+import type { EngineExports } from "./engine.js";
+import { EngineError, checkBytes, checkInteger } from "./errors.js";
+
+/** The keys and indices of one WireGuard keypair, as the handshake produces them. */
+export interface SessionKeys {
+  /** Our receiver index: incoming packets carry it. */
+  localIndex: number;
+  /** The peer's receiver index: outgoing packets carry it. */
+  remoteIndex: number;
+  sendKey: Uint8Array;
+  recvKey: Uint8Array;
+}
+
+/** Keypairs held in engine memory, addressed by slot; keys never come back out. */
+export class TransportSessions {
+  private readonly free: number[] = [];
+
+  constructor(
+    private readonly x: EngineExports,
+    private readonly mem: Uint8Array,
+    readonly capacity: number,
+  ) {
+    for (let slot = capacity - 1; slot >= 0; slot--) this.free.push(slot);
+  }
+
+  /** Installs a keypair and returns its slot; counters and the replay window start at zero. */
+  install(keys: SessionKeys): number {
+    checkInteger("localIndex", keys.localIndex, 0, 0xffffffff);
+    checkInteger("remoteIndex", keys.remoteIndex, 0, 0xffffffff);
+    checkBytes("sessions.install", "key", keys.sendKey, KEY_SIZE);
+    checkBytes("sessions.install", "key", keys.recvKey, KEY_SIZE);
+    const slot = this.free.pop();
+    if (slot === undefined) {
+      throw new EngineError("TABLE_FULL", `sessions.install: all ${this.capacity} session slots are in use`);
+    }
+    const scratch = this.x.scratchPtr();
+    this.mem.set(keys.sendKey, scratch);
+    this.mem.set(keys.recvKey, scratch + KEY_SIZE);
+    const rc = this.x.sessionInstall(slot, keys.localIndex >>> 0, keys.remoteIndex >>> 0, scratch, scratch + KEY_SIZE);
+    this.mem.fill(0, scratch, scratch + 2 * KEY_SIZE);
+    if (rc !== RESULT_OK) {
+      this.free.push(slot);
+      if (rc === RESULT_INDEX_IN_USE) {
+        throw new EngineError("INDEX_IN_USE", `sessions.install: receiver index ${keys.localIndex} is already in use`);
+      }
+      if (rc === RESULT_TABLE_FULL) throw new EngineError("TABLE_FULL", "sessions.install: session table is full");
+      throw new EngineError("BAD_ARGUMENT", `sessions.install: engine refused slot ${slot} (code ${rc})`);
+    }
+    return slot;
+  }
+
+  /** Drops a session; the engine wipes its keys, counter and window. */
+  drop(slot: number): void {
+    checkInteger("slot", slot, 0, this.capacity - 1);
+    if (this.x.sessionDrop(slot) !== RESULT_OK) {
+      throw new EngineError("NO_SESSION", `sessions.drop: slot ${slot} holds no session`);
+    }
+    this.free.push(slot);
+  }
+
+  /** Slot of the session with this receiver index, if any. */
+  find(localIndex: number): number | undefined {
+    checkInteger("localIndex", localIndex, 0, 0xffffffff);
+    const slot = this.x.sessionFind(localIndex >>> 0);
+    return slot < 0 ? undefined : slot;
+  }
+
+  /** The counter the session's next sealed packet will carry. */
+  sendCounter(slot: number): bigint {
+    checkInteger("slot", slot, 0, this.capacity - 1);
+    const counter = this.x.sessionSendCounter(slot);
+    if (counter < 0n) throw new EngineError("NO_SESSION", `sessions.sendCounter: slot ${slot} holds no session`);
+    return counter;
+  }
+
+  get size(): number {
+    return this.x.sessionCount();
+  }
+}
+
+const align16 = (n: number): number => (n + 15) & ~15;
+
+/** A batch of transport packets in the engine's arena, sealed or opened with one call. */
+export class TransportBatch {
+  readonly maxPackets: number;
+  readonly arenaBytes: number;
+  private readonly arena: number;
+  private readonly desc: Uint32Array;
+  private cursor = 0;
+  private count = 0;
+
+  constructor(
+    private readonly x: EngineExports,
+    private readonly mem: Uint8Array,
+    private readonly sessions: TransportSessions,
+  ) {
+    this.arena = x.arenaPtr();
+    this.arenaBytes = x.arenaSize();
+    this.maxPackets = x.descriptorCount();
+    this.desc = new Uint32Array(x.memory.buffer, x.descriptorsPtr(), this.maxPackets * DESC_WORDS);
+  }
+
+  /** Packets currently in the batch. */
+  get length(): number {
+    return this.count;
+  }
+
+  /** Empties the batch; views returned earlier must not be used after this. */
+  reset(): void {
+    this.cursor = 0;
+    this.count = 0;
+  }
+
+  /** Whether a plaintext of len bytes still fits (as a sealed packet) in the batch. */
+  hasRoomForPlaintext(len: number): boolean {
+    return this.count < this.maxPackets && this.cursor + align16(len) + MESSAGE_TRANSPORT_SIZE <= this.arenaBytes;
+  }
+
+  /** Whether a received packet of len bytes still fits in the batch. */
+  hasRoomForPacket(len: number): boolean {
+    return this.count < this.maxPackets && this.cursor + align16(len) <= this.arenaBytes;
+  }
+
+  /**
+   * Reserves room to seal a plaintext of len bytes with session slot, and returns the view to write
+   * it into (header room in front, padding and tag room behind).
+   */
+  reservePlaintext(slot: number, len: number): Uint8Array {
+    checkInteger("slot", slot, 0, this.sessions.capacity - 1);
+    checkInteger("plaintext length", len, 0, MAX_CONTENT_SIZE);
+    const size = align16(len) + MESSAGE_TRANSPORT_SIZE;
+    const offset = this.take(size);
+    const i = this.count++ * DESC_WORDS;
+    this.desc[i + DESC_OFFSET] = offset;
+    this.desc[i + DESC_LENGTH] = len;
+    this.desc[i + DESC_SESSION] = slot;
+    this.desc[i + DESC_STATUS] = 0;
+    const at = this.arena + offset + MESSAGE_TRANSPORT_HEADER_SIZE;
+    return this.mem.subarray(at, at + len);
+  }
+
+  /** Copies a plaintext in for sealing with session slot; returns its index in the batch. */
+  addPlaintext(slot: number, plaintext: Uint8Array): number {
+    checkBytes("batch.addPlaintext", "plaintext", plaintext);
+    this.reservePlaintext(slot, plaintext.length).set(plaintext);
+    return this.count - 1;
+  }
+
+  /** Reserves room for a received packet of len bytes and returns the view to write it into. */
+  reservePacket(len: number): Uint8Array {
+    checkInteger("packet length", len, 0, MAX_MESSAGE_SIZE);
+    const offset = this.take(align16(len));
+    const i = this.count++ * DESC_WORDS;
+    this.desc[i + DESC_OFFSET] = offset;
+    this.desc[i + DESC_LENGTH] = len;
+    this.desc[i + DESC_SESSION] = 0;
+    this.desc[i + DESC_STATUS] = 0;
+    return this.mem.subarray(this.arena + offset, this.arena + offset + len);
+  }
+
+  /** Copies a received packet in for opening; returns its index in the batch. */
+  addPacket(packet: Uint8Array): number {
+    checkBytes("batch.addPacket", "packet", packet);
+    this.reservePacket(packet.length).set(packet);
+    return this.count - 1;
+  }
+
+  /** Seals every packet in place; returns how many sealed. Per-packet results: status(i). */
+  seal(): number {
+    return this.x.transportSeal(this.count);
+  }
+
+  /** Opens every packet in place; returns how many authenticated. Per-packet results: status(i). */
+  open(): number {
+    return this.x.transportOpen(this.count);
+  }
+
+  status(i: number): TransportStatus {
+    return this.desc[this.index(i) + DESC_STATUS] as TransportStatus;
+  }
+
+  /** Session slot of packet i: the sealing slot, or after open the slot that authenticated it. */
+  session(i: number): number {
+    return this.desc[this.index(i) + DESC_SESSION]!;
+  }
+
+  /** After seal: the whole packet (header, ciphertext, tag). Before open: the packet as received. */
+  packet(i: number): Uint8Array {
+    const j = this.index(i);
+    const at = this.arena + this.desc[j + DESC_OFFSET]!;
+    return this.mem.subarray(at, at + this.desc[j + DESC_LENGTH]!);
+  }
+
+  /** After open: the decrypted plaintext, padding included (the inner IP header gives its length). */
+  plaintext(i: number): Uint8Array {
+    const j = this.index(i);
+    const at = this.arena + this.desc[j + DESC_OFFSET]! + MESSAGE_TRANSPORT_HEADER_SIZE;
+    return this.mem.subarray(at, at + this.desc[j + DESC_LENGTH]!);
+  }
+
+  private index(i: number): number {
+    if (!Number.isInteger(i) || i < 0 || i >= this.count) {
+      throw new EngineError("BAD_ARGUMENT", `batch: packet index ${i} is outside 0..${this.count - 1}`);
+    }
+    return i * DESC_WORDS;
+  }
+
+  private take(size: number): number {
+    if (this.count >= this.maxPackets) {
+      throw new EngineError("BATCH_FULL", `batch: already holds ${this.maxPackets} packets; seal or open it first`);
+    }
+    if (this.cursor + size > this.arenaBytes) {
+      throw new EngineError(
+        "ARENA_FULL",
+        `batch: ${size} more bytes do not fit the ${this.arenaBytes}-byte arena (${this.cursor} in use); seal or open it first`,
+      );
+    }
+    const offset = this.cursor;
+    this.cursor += size;
+    return offset;
+  }
+}
+

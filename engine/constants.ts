@@ -1,0 +1,83 @@
+// Spec constants, named as the specifications name them. Every wire offset of the WireGuard
+// transport message is here; nothing else in the engine spells a number from a spec.
+//
+// WireGuard: "WireGuard: Next Generation Kernel Network Tunnel" (Donenfeld), §5.4.6 and §6.
+// ChaCha20-Poly1305: RFC 8439. BLAKE2s: RFC 7693.
+
+// --- ChaCha20 (RFC 8439 §2.3) ---
+/** "expand 32-byte k", little-endian words. */
+export const CHACHA_CONST0: u32 = 0x61707865;
+export const CHACHA_CONST1: u32 = 0x3320646e;
+export const CHACHA_CONST2: u32 = 0x79622d32;
+export const CHACHA_CONST3: u32 = 0x6b206574;
+export const CHACHA_BLOCK_SIZE: u32 = 64;
+export const CHACHA_KEY_SIZE: u32 = 32;
+export const CHACHA_NONCE_SIZE: u32 = 12;
+export const XCHACHA_NONCE_SIZE: u32 = 24;
+export const HCHACHA_NONCE_SIZE: u32 = 16;
+
+// --- Poly1305 / AEAD (RFC 8439 §2.5, §2.8) ---
+export const POLY1305_KEY_SIZE: u32 = 32;
+export const POLY1305_TAG_SIZE: u32 = 16;
+export const POLY1305_BLOCK_SIZE: u32 = 16;
+
+// --- BLAKE2s (RFC 7693 §2.1, §3.2) ---
+export const BLAKE2S_BLOCK_SIZE: u32 = 64;
+export const BLAKE2S_OUT_MAX: u32 = 32;
+export const BLAKE2S_KEY_MAX: u32 = 32;
+
+// --- WireGuard transport data message (whitepaper §5.4.6) ---
+export const MESSAGE_TRANSPORT_TYPE: u32 = 4;
+export const MESSAGE_TRANSPORT_OFFSET_TYPE: u32 = 0;
+export const MESSAGE_TRANSPORT_OFFSET_RECEIVER: u32 = 4;
+export const MESSAGE_TRANSPORT_OFFSET_COUNTER: u32 = 8;
+export const MESSAGE_TRANSPORT_OFFSET_CONTENT: u32 = 16;
+export const MESSAGE_TRANSPORT_HEADER_SIZE: u32 = 16;
+/** Header plus the empty-plaintext tag: the size of a keepalive. */
+export const MESSAGE_TRANSPORT_SIZE: u32 = MESSAGE_TRANSPORT_HEADER_SIZE + POLY1305_TAG_SIZE;
+/** Plaintext is zero-padded to a multiple of this. */
+export const MESSAGE_PADDING_MULTIPLE: u32 = 16;
+/** Largest message on the wire: one UDP datagram. */
+export const MAX_MESSAGE_SIZE: u32 = 65535;
+/** Largest padded plaintext that still fits MAX_MESSAGE_SIZE. */
+export const MAX_CONTENT_SIZE: u32 = (MAX_MESSAGE_SIZE - MESSAGE_TRANSPORT_SIZE) & ~(MESSAGE_PADDING_MULTIPLE - 1);
+
+/** Whitepaper §6.1: no message is sent or accepted with a counter at or past this. */
+export const REJECT_AFTER_MESSAGES: u64 = 0xffffffffffffffff - 0x2000; // 2^64 - 2^13 - 1
+/** Whitepaper §6.1: after this many messages the initiator must rekey. */
+export const REKEY_AFTER_MESSAGES: u64 = 0x1000000000000000; // 2^60
+
+// --- Replay window (RFC 6479 bitmap ring; whitepaper §5.4.6 sliding window) ---
+/** 64-bit blocks in the ring; a power of two. */
+export const REPLAY_RING_BLOCKS: u32 = 64;
+/** Counters this far behind the newest are still accepted once: (blocks - 1) * 64 = 4032. */
+export const REPLAY_WINDOW_SIZE: u64 = <u64>(REPLAY_RING_BLOCKS - 1) * 64;
+
+// --- Per-packet results (mirrored in daemons/engine/constants.ts) ---
+export const STATUS_OK: u32 = 0;
+/** Shorter than a keepalive (open). */
+export const STATUS_TOO_SHORT: u32 = 1;
+/** Larger than MAX_MESSAGE_SIZE (open) or MAX_CONTENT_SIZE (seal). */
+export const STATUS_TOO_LARGE: u32 = 2;
+/** Type field is not MESSAGE_TRANSPORT_TYPE with zero reserved bytes. */
+export const STATUS_BAD_TYPE: u32 = 3;
+/** No live session for the receiver index (open) or slot (seal). */
+export const STATUS_NO_SESSION: u32 = 4;
+/** Counter already seen inside the window. */
+export const STATUS_REPLAYED: u32 = 5;
+/** Counter older than the window. */
+export const STATUS_TOO_OLD: u32 = 6;
+/** Counter at or past REJECT_AFTER_MESSAGES. */
+export const STATUS_COUNTER_EXHAUSTED: u32 = 7;
+/** The Poly1305 tag did not verify; the packet is left undecrypted. */
+export const STATUS_AUTH_FAILED: u32 = 8;
+/** The descriptor points outside the packet arena. */
+export const STATUS_OUT_OF_BOUNDS: u32 = 9;
+
+// --- Engine-level results of control calls ---
+export const RESULT_OK: i32 = 0;
+export const RESULT_ALREADY_INITIALIZED: i32 = -1;
+export const RESULT_BAD_ARGUMENT: i32 = -2;
+export const RESULT_INDEX_IN_USE: i32 = -3;
+export const RESULT_TABLE_FULL: i32 = -4;
+export const RESULT_NOT_INITIALIZED: i32 = -5;

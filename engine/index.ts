@@ -1,0 +1,154 @@
+// The engine's exported surface. Everything crosses the boundary as scalars: pointers into this
+// module's memory, lengths and counts. The binding (daemons/engine) is the only caller; it checks
+// every length before calling, and the engine checks again wherever memory safety depends on it.
+//
+// Memory is laid out once by init() and never grows after, so the binding's views stay valid:
+//   scratch (one-shot AEAD, Poly1305 and BLAKE2s I/O) | AEAD/ChaCha/BLAKE2s working state |
+//   session slots + receiver index table | batch descriptors | packet arena
+
+import { aeadOpen, aeadSeal, AEAD_SCRATCH_SIZE, setAeadScratch, xaeadOpen, xaeadSeal } from "./aead";
+import { blake2sFinal, blake2sInit, blake2sUpdate, BLAKE2S_STATE_SIZE } from "./blake2s";
+import { chacha20Xor, hchacha20, setChachaScratch } from "./chacha20";
+import {
+  BLAKE2S_KEY_MAX, BLAKE2S_OUT_MAX, RESULT_ALREADY_INITIALIZED, RESULT_BAD_ARGUMENT, RESULT_OK,
+} from "./constants";
+import { poly1305Blocks, poly1305Finish, poly1305Init, poly1305Wipe, POLY_STATE_SIZE } from "./poly1305";
+import {
+  dropSession, findSession, installSession, liveSessions, sessionLive, sessionPtr, sessionTableBytes,
+  SESSION_SEND_COUNTER, setSessionMemory,
+} from "./sessions";
+import { DESC_SIZE, setTransportMemory } from "./transport";
+
+export { transportOpen, transportSeal } from "./transport";
+
+/** One-shot I/O: room for a 64 KiB message, its AAD and tag, keys and nonces. */
+const SCRATCH_SIZE: usize = 192 * 1024;
+const MAX_SESSIONS: u32 = 1 << 20;
+const MAX_ARENA: u32 = 1 << 30;
+const MAX_BATCH: u32 = 1 << 16;
+
+let scratch: usize = 0;
+let blake2sState: usize = 0;
+let polyState: usize = 0;
+let polyBlock: usize = 0;
+let arena: usize = 0;
+let arenaBytes: u32 = 0;
+let descriptors: usize = 0;
+let batchSize: u32 = 0;
+
+function alloc(size: usize): usize {
+  // heap.alloc (stub runtime) aligns to 16; pad so every region starts on a 64-byte line.
+  const raw = heap.alloc(size + 64);
+  return (raw + 63) & ~<usize>63;
+}
+
+/** Lays out memory for maxSessions sessions, a packet arena of arenaSize bytes and batches of maxBatch. */
+export function init(maxSessions: u32, arenaSize: u32, maxBatch: u32): i32 {
+  if (scratch != 0) return RESULT_ALREADY_INITIALIZED;
+  if (maxSessions == 0 || maxSessions > MAX_SESSIONS) return RESULT_BAD_ARGUMENT;
+  if (arenaSize == 0 || arenaSize > MAX_ARENA || maxBatch == 0 || maxBatch > MAX_BATCH) return RESULT_BAD_ARGUMENT;
+  scratch = alloc(SCRATCH_SIZE);
+  const work = alloc(AEAD_SCRATCH_SIZE + 256 + BLAKE2S_STATE_SIZE + POLY_STATE_SIZE + 16);
+  setAeadScratch(work);
+  setChachaScratch(work + AEAD_SCRATCH_SIZE);
+  blake2sState = work + AEAD_SCRATCH_SIZE + 256;
+  polyState = blake2sState + BLAKE2S_STATE_SIZE;
+  polyBlock = polyState + POLY_STATE_SIZE;
+  setSessionMemory(alloc(sessionTableBytes(maxSessions)), maxSessions);
+  descriptors = alloc(<usize>maxBatch * DESC_SIZE);
+  batchSize = maxBatch;
+  arena = alloc(arenaSize);
+  arenaBytes = arenaSize;
+  setTransportMemory(arena, arenaSize, descriptors, maxBatch);
+  return RESULT_OK;
+}
+
+export function scratchPtr(): usize { return scratch; }
+export function scratchSize(): usize { return SCRATCH_SIZE; }
+export function arenaPtr(): usize { return arena; }
+export function arenaSize(): u32 { return arenaBytes; }
+export function descriptorsPtr(): usize { return descriptors; }
+export function descriptorCount(): u32 { return batchSize; }
+
+// --- One-shot primitives over scratch ---
+
+/** ChaCha20-Poly1305 seal in place; the 12-byte nonce is read from nonce. */
+export function aeadSealAt(key: usize, nonce: usize, aad: usize, aadLen: usize, data: usize, len: usize, tag: usize): void {
+  aeadSeal(key, load<u32>(nonce, 0), load<u32>(nonce, 4), load<u32>(nonce, 8), aad, aadLen, data, len, tag);
+}
+
+/** ChaCha20-Poly1305 open in place: 1 when the tag verified (data decrypted), 0 otherwise. */
+export function aeadOpenAt(key: usize, nonce: usize, aad: usize, aadLen: usize, data: usize, len: usize, tag: usize): i32 {
+  return aeadOpen(key, load<u32>(nonce, 0), load<u32>(nonce, 4), load<u32>(nonce, 8), aad, aadLen, data, len, tag) ? 1 : 0;
+}
+
+export function xaeadSealAt(key: usize, nonce: usize, aad: usize, aadLen: usize, data: usize, len: usize, tag: usize): void {
+  xaeadSeal(key, nonce, aad, aadLen, data, len, tag);
+}
+
+export function xaeadOpenAt(key: usize, nonce: usize, aad: usize, aadLen: usize, data: usize, len: usize, tag: usize): i32 {
+  return xaeadOpen(key, nonce, aad, aadLen, data, len, tag) ? 1 : 0;
+}
+
+/** Raw ChaCha20 (RFC 8439 §2.4) in place from block counter. */
+export function chacha20At(key: usize, nonce: usize, counter: u32, data: usize, len: usize): void {
+  chacha20Xor(key, counter, load<u32>(nonce, 0), load<u32>(nonce, 4), load<u32>(nonce, 8), data, data, len);
+}
+
+export function hchacha20At(key: usize, nonce: usize, out: usize): void {
+  hchacha20(key, nonce, out);
+}
+
+/** Standalone Poly1305 (RFC 8439 §2.5) with the final partial block padded by 0x01 then zeros. */
+export function poly1305At(key: usize, msg: usize, len: usize, tag: usize): void {
+  poly1305Init(polyState, key);
+  const full = len >>> 4;
+  if (full > 0) poly1305Blocks(polyState, msg, full, 1 << 24);
+  const rest = len & 15;
+  if (rest > 0) {
+    memory.fill(polyBlock, 0, 16);
+    memory.copy(polyBlock, msg + (full << 4), rest);
+    store<u8>(polyBlock + rest, 1);
+    poly1305Blocks(polyState, polyBlock, 1, 0);
+  }
+  poly1305Finish(polyState, tag);
+  poly1305Wipe(polyState);
+}
+
+export function blake2sInitAt(outLen: u32, key: usize, keyLen: u32): i32 {
+  if (outLen == 0 || outLen > BLAKE2S_OUT_MAX || keyLen > BLAKE2S_KEY_MAX) return RESULT_BAD_ARGUMENT;
+  blake2sInit(blake2sState, outLen, key, keyLen);
+  return RESULT_OK;
+}
+
+export function blake2sUpdateAt(data: usize, len: usize): void {
+  blake2sUpdate(blake2sState, data, len);
+}
+
+export function blake2sFinalAt(out: usize): void {
+  blake2sFinal(blake2sState, out);
+}
+
+// --- Sessions ---
+
+export function sessionInstall(slot: u32, localIndex: u32, remoteIndex: u32, sendKey: usize, recvKey: usize): i32 {
+  return installSession(slot, localIndex, remoteIndex, sendKey, recvKey);
+}
+
+export function sessionDrop(slot: u32): i32 {
+  return dropSession(slot);
+}
+
+export function sessionFind(localIndex: u32): i32 {
+  return findSession(localIndex);
+}
+
+/** The next counter the session will send with, or -1 if the slot is not live. */
+export function sessionSendCounter(slot: u32): i64 {
+  if (!sessionLive(slot)) return -1;
+  return <i64>load<u64>(sessionPtr(slot), SESSION_SEND_COUNTER);
+}
+
+export function sessionCount(): u32 {
+  return liveSessions();
+}
