@@ -133,47 +133,57 @@ export class TransportBatch {
     return this.count < this.maxPackets && this.cursor + align16(len) <= this.arenaBytes;
   }
 
+  /** The engine's whole memory; the *Offset methods return positions in it. */
+  get memory(): Uint8Array {
+    return this.mem;
+  }
+
   /**
    * Reserves room to seal a plaintext of len bytes with session slot, and returns the view to write
    * it into (header room in front, padding and tag room behind).
    */
   reservePlaintext(slot: number, len: number): Uint8Array {
+    const at = this.reservePlaintextOffset(slot, len);
+    return this.mem.subarray(at, at + len);
+  }
+
+  /**
+   * Like reservePlaintext, but returns where the plaintext goes in `memory` instead of a view, so a
+   * driver that writes packets itself allocates nothing per packet.
+   */
+  reservePlaintextOffset(slot: number, len: number): number {
     checkInteger("slot", slot, 0, this.sessions.capacity - 1);
     checkInteger("plaintext length", len, 0, MAX_CONTENT_SIZE);
-    const size = align16(len) + MESSAGE_TRANSPORT_SIZE;
-    const offset = this.take(size);
-    const i = this.count++ * DESC_WORDS;
-    this.desc[i + DESC_OFFSET] = offset;
-    this.desc[i + DESC_LENGTH] = len;
-    this.desc[i + DESC_SESSION] = slot;
-    this.desc[i + DESC_STATUS] = 0;
-    const at = this.arena + offset + MESSAGE_TRANSPORT_HEADER_SIZE;
-    return this.mem.subarray(at, at + len);
+    const offset = this.take(align16(len) + MESSAGE_TRANSPORT_SIZE);
+    this.describe(offset, len, slot);
+    return this.arena + offset + MESSAGE_TRANSPORT_HEADER_SIZE;
   }
 
   /** Copies a plaintext in for sealing with session slot; returns its index in the batch. */
   addPlaintext(slot: number, plaintext: Uint8Array): number {
     checkBytes("batch.addPlaintext", "plaintext", plaintext);
-    this.reservePlaintext(slot, plaintext.length).set(plaintext);
+    this.mem.set(plaintext, this.reservePlaintextOffset(slot, plaintext.length));
     return this.count - 1;
   }
 
   /** Reserves room for a received packet of len bytes and returns the view to write it into. */
   reservePacket(len: number): Uint8Array {
+    const at = this.reservePacketOffset(len);
+    return this.mem.subarray(at, at + len);
+  }
+
+  /** Like reservePacket, but returns where the packet goes in `memory` instead of a view. */
+  reservePacketOffset(len: number): number {
     checkInteger("packet length", len, 0, MAX_MESSAGE_SIZE);
     const offset = this.take(align16(len));
-    const i = this.count++ * DESC_WORDS;
-    this.desc[i + DESC_OFFSET] = offset;
-    this.desc[i + DESC_LENGTH] = len;
-    this.desc[i + DESC_SESSION] = 0;
-    this.desc[i + DESC_STATUS] = 0;
-    return this.mem.subarray(this.arena + offset, this.arena + offset + len);
+    this.describe(offset, len, 0);
+    return this.arena + offset;
   }
 
   /** Copies a received packet in for opening; returns its index in the batch. */
   addPacket(packet: Uint8Array): number {
     checkBytes("batch.addPacket", "packet", packet);
-    this.reservePacket(packet.length).set(packet);
+    this.mem.set(packet, this.reservePacketOffset(packet.length));
     return this.count - 1;
   }
 
@@ -198,16 +208,24 @@ export class TransportBatch {
 
   /** After seal: the whole packet (header, ciphertext, tag). Before open: the packet as received. */
   packet(i: number): Uint8Array {
-    const j = this.index(i);
-    const at = this.arena + this.desc[j + DESC_OFFSET]!;
-    return this.mem.subarray(at, at + this.desc[j + DESC_LENGTH]!);
+    const at = this.packetOffset(i);
+    return this.mem.subarray(at, at + this.desc[i * DESC_WORDS + DESC_LENGTH]!);
   }
 
   /** After open: the decrypted plaintext, padding included (the inner IP header gives its length). */
   plaintext(i: number): Uint8Array {
-    const j = this.index(i);
-    const at = this.arena + this.desc[j + DESC_OFFSET]! + MESSAGE_TRANSPORT_HEADER_SIZE;
-    return this.mem.subarray(at, at + this.desc[j + DESC_LENGTH]!);
+    const at = this.packetOffset(i) + MESSAGE_TRANSPORT_HEADER_SIZE;
+    return this.mem.subarray(at, at + this.desc[i * DESC_WORDS + DESC_LENGTH]!);
+  }
+
+  /** Where packet i starts in `memory` (its plaintext starts MESSAGE_TRANSPORT_HEADER_SIZE later). */
+  packetOffset(i: number): number {
+    return this.arena + this.desc[this.index(i) + DESC_OFFSET]!;
+  }
+
+  /** After seal: the packet's length. After open: the plaintext's length. Before: as reserved. */
+  packetLength(i: number): number {
+    return this.desc[this.index(i) + DESC_LENGTH]!;
   }
 
   private index(i: number): number {
@@ -215,6 +233,14 @@ export class TransportBatch {
       throw new EngineError("BAD_ARGUMENT", `batch: packet index ${i} is outside 0..${this.count - 1}`);
     }
     return i * DESC_WORDS;
+  }
+
+  private describe(offset: number, len: number, slot: number): void {
+    const i = this.count++ * DESC_WORDS;
+    this.desc[i + DESC_OFFSET] = offset;
+    this.desc[i + DESC_LENGTH] = len;
+    this.desc[i + DESC_SESSION] = slot;
+    this.desc[i + DESC_STATUS] = 0;
   }
 
   private take(size: number): number {
