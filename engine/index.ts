@@ -129,6 +129,11 @@ export function blake2sFinalAt(out: usize): void {
   blake2sFinal(blake2sState, out);
 }
 
+/** Wipes the hash state (key block included) of a hash abandoned before its final. */
+export function blake2sWipe(): void {
+  memory.fill(blake2sState, 0, BLAKE2S_STATE_SIZE);
+}
+
 // --- Sessions ---
 
 export function sessionInstall(slot: u32, localIndex: u32, remoteIndex: u32, sendKey: usize, recvKey: usize): i32 {

@@ -53,6 +53,7 @@ export interface EngineExports {
   blake2sInitAt(outLen: number, key: number, keyLen: number): number;
   blake2sUpdateAt(data: number, len: number): void;
   blake2sFinalAt(out: number): void;
+  blake2sWipe(): void;
   sessionInstall(slot: number, localIndex: number, remoteIndex: number, sendKey: number, recvKey: number): number;
   sessionDrop(slot: number): number;
   sessionFind(localIndex: number): number;
@@ -137,7 +138,10 @@ export class Engine {
     return new Engine({ ...DEFAULT_ENGINE_OPTIONS, ...options });
   }
 
-  /** Largest AAD + message length the one-shot AEAD calls accept. */
+  /**
+   * Largest AAD + message length the one-shot calls accept (the message is the plaintext; for open,
+   * the sealed text less its tag), so whatever seal accepts, open accepts.
+   */
   get oneShotLimit(): number {
     return this.dataRoom;
   }
@@ -167,7 +171,12 @@ export class Engine {
     checkBytes("chacha20", "key", key, KEY_SIZE);
     checkBytes("chacha20", "nonce", nonce, NONCE_SIZE);
     checkInteger("counter", counter, 0, 0xffffffff);
+    checkBytes("chacha20", "data", data);
     this.checkRoom("chacha20", data.length);
+    if (counter + Math.ceil(data.length / 64) > 2 ** 32) {
+      // The 32-bit block counter would wrap to block 0, the AEAD's Poly1305 key block for this nonce.
+      throw new EngineError("BAD_ARGUMENT", `chacha20: ${data.length} bytes from block ${counter} run past block 2^32 - 1`);
+    }
     const base = this.scratch;
     this.mem.set(key, base + S_KEY);
     this.mem.set(nonce, base + S_NONCE);
@@ -190,6 +199,7 @@ export class Engine {
   /** Poly1305 one-time authenticator (RFC 8439 §2.5). */
   poly1305(key: Uint8Array, message: Uint8Array): Uint8Array {
     checkBytes("poly1305", "key", key, KEY_SIZE);
+    checkBytes("poly1305", "message", message);
     this.checkRoom("poly1305", message.length);
     const base = this.scratch;
     this.mem.set(key, base + S_KEY);
@@ -209,23 +219,32 @@ export class Engine {
     if (!(key instanceof Uint8Array) || key.length > BLAKE2S_KEY_MAX) {
       throw new EngineError("BAD_KEY", `blake2s: key must be at most ${BLAKE2S_KEY_MAX} bytes, got ${describe(key)}`);
     }
-    const base = this.scratch;
-    this.mem.set(key, base + S_KEY);
-    if (this.x.blake2sInitAt(outLen, base + S_KEY, key.length) !== RESULT_OK) {
-      throw new EngineError("BAD_ARGUMENT", "blake2s: engine refused the parameters");
-    }
-    this.mem.fill(0, base + S_KEY, base + S_KEY + BLAKE2S_KEY_MAX);
-    const list = parts instanceof Uint8Array ? [parts] : parts;
+    const list: readonly unknown[] = parts instanceof Uint8Array ? [parts] : Array.isArray(parts) ? parts : [parts];
     for (const part of list) {
       if (!(part instanceof Uint8Array)) throw new EngineError("BAD_INPUT", `blake2s: input must be Uint8Array, got ${describe(part)}`);
-      for (let at = 0; at < part.length; at += this.dataRoom) {
-        const piece = part.subarray(at, at + this.dataRoom);
-        this.mem.set(piece, base + S_DATA);
-        this.x.blake2sUpdateAt(base + S_DATA, piece.length);
-      }
     }
-    this.x.blake2sFinalAt(base + S_OUT);
-    return this.takeOut(base + S_OUT, outLen);
+    const base = this.scratch;
+    let staged = 0;
+    try {
+      this.mem.set(key, base + S_KEY);
+      if (this.x.blake2sInitAt(outLen, base + S_KEY, key.length) !== RESULT_OK) {
+        throw new EngineError("BAD_ARGUMENT", "blake2s: engine refused the parameters");
+      }
+      for (const part of list as readonly Uint8Array[]) {
+        for (let at = 0; at < part.length; at += this.dataRoom) {
+          const piece = part.subarray(at, at + this.dataRoom);
+          this.mem.set(piece, base + S_DATA);
+          staged = Math.max(staged, piece.length);
+          this.x.blake2sUpdateAt(base + S_DATA, piece.length);
+        }
+      }
+      this.x.blake2sFinalAt(base + S_OUT);
+      return this.mem.slice(base + S_OUT, base + S_OUT + outLen);
+    } finally {
+      // Final wipes the hash state; a throw before it must not leave the key there, nor the input in scratch.
+      this.x.blake2sWipe();
+      this.wipeScratch(base + S_DATA + staged);
+    }
   }
 
   private seal(op: string, key: Uint8Array, nonce: Uint8Array, nonceSize: number, plaintext: Uint8Array, aad: Uint8Array, extended: boolean): Uint8Array {
@@ -233,7 +252,7 @@ export class Engine {
     checkBytes(op, "nonce", nonce, nonceSize);
     checkBytes(op, "plaintext", plaintext);
     checkBytes(op, "aad", aad);
-    const { data, aadAt } = this.stage(op, key, nonce, aad, plaintext);
+    const { data, aadAt } = this.stage(op, key, nonce, aad, plaintext, plaintext.length);
     const call = extended ? this.x.xaeadSealAt : this.x.aeadSealAt;
     const tag = data + plaintext.length;
     call(this.scratch + S_KEY, this.scratch + S_NONCE, aadAt, aad.length, data, plaintext.length, tag);
@@ -248,8 +267,8 @@ export class Engine {
     if (sealed.length < TAG_SIZE) {
       throw new EngineError("BAD_LENGTH", `${op}: ciphertext must hold at least the ${TAG_SIZE}-byte tag, got ${sealed.length} bytes`);
     }
-    const { data, aadAt } = this.stage(op, key, nonce, aad, sealed);
     const len = sealed.length - TAG_SIZE;
+    const { data, aadAt } = this.stage(op, key, nonce, aad, sealed, len);
     const call = extended ? this.x.xaeadOpenAt : this.x.aeadOpenAt;
     const ok = call(this.scratch + S_KEY, this.scratch + S_NONCE, aadAt, aad.length, data, len, data + len);
     if (ok !== 1) {
@@ -259,13 +278,16 @@ export class Engine {
     return this.takeOut(data, len);
   }
 
-  /** Copies key, nonce, AAD and data into scratch; returns where the data and AAD start. */
-  private stage(op: string, key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, data: Uint8Array): { data: number; aadAt: number } {
-    const dataOffset = S_DATA + ((aad.length + 15) & ~15);
-    if (dataOffset - S_DATA + data.length > this.dataRoom) {
+  /**
+   * Copies key, nonce, AAD and data into scratch, the data right behind the AAD with tag room after
+   * it; returns where the data and AAD start. messageLen is the data less any tag.
+   */
+  private stage(op: string, key: Uint8Array, nonce: Uint8Array, aad: Uint8Array, data: Uint8Array, messageLen: number): { data: number; aadAt: number } {
+    const dataOffset = S_DATA + aad.length;
+    if (aad.length + messageLen > this.dataRoom) {
       throw new EngineError(
         "TOO_LARGE",
-        `${op}: AAD (${aad.length} bytes) plus message (${data.length} bytes) exceed the one-shot limit of ${this.dataRoom} bytes`,
+        `${op}: AAD (${aad.length} bytes) plus message (${messageLen} bytes) exceed the one-shot limit of ${this.dataRoom} bytes`,
       );
     }
     const base = this.scratch;

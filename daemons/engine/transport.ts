@@ -100,6 +100,10 @@ export class TransportBatch {
   private readonly desc: Uint32Array;
   private cursor = 0;
   private count = 0;
+  /** What the batch holds: plaintexts to seal or packets to open; set by the first reserve. */
+  private kind: "seal" | "open" | undefined;
+  /** Sealed or opened already: the descriptors now describe results, so nothing may be added. */
+  private done = false;
 
   constructor(
     private readonly x: EngineExports,
@@ -121,6 +125,8 @@ export class TransportBatch {
   reset(): void {
     this.cursor = 0;
     this.count = 0;
+    this.kind = undefined;
+    this.done = false;
   }
 
   /** Whether a plaintext of len bytes still fits (as a sealed packet) in the batch. */
@@ -154,7 +160,7 @@ export class TransportBatch {
   reservePlaintextOffset(slot: number, len: number): number {
     checkInteger("slot", slot, 0, this.sessions.capacity - 1);
     checkInteger("plaintext length", len, 0, MAX_CONTENT_SIZE);
-    const offset = this.take(align16(len) + MESSAGE_TRANSPORT_SIZE);
+    const offset = this.take("seal", align16(len) + MESSAGE_TRANSPORT_SIZE);
     this.describe(offset, len, slot);
     return this.arena + offset + MESSAGE_TRANSPORT_HEADER_SIZE;
   }
@@ -175,7 +181,7 @@ export class TransportBatch {
   /** Like reservePacket, but returns where the packet goes in `memory` instead of a view. */
   reservePacketOffset(len: number): number {
     checkInteger("packet length", len, 0, MAX_MESSAGE_SIZE);
-    const offset = this.take(align16(len));
+    const offset = this.take("open", align16(len));
     this.describe(offset, len, 0);
     return this.arena + offset;
   }
@@ -189,11 +195,13 @@ export class TransportBatch {
 
   /** Seals every packet in place; returns how many sealed. Per-packet results: status(i). */
   seal(): number {
+    this.finish("seal");
     return this.x.transportSeal(this.count);
   }
 
   /** Opens every packet in place; returns how many authenticated. Per-packet results: status(i). */
   open(): number {
+    this.finish("open");
     return this.x.transportOpen(this.count);
   }
 
@@ -243,7 +251,22 @@ export class TransportBatch {
     this.desc[i + DESC_STATUS] = 0;
   }
 
-  private take(size: number): number {
+  /** Sealing twice would re-encrypt sealed packets past their regions; mixing kinds likewise. */
+  private finish(kind: "seal" | "open"): void {
+    if (this.done) throw new EngineError("BATCH_DONE", `batch: already ${this.kind === "open" ? "opened" : "sealed"}; reset() it first`);
+    if (this.kind !== undefined && this.kind !== kind) {
+      throw new EngineError("BATCH_MIXED", `batch: holds ${this.kind === "open" ? "received packets" : "plaintexts"}, cannot ${kind} it`);
+    }
+    this.kind = kind;
+    this.done = true;
+  }
+
+  private take(kind: "seal" | "open", size: number): number {
+    if (this.done) throw new EngineError("BATCH_DONE", "batch: already sealed or opened; reset() it before adding packets");
+    if (this.kind !== undefined && this.kind !== kind) {
+      throw new EngineError("BATCH_MIXED", `batch: holds ${this.kind === "open" ? "received packets" : "plaintexts"}; one batch is either sealed or opened`);
+    }
+    this.kind = kind;
     if (this.count >= this.maxPackets) {
       throw new EngineError("BATCH_FULL", `batch: already holds ${this.maxPackets} packets; seal or open it first`);
     }
