@@ -1,0 +1,203 @@
+// `wardline <command>`: the one entry point for every Wardline process. Today it runs benchmarks;
+// portal, relay, gateway, client and up arrive with their own issues and are refused until then.
+//
+// Exit status: 0 on success, 1 when a command fails at run time, 2 on a usage error.
+
+import { readFileSync } from "node:fs";
+import { join, relative } from "node:path";
+import { parseArgs } from "node:util";
+import { recordSection, renderReportText, repoRoot } from "../bench/harness.js";
+import type { BenchSuite } from "../bench/harness.js";
+
+/** Where the CLI writes; tests pass their own. */
+export interface CliIo {
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+  /** Whether stderr is a terminal (progress lines go there only then). */
+  stderrIsTty: boolean;
+}
+
+const processIo: CliIo = {
+  stdout: (text) => process.stdout.write(text),
+  stderr: (text) => process.stderr.write(text),
+  stderrIsTty: process.stderr.isTTY === true,
+};
+
+const EXIT_OK = 0;
+const EXIT_FAILURE = 1;
+const EXIT_USAGE = 2;
+
+/** Commands the design names that do not exist yet; asking for one says so instead of "unknown". */
+const PLANNED = ["portal", "relay", "gateway", "client", "up"] as const;
+
+/** Benchmark suites, loaded only when run so `--help` stays instant. */
+const SUITES: Record<string, { summary: string; load: () => Promise<BenchSuite> }> = {
+  engine: {
+    summary: "WireGuard transport seal/open (ChaCha20-Poly1305) and BLAKE2s in the WebAssembly engine, vs node:crypto, @noble and libsodium",
+    load: async () => (await import("../bench/engine.js")).engineSuite,
+  },
+};
+
+const MAIN_HELP = `Usage: wardline <command> [options]
+
+Commands:
+  bench <suite>     measure a part of Wardline against reference implementations
+  help [command]    show this help, or a command's help
+
+Not implemented yet (each arrives with its own issue): ${PLANNED.join(", ")}.
+
+Options:
+  -h, --help        show this help
+  -v, --version     print the version
+
+Run 'wardline bench --help' for the benchmark suites and their options.
+`;
+
+function benchHelp(): string {
+  const width = Math.max(...Object.keys(SUITES).map((name) => name.length));
+  const suites = Object.entries(SUITES)
+    .map(([name, suite]) => `  ${name.padEnd(width)}  ${suite.summary}`)
+    .join("\n");
+  return `Usage: wardline bench <suite> [options]
+
+Suites:
+${suites}
+
+Options:
+  --quick                a few seconds for the whole suite; rough figures, for checking that it runs
+  --json                 print exactly one JSON object on stdout (figures, ratios, targets, machine)
+  --build release|debug  which engine build to measure (default: release)
+  --record               write the figures into the suite's section of bench/RESULTS.md
+  -h, --help             show this help
+
+Without --quick a suite takes about a minute: every figure is the median of interleaved samples.
+Throughput is in MB/s (10^6 payload bytes per second); ratios are ours ÷ anchor from the same run.
+Missed targets are reported, not turned into a failing exit status.
+`;
+}
+
+function version(): string {
+  try {
+    const manifest = JSON.parse(readFileSync(join(repoRoot(), "package.json"), "utf8")) as { version?: string };
+    return manifest.version ?? "unknown";
+  } catch {
+    return "unknown";
+  }
+}
+
+/** The command line as the user typed it, for RESULTS.md. */
+function commandLine(argv: readonly string[]): string {
+  const quote = (arg: string): string => (/^[\w./:=@+-]+$/.test(arg) ? arg : JSON.stringify(arg));
+  const script = process.argv[1];
+  const entry = script && !relative(process.cwd(), script).startsWith("..")
+    ? `node ${relative(process.cwd(), script) || script}`
+    : "wardline";
+  return [entry, ...argv.map(quote)].join(" ");
+}
+
+/** node:util parseArgs messages, shortened to their first sentence ("Unknown option '--x'"). */
+function parseArgsMessage(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  const first = message.split(/\.\s/)[0] ?? message;
+  return first.charAt(0).toLowerCase() + first.slice(1);
+}
+
+function usageError(io: CliIo, message: string, help: string): number {
+  io.stderr(`wardline: ${message}\n\n${help}`);
+  return EXIT_USAGE;
+}
+
+async function bench(argv: readonly string[], io: CliIo, fullArgv: readonly string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: [...argv],
+      allowPositionals: true,
+      strict: true,
+      options: {
+        quick: { type: "boolean", default: false },
+        json: { type: "boolean", default: false },
+        record: { type: "boolean", default: false },
+        build: { type: "string", default: "release" },
+        help: { type: "boolean", short: "h", default: false },
+      },
+    });
+  } catch (error) {
+    return usageError(io, parseArgsMessage(error), benchHelp());
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    io.stdout(benchHelp());
+    return EXIT_OK;
+  }
+  const [name, ...extra] = positionals;
+  if (name === undefined) return usageError(io, "bench needs a suite name", benchHelp());
+  if (extra.length > 0) return usageError(io, `unexpected argument '${extra[0]}'`, benchHelp());
+  const entry = SUITES[name];
+  if (!entry) return usageError(io, `unknown bench suite '${name}'`, benchHelp());
+  const build = values.build;
+  if (build !== "release" && build !== "debug") {
+    return usageError(io, `--build must be release or debug, got '${build}'`, benchHelp());
+  }
+  if (values.record && values.quick) {
+    io.stderr("wardline: warning: recording quick-mode figures; record full runs for anything you compare\n");
+  }
+
+  const progress = io.stderrIsTty
+    ? (line: string): void => io.stderr(`\r\x1b[Kwardline bench ${name}: ${line}`)
+    : undefined;
+  try {
+    const suite = await entry.load();
+    const report = await suite.run({ quick: values.quick, build, command: commandLine(fullArgv), ...(progress ? { progress } : {}) });
+    if (progress) io.stderr("\r\x1b[K");
+    const tables = suite.tables(report);
+    if (values.json) {
+      io.stdout(`${JSON.stringify(report, null, 2)}\n`);
+    } else {
+      io.stdout(`${renderReportText(report, tables)}\n`);
+    }
+    if (values.record) {
+      const path = recordSection(report, tables);
+      io.stderr(`wardline: recorded the ${name} section of ${relative(process.cwd(), path) || path}\n`);
+    }
+    return EXIT_OK;
+  } catch (error) {
+    if (progress) io.stderr("\r\x1b[K");
+    const err = error as Error;
+    io.stderr(`wardline bench ${name}: ${err.message}\n`);
+    if (process.env.WARDLINE_DEBUG && err.stack) io.stderr(`${err.stack}\n`);
+    return EXIT_FAILURE;
+  }
+}
+
+/** Runs the CLI with the arguments after `wardline`; resolves to the exit status. */
+export async function main(argv: readonly string[], io: CliIo = processIo): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case undefined:
+      return usageError(io, "missing command", MAIN_HELP);
+    case "-h":
+    case "--help":
+      io.stdout(MAIN_HELP);
+      return EXIT_OK;
+    case "help": {
+      const topic = rest[0];
+      if (topic === undefined) io.stdout(MAIN_HELP);
+      else if (topic === "bench") io.stdout(benchHelp());
+      else if ((PLANNED as readonly string[]).includes(topic)) return usageError(io, `'${topic}' is not implemented yet`, MAIN_HELP);
+      else return usageError(io, `no help for '${topic}': it is not a command`, MAIN_HELP);
+      return EXIT_OK;
+    }
+    case "-v":
+    case "--version":
+      io.stdout(`wardline ${version()}\n`);
+      return EXIT_OK;
+    case "bench":
+      return bench(rest, io, argv);
+    default:
+      if ((PLANNED as readonly string[]).includes(command)) {
+        return usageError(io, `'${command}' is not implemented yet`, MAIN_HELP);
+      }
+      return usageError(io, `unknown command '${command}'`, MAIN_HELP);
+  }
+}
