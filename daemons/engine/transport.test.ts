@@ -6,7 +6,7 @@ import { beforeEach, describe, expect, it } from "vitest";
 import { expectBytes } from "../../test/support/bytes.js";
 import { BUILDS } from "../../test/support/engine.js";
 import { reportSeedOnFailure, rng, type Rng } from "../../test/support/prng.js";
-import { buildTransport, openTransport, pad16 } from "../../test/support/wireguard.js";
+import { ReplayOracle, buildTransport, openTransport, pad16 } from "../../test/support/wireguard.js";
 import { Engine, MAX_CONTENT_SIZE, MAX_MESSAGE_SIZE, TransportStatus, type SessionKeys } from "./index.js";
 
 beforeEach(reportSeedOnFailure);
@@ -451,6 +451,66 @@ describe.each(BUILDS)("WireGuard transport (%s build)", (build) => {
         engine.batch.addPacket(original);
         expect(engine.batch.open(), r.where(`size=${size}: genuine packet after forgeries`)).toBe(1);
         expectBytes(engine.batch.plaintext(0), pad16(plaintext), r.where(`size=${size}: genuine plaintext`));
+      }
+    });
+    it("fuzz: random datagrams mixed with genuine ones never crash, never open, and never disturb the genuine", () => {
+      const r = rng(`transport/fuzz/${build}`);
+      const sessions = Array.from({ length: 3 }, () => randomKeys(r));
+      for (const keys of sessions) engine.sessions.install(keys);
+      const oracles = sessions.map(() => new ReplayOracle());
+      const nextCounter = sessions.map(() => 0n);
+      const statusOf = (datagram: Uint8Array): string => {
+        // What the engine must say of a datagram that is not a genuine packet: the checks in wire order.
+        if (datagram.length < 32) return "TooShort";
+        const view = new DataView(datagram.buffer, datagram.byteOffset, datagram.length);
+        if (view.getUint32(0, true) !== 4) return "BadType";
+        const s = sessions.findIndex((k) => k.localIndex === view.getUint32(4, true));
+        if (s < 0) return "NoSession";
+        const replay = oracles[s]!.check(view.getBigUint64(8, true));
+        return { ok: "AuthFailed", replayed: "Replayed", "too-old": "TooOld", exhausted: "CounterExhausted" }[replay];
+      };
+      for (let round = 0; round < 60; round++) {
+        engine.batch.reset();
+        const expected: { genuine?: { session: number; counter: bigint; plaintext: Uint8Array }; datagram: Uint8Array }[] = [];
+        const count = r.int(1, 40);
+        for (let k = 0; k < count; k++) {
+          let datagram: Uint8Array;
+          let genuine: { session: number; counter: bigint; plaintext: Uint8Array } | undefined;
+          const shape = r.int(0, 5);
+          if (shape === 0) {
+            const session = r.int(0, 2);
+            const counter = nextCounter[session]!++;
+            const plaintext = r.bytes(r.int(0, 300));
+            datagram = buildTransport(sessions[session]!.recvKey, sessions[session]!.localIndex, counter, plaintext);
+            genuine = { session, counter, plaintext };
+          } else {
+            datagram = r.bytes(shape === 1 ? r.int(0, 40) : r.int(0, 1600));
+            const view = new DataView(datagram.buffer);
+            // Most garbage gets past the cheap checks, so the replay window and the tag are exercised.
+            if (datagram.length >= 16 && shape >= 3) view.setUint32(0, 4, true);
+            if (datagram.length >= 16 && shape >= 4) view.setUint32(4, r.pick(sessions).localIndex, true);
+            if (datagram.length >= 16 && shape === 5) view.setBigUint64(8, r.bool() ? r.u64() : BigInt(r.int(0, 100)), true);
+          }
+          engine.batch.addPacket(datagram);
+          expected.push({ genuine, datagram });
+        }
+        // The engine walks the batch in order, and a genuine packet moves its window before the next
+        // datagram is checked, so the prediction walks it the same way.
+        const wants = expected.map((e) => {
+          if (!e.genuine) return statusOf(e.datagram);
+          oracles[e.genuine.session]!.accept(e.genuine.counter);
+          return "Ok";
+        });
+        engine.batch.open();
+        expected.forEach((e, i) => {
+          const where = r.where(`round ${round} #${i} (${e.datagram.length} B)`);
+          expect(statusName(engine.batch.status(i)), where).toBe(wants[i]);
+          if (e.genuine) {
+            expectBytes(engine.batch.plaintext(i), pad16(e.genuine.plaintext), `${where}: genuine plaintext`);
+          } else if (wants[i] === "AuthFailed") {
+            expectBytes(engine.batch.packet(i), e.datagram, `${where}: a forgery is left as it came`);
+          }
+        });
       }
     });
   });
