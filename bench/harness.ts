@@ -61,14 +61,7 @@ export interface Stats {
 }
 
 /** The measured figures of one case. */
-export interface Figure {
-  id: string;
-  impl: string;
-  op: string;
-  size: number;
-  ops: number;
-  bytes: number;
-  detail?: string;
+export interface Figure extends Omit<BenchCase, "run"> {
   samples: number;
   iterationsPerSample: number;
   /** Payload throughput, 10^6 bytes per second; null when the case has no payload. */
