@@ -36,6 +36,10 @@ const SUITES: Record<string, { summary: string; load: () => Promise<BenchSuite> 
     summary: "WireGuard transport seal/open (ChaCha20-Poly1305) and BLAKE2s in the WebAssembly engine, vs node:crypto, @noble and libsodium",
     load: async () => (await import("../bench/engine.js")).engineSuite,
   },
+  handshake: {
+    summary: "WireGuard (Noise_IKpsk2) handshakes per second, and X25519: @noble/curves vs node:crypto",
+    load: async () => (await import("../bench/handshake.js")).handshakeSuite,
+  },
 };
 
 const MAIN_HELP = `Usage: wardline <command> [options]

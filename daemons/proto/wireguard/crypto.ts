@@ -70,24 +70,38 @@ export function xaeadOpen(key: Uint8Array, nonce: Uint8Array, sealed: Uint8Array
   }
 }
 
-/** DH-Pubkey(private): the X25519 public key. */
-export function publicKey(privateKey: Uint8Array): Uint8Array {
-  return x25519.getPublicKey(privateKey);
+/**
+ * X25519 as the handshake needs it. It is the handshake's whole cost, so it is passed in: the pure
+ * @noble implementation by default, or a faster one from a driver (daemons/io/x25519-node.ts).
+ */
+export interface X25519 {
+  /** DH-Pubkey(private). */
+  publicKey(privateKey: Uint8Array): Uint8Array;
+  /**
+   * DH(private, public), or null when the result is all zeros (a low-order public key), which the
+   * handshake must refuse rather than key a session from (whitepaper §5.4, RFC 7748 §6.1).
+   */
+  sharedSecret(privateKey: Uint8Array, publicKey: Uint8Array): Uint8Array | null;
 }
 
-/**
- * DH(private, public): X25519, or null when the result is all zeros (a low-order public key), which
- * the handshake must refuse rather than key a session from (whitepaper §5.4, RFC 7748 §6.1).
- */
-export function dh(privateKey: Uint8Array, publicKey: Uint8Array): Uint8Array | null {
-  try {
-    const shared = x25519.getSharedSecret(privateKey, publicKey);
-    return shared.some((b) => b !== 0) ? shared : null;
-  } catch {
-    // noble refuses an all-zero result itself.
-    return null;
-  }
-}
+export const nobleX25519: X25519 = {
+  publicKey: (privateKey) => x25519.getPublicKey(privateKey),
+  sharedSecret(privateKey, publicKey) {
+    try {
+      const shared = x25519.getSharedSecret(privateKey, publicKey);
+      return shared.some((b) => b !== 0) ? shared : null;
+    } catch {
+      // noble refuses an all-zero result itself.
+      return null;
+    }
+  },
+};
+
+/** DH-Pubkey with the default implementation. */
+export const publicKey = (privateKey: Uint8Array): Uint8Array => nobleX25519.publicKey(privateKey);
+
+/** DH with the default implementation. */
+export const dh = (privateKey: Uint8Array, publicKey: Uint8Array): Uint8Array | null => nobleX25519.sharedSecret(privateKey, publicKey);
 
 /** Clamps 32 random bytes into an X25519 private key (RFC 7748 §5), in place. */
 export function clampPrivateKey(bytes: Uint8Array): Uint8Array {

@@ -17,7 +17,7 @@ import {
   RESPONSE_OFFSET_EMPTY, RESPONSE_OFFSET_EPHEMERAL, RESPONSE_OFFSET_MAC1, RESPONSE_OFFSET_RECEIVER,
   RESPONSE_OFFSET_SENDER, TIMESTAMP_SIZE,
 } from "./constants.js";
-import { aeadOpen, aeadSeal, dh, hash, kdf, publicKey } from "./crypto.js";
+import { aeadOpen, aeadSeal, hash, kdf, nobleX25519, type X25519 } from "./crypto.js";
 import { tai64nAfter } from "./tai64n.js";
 
 /** The keys and indices of a fresh session, ready for the engine's transport. */
@@ -56,9 +56,13 @@ export class StaticIdentity {
   /** H after mixing in our static public key: where a responder's hash starts. */
   readonly responderHash0: Uint8Array;
 
-  constructor(readonly privateKey: Uint8Array) {
+  constructor(
+    readonly privateKey: Uint8Array,
+    /** The X25519 every handshake of this identity uses. */
+    readonly x25519: X25519 = nobleX25519,
+  ) {
     if (privateKey.length !== KEY_SIZE) throw new RangeError(`a private key is ${KEY_SIZE} bytes, got ${privateKey.length}`);
-    this.publicKey = publicKey(privateKey);
+    this.publicKey = x25519.publicKey(privateKey);
     this.responderHash0 = hash(HASH0, this.publicKey);
   }
 }
@@ -94,7 +98,7 @@ export class HandshakePeer {
     if (presharedKey !== undefined && presharedKey.length !== KEY_SIZE) {
       throw new RangeError(`a preshared key is ${KEY_SIZE} bytes, got ${presharedKey.length}`);
     }
-    const ss = dh(identity.privateKey, remoteStatic);
+    const ss = identity.x25519.sharedSecret(identity.privateKey, remoteStatic);
     if (ss === null) throw new RangeError("the peer's public key is of low order: no session can be keyed with it");
     this.staticStatic = ss;
     this.presharedKey = presharedKey ?? new Uint8Array(KEY_SIZE);
@@ -117,8 +121,9 @@ export class HandshakePeer {
    * tai64n(wall clock).
    */
   createInitiation(localIndex: number, ephemeralPrivate: Uint8Array, timestamp: Uint8Array): HandshakeResult<Uint8Array> {
-    const ephemeralPublic = publicKey(ephemeralPrivate);
-    const es = dh(ephemeralPrivate, this.remoteStatic);
+    const { x25519 } = this.identity;
+    const ephemeralPublic = x25519.publicKey(ephemeralPrivate);
+    const es = x25519.sharedSecret(ephemeralPrivate, this.remoteStatic);
     if (es === null) return fail("low-order-key");
     const msg = new Uint8Array(MESSAGE_INITIATION_SIZE);
     const view = new DataView(msg.buffer);
@@ -154,8 +159,8 @@ export class HandshakePeer {
 
     let [c] = kdf(1, pending.chainingKey, ephemeralPublic) as [Uint8Array];
     let h = hash(pending.hash, ephemeralPublic);
-    const ee = dh(pending.ephemeralPrivate, ephemeralPublic);
-    const se = dh(this.identity.privateKey, ephemeralPublic);
+    const ee = this.identity.x25519.sharedSecret(pending.ephemeralPrivate, ephemeralPublic);
+    const se = this.identity.x25519.sharedSecret(this.identity.privateKey, ephemeralPublic);
     if (ee === null || se === null) return fail("low-order-key");
     [c] = kdf(1, c, ee) as [Uint8Array];
     [c] = kdf(1, c, se) as [Uint8Array];
@@ -226,7 +231,7 @@ export function consumeInitiation(
 
   const [c] = kdf(1, CHAIN0, ephemeralPublic) as [Uint8Array];
   let h = hash(identity.responderHash0, ephemeralPublic);
-  const es = dh(identity.privateKey, ephemeralPublic);
+  const es = identity.x25519.sharedSecret(identity.privateKey, ephemeralPublic);
   if (es === null) return fail("low-order-key");
   const [c1, k1] = kdf(2, c, es) as [Uint8Array, Uint8Array];
   wipe(c, es);
@@ -271,13 +276,14 @@ export function createResponse(
   view.setUint32(0, MESSAGE_RESPONSE_TYPE, true);
   view.setUint32(RESPONSE_OFFSET_SENDER, localIndex >>> 0, true);
   view.setUint32(RESPONSE_OFFSET_RECEIVER, consumed.remoteIndex >>> 0, true);
-  const ephemeralPublic = publicKey(ephemeralPrivate);
+  const { x25519 } = peer.identity;
+  const ephemeralPublic = x25519.publicKey(ephemeralPrivate);
   msg.set(ephemeralPublic, RESPONSE_OFFSET_EPHEMERAL);
 
   let [c] = kdf(1, consumed.chainingKey, ephemeralPublic) as [Uint8Array];
   let h = hash(consumed.hash, ephemeralPublic);
-  const ee = dh(ephemeralPrivate, consumed.remoteEphemeral);
-  const se = dh(ephemeralPrivate, peer.remoteStatic);
+  const ee = x25519.sharedSecret(ephemeralPrivate, consumed.remoteEphemeral);
+  const se = x25519.sharedSecret(ephemeralPrivate, peer.remoteStatic);
   if (ee === null || se === null) return fail("low-order-key");
   [c] = kdf(1, c, ee) as [Uint8Array];
   [c] = kdf(1, c, se) as [Uint8Array];
