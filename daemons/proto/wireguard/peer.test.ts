@@ -32,6 +32,8 @@ class Side {
   readonly sessions = new Map<number, Session>();
   readonly delivered = new Set<number>();
   handshakesStarted = 0;
+  /** The greatest age any installed session reached, checked on every drain. */
+  oldestSession = 0;
   keepalivesSent = 0;
   failures = 0;
   online = true;
@@ -102,6 +104,7 @@ class Side {
   }
 
   drain(): void {
+    for (const s of this.sessions.values()) this.oldestSession = Math.max(this.oldestSession, this.sim.now - s.installedAt);
     for (let bytes = this.peer.pollTransmit(); bytes !== undefined; bytes = this.peer.pollTransmit()) {
       if (bytes[0] === MESSAGE_INITIATION_TYPE) this.handshakesStarted++;
       this.sim.send(this, { kind: "handshake", bytes });
@@ -207,6 +210,8 @@ describe("WireGuardPeer in virtual time", () => {
     expect(a.sessions.size).toBeLessThanOrEqual(3);
     expect(b.sessions.size).toBeLessThanOrEqual(3);
     expect(a.failures + b.failures).toBe(0);
+    expect(a.oldestSession, "no session outlives REJECT_AFTER_TIME in the engine").toBeLessThanOrEqual(REJECT_AFTER_TIME);
+    expect(b.oldestSession).toBeLessThanOrEqual(REJECT_AFTER_TIME);
   });
 
   it("a lossy, reordering, duplicating link: the handshake retries and traffic still gets through", () => {

@@ -14,8 +14,9 @@
 // 3. received: an authenticated packet on a keypair confirms it, and feeds the keepalive timers.
 // 4. Timers: retransmit the initiation every REKEY_TIMEOUT (+ jitter) until REKEY_ATTEMPT_TIME;
 //    keepalive after KEEPALIVE_TIMEOUT of receiving without sending; a new handshake after
-//    KEEPALIVE_TIMEOUT + REKEY_TIMEOUT of sending without receiving; persistent keepalives; keys
-//    wiped after 3 × REJECT_AFTER_TIME without a new session.
+//    KEEPALIVE_TIMEOUT + REKEY_TIMEOUT of sending without receiving; persistent keepalives; each
+//    keypair dropped REJECT_AFTER_TIME after it was made (the engine would otherwise still accept
+//    packets on it); everything wiped after 3 × REJECT_AFTER_TIME without a new session.
 
 import { CookieJar } from "./cookie.js";
 import {
@@ -190,6 +191,7 @@ export class WireGuardPeer {
       this.newHandshakeAt = NEVER;
       this.startHandshake(now);
     }
+    this.expireKeypairs(now);
     if (now >= this.zeroKeysAt) {
       this.zeroKeysAt = NEVER;
       for (const kp of [this.current, this.previous, this.next]) if (kp) this.events.push({ type: "drop", localIndex: kp.keys.localIndex });
@@ -206,8 +208,26 @@ export class WireGuardPeer {
   }
 
   pollTimeout(): number | undefined {
-    const t = Math.min(this.retransmitAt, this.keepaliveAt, this.newHandshakeAt, this.persistentAt, this.zeroKeysAt);
+    const expiry = Math.min(...[this.current, this.previous, this.next].map((kp) => (kp ? kp.createdAt + REJECT_AFTER_TIME : NEVER)));
+    const t = Math.min(this.retransmitAt, this.keepaliveAt, this.newHandshakeAt, this.persistentAt, this.zeroKeysAt, expiry);
     return t === NEVER ? undefined : t;
+  }
+
+  /** Drops every keypair REJECT_AFTER_TIME old: no packet may be sent or accepted on it. */
+  private expireKeypairs(now: number): void {
+    const expired = (kp: Keypair | undefined): kp is Keypair => kp !== undefined && now - kp.createdAt >= REJECT_AFTER_TIME;
+    if (expired(this.current)) {
+      this.events.push({ type: "drop", localIndex: this.current.keys.localIndex });
+      this.current = undefined;
+    }
+    if (expired(this.previous)) {
+      this.events.push({ type: "drop", localIndex: this.previous.keys.localIndex });
+      this.previous = undefined;
+    }
+    if (expired(this.next)) {
+      this.events.push({ type: "drop", localIndex: this.next.keys.localIndex });
+      this.next = undefined;
+    }
   }
 
   private startHandshake(now: number): void {
