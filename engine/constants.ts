@@ -2,7 +2,7 @@
 // transport message is here; nothing else in the engine spells a number from a spec.
 //
 // WireGuard: "WireGuard: Next Generation Kernel Network Tunnel" (Donenfeld), §5.4.6 and §6.
-// ChaCha20-Poly1305: RFC 8439. BLAKE2s: RFC 7693.
+// ChaCha20-Poly1305: RFC 8439. BLAKE2s: RFC 7693. IPv4: RFC 791. IPv6: RFC 8200.
 
 // --- ChaCha20 (RFC 8439 §2.3) ---
 /** "expand 32-byte k", little-endian words. */
@@ -53,6 +53,24 @@ export const REPLAY_RING_BLOCKS: u32 = 64;
 /** Counters this far behind the newest are still accepted once: (blocks - 1) * 64 = 4032. */
 export const REPLAY_WINDOW_SIZE: u64 = <u64>(REPLAY_RING_BLOCKS - 1) * 64;
 
+// --- Inner IP packets (RFC 791 §3.1, RFC 8200 §3), all fields big-endian ---
+/** The version nibble: the high four bits of the first byte, in both versions. */
+export const IP_VERSION_SHIFT: u32 = 4;
+export const IPV4_VERSION: u32 = 4;
+export const IPV6_VERSION: u32 = 6;
+/** An IPv4 header without options. */
+export const IPV4_HEADER_SIZE: u32 = 20;
+export const IPV4_OFFSET_TOTAL_LENGTH: u32 = 2;
+export const IPV4_OFFSET_SRC: u32 = 12;
+export const IPV4_OFFSET_DST: u32 = 16;
+export const IPV4_ADDRESS_BITS: u32 = 32;
+export const IPV6_HEADER_SIZE: u32 = 40;
+/** Excludes the 40-byte fixed header. */
+export const IPV6_OFFSET_PAYLOAD_LENGTH: u32 = 4;
+export const IPV6_OFFSET_SRC: u32 = 8;
+export const IPV6_OFFSET_DST: u32 = 24;
+export const IPV6_ADDRESS_BITS: u32 = 128;
+
 // --- Per-packet results (mirrored in daemons/engine/constants.ts) ---
 export const STATUS_OK: u32 = 0;
 /** Shorter than a keepalive (open). */
@@ -73,6 +91,15 @@ export const STATUS_COUNTER_EXHAUSTED: u32 = 7;
 export const STATUS_AUTH_FAILED: u32 = 8;
 /** The descriptor points outside the packet arena. */
 export const STATUS_OUT_OF_BOUNDS: u32 = 9;
+/** Cryptokey routing (whitepaper §2): the inner source is not an allowed IP of the session's peer. */
+export const STATUS_SOURCE_NOT_ALLOWED: u32 = 10;
+/** The plaintext is not an IPv4 or IPv6 packet: too short, another version, or a length past its end. */
+export const STATUS_BAD_INNER_PACKET: u32 = 11;
+/** No allowed IP of any peer covers the inner destination. */
+export const STATUS_NO_ROUTE: u32 = 12;
+
+/** The peer id of "no peer": a route lookup that matched nothing, or a session not yet given a peer. */
+export const NO_PEER: u32 = 0xffffffff;
 
 // --- Engine-level results of control calls ---
 export const RESULT_OK: i32 = 0;
@@ -81,3 +108,4 @@ export const RESULT_BAD_ARGUMENT: i32 = -2;
 export const RESULT_INDEX_IN_USE: i32 = -3;
 export const RESULT_TABLE_FULL: i32 = -4;
 export const RESULT_NOT_INITIALIZED: i32 = -5;
+export const RESULT_NOT_FOUND: i32 = -6;

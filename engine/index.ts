@@ -4,22 +4,30 @@
 //
 // Memory is laid out once by init() and never grows after, so the binding's views stay valid:
 //   scratch (one-shot AEAD, Poly1305 and BLAKE2s I/O) | AEAD/ChaCha/BLAKE2s working state |
-//   session slots + receiver index table | batch descriptors | packet arena
+//   session slots + receiver index table | route nodes | batch descriptors | per-packet peers |
+//   packet arena
 
 import { aeadOpen, aeadSeal, AEAD_SCRATCH_SIZE, setAeadScratch, xaeadOpen, xaeadSeal } from "./aead";
 import { blake2sFinal, blake2sInit, blake2sUpdate, BLAKE2S_STATE_SIZE } from "./blake2s";
 import { chacha20Xor, hchacha20, setChachaScratch } from "./chacha20";
 import {
-  BLAKE2S_KEY_MAX, BLAKE2S_OUT_MAX, RESULT_ALREADY_INITIALIZED, RESULT_BAD_ARGUMENT, RESULT_OK,
+  BLAKE2S_KEY_MAX, BLAKE2S_OUT_MAX, IPV4_VERSION, IPV6_VERSION, NO_PEER, RESULT_ALREADY_INITIALIZED,
+  RESULT_BAD_ARGUMENT, RESULT_OK,
 } from "./constants";
 import { poly1305Blocks, poly1305Finish, poly1305Init, poly1305Wipe, POLY_STATE_SIZE } from "./poly1305";
 import {
-  dropSession, findSession, installSession, liveSessions, sessionLive, sessionPtr, sessionTableBytes,
-  SESSION_SEND_COUNTER, setSessionMemory,
+  dropSession, findSession, installSession, liveSessions, sessionLive, sessionPeer, sessionPtr, sessionTableBytes,
+  SESSION_SEND_COUNTER, setSessionMemory, setSessionPeer,
 } from "./sessions";
 import { DESC_SIZE, setTransportMemory } from "./transport";
+import { setCryptokeyMemory } from "./cryptokey";
+import {
+  clearRoutes, insertRoute, lookupAddress, MAX_ROUTES, removePeerRoutes, removeRoute, routeCount as routesLive,
+  routeTableBytes, setRouteMemory,
+} from "./routes";
 
 export { transportOpen, transportSeal } from "./transport";
+export { checkInbound, routeOutbound } from "./cryptokey";
 
 /** One-shot I/O: room for a 64 KiB message, its AAD and tag, keys and nonces. */
 const SCRATCH_SIZE: usize = 192 * 1024;
@@ -35,6 +43,7 @@ let arena: usize = 0;
 let arenaBytes: u32 = 0;
 let descriptors: usize = 0;
 let batchSize: u32 = 0;
+let peers: usize = 0;
 
 function alloc(size: usize): usize {
   // heap.alloc (stub runtime) aligns to 16; pad so every region starts on a 64-byte line.
@@ -42,11 +51,15 @@ function alloc(size: usize): usize {
   return (raw + 63) & ~<usize>63;
 }
 
-/** Lays out memory for maxSessions sessions, a packet arena of arenaSize bytes and batches of maxBatch. */
-export function init(maxSessions: u32, arenaSize: u32, maxBatch: u32): i32 {
+/**
+ * Lays out memory for maxSessions sessions, a packet arena of arenaSize bytes, batches of maxBatch
+ * and maxRoutes allowed IPs (0, as from a caller that predates routing, leaves the table always full).
+ */
+export function init(maxSessions: u32, arenaSize: u32, maxBatch: u32, maxRoutes: u32): i32 {
   if (scratch != 0) return RESULT_ALREADY_INITIALIZED;
   if (maxSessions == 0 || maxSessions > MAX_SESSIONS) return RESULT_BAD_ARGUMENT;
   if (arenaSize == 0 || arenaSize > MAX_ARENA || maxBatch == 0 || maxBatch > MAX_BATCH) return RESULT_BAD_ARGUMENT;
+  if (maxRoutes > MAX_ROUTES) return RESULT_BAD_ARGUMENT;
   scratch = alloc(SCRATCH_SIZE);
   const work = alloc(AEAD_SCRATCH_SIZE + 256 + BLAKE2S_STATE_SIZE + POLY_STATE_SIZE + 16);
   setAeadScratch(work);
@@ -55,11 +68,14 @@ export function init(maxSessions: u32, arenaSize: u32, maxBatch: u32): i32 {
   polyState = blake2sState + BLAKE2S_STATE_SIZE;
   polyBlock = polyState + POLY_STATE_SIZE;
   setSessionMemory(alloc(sessionTableBytes(maxSessions)), maxSessions);
+  setRouteMemory(alloc(routeTableBytes(maxRoutes)), maxRoutes);
   descriptors = alloc(<usize>maxBatch * DESC_SIZE);
   batchSize = maxBatch;
+  peers = alloc(<usize>maxBatch << 2);
   arena = alloc(arenaSize);
   arenaBytes = arenaSize;
   setTransportMemory(arena, arenaSize, descriptors, maxBatch);
+  setCryptokeyMemory(arena, arenaSize, descriptors, peers, maxBatch);
   return RESULT_OK;
 }
 
@@ -69,6 +85,8 @@ export function arenaPtr(): usize { return arena; }
 export function arenaSize(): u32 { return arenaBytes; }
 export function descriptorsPtr(): usize { return descriptors; }
 export function descriptorCount(): u32 { return batchSize; }
+/** One u32 per descriptor: the peer routeOutbound chose for it. */
+export function routePeersPtr(): usize { return peers; }
 
 // --- One-shot primitives over scratch ---
 
@@ -156,4 +174,40 @@ export function sessionSendCounter(slot: u32): i64 {
 
 export function sessionCount(): u32 {
   return liveSessions();
+}
+
+export function sessionSetPeer(slot: u32, peer: u32): i32 {
+  return setSessionPeer(slot, peer);
+}
+
+export function sessionGetPeer(slot: u32): u32 {
+  return sessionPeer(slot);
+}
+
+// --- Allowed IPs (engine/routes.ts); addresses are 4 or 16 bytes in network order at addr ---
+
+export function routeInsert(version: u32, addr: usize, cidr: u32, peer: u32): i32 {
+  return insertRoute(version, addr, cidr, peer);
+}
+
+export function routeRemove(version: u32, addr: usize, cidr: u32): i32 {
+  return removeRoute(version, addr, cidr);
+}
+
+export function routeRemovePeer(peer: u32): u32 {
+  return removePeerRoutes(peer);
+}
+
+/** The peer of the longest prefix covering the address, or NO_PEER (also for a version not 4 or 6). */
+export function routeLookup(version: u32, addr: usize): u32 {
+  if (version != IPV4_VERSION && version != IPV6_VERSION) return NO_PEER;
+  return lookupAddress(version == IPV6_VERSION, addr);
+}
+
+export function routeClear(): void {
+  clearRoutes();
+}
+
+export function routeCount(): u32 {
+  return routesLive();
 }

@@ -2,11 +2,14 @@
 // window), and an open-addressing table from our receiver index to slot, so the receive path finds
 // a session from the packet header without leaving the engine.
 //
+// Each slot also names the peer its keypair belongs to, so the receive path can hold the inner
+// source address to that peer's allowed IPs (engine/cryptokey.ts) without leaving the engine.
+//
 // The index table uses linear probing with backward-shift deletion (no tombstones), sized to twice
 // the next power of two above the slot count, so probes stay short even when every slot is live.
 
 import { REPLAY_STATE_SIZE } from "./replay";
-import { RESULT_BAD_ARGUMENT, RESULT_INDEX_IN_USE, RESULT_OK, RESULT_TABLE_FULL } from "./constants";
+import { NO_PEER, RESULT_BAD_ARGUMENT, RESULT_INDEX_IN_USE, RESULT_OK, RESULT_TABLE_FULL } from "./constants";
 
 // Slot layout.
 export const SESSION_SEND_KEY: usize = 0;
@@ -15,6 +18,7 @@ export const SESSION_SEND_COUNTER: usize = 64;
 export const SESSION_LOCAL_INDEX: usize = 72;
 export const SESSION_REMOTE_INDEX: usize = 76;
 export const SESSION_LIVE: usize = 80;
+export const SESSION_PEER: usize = 84;
 export const SESSION_REPLAY: usize = 96;
 export const SESSION_SIZE: usize = SESSION_REPLAY + REPLAY_STATE_SIZE;
 
@@ -86,8 +90,22 @@ export function installSession(slot: u32, localIndex: u32, remoteIndex: u32, sen
   store<u32>(s, localIndex, SESSION_LOCAL_INDEX);
   store<u32>(s, remoteIndex, SESSION_REMOTE_INDEX);
   store<u32>(s, 1, SESSION_LIVE);
+  // No peer until the binding names one: until then no inner source is allowed (keepalives only).
+  store<u32>(s, NO_PEER, SESSION_PEER);
   liveCount++;
   return RESULT_OK;
+}
+
+/** Names the peer whose allowed IPs the session's inner source addresses must fall in. */
+export function setSessionPeer(slot: u32, peer: u32): i32 {
+  if (!sessionLive(slot)) return RESULT_BAD_ARGUMENT;
+  store<u32>(sessionPtr(slot), peer, SESSION_PEER);
+  return RESULT_OK;
+}
+
+/** The peer of the session in slot, or NO_PEER when the slot is not live or has no peer. */
+export function sessionPeer(slot: u32): u32 {
+  return sessionLive(slot) ? load<u32>(sessionPtr(slot), SESSION_PEER) : NO_PEER;
 }
 
 /** Removes the session in slot and wipes its keys, counters and window. */

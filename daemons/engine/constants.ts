@@ -37,9 +37,27 @@ export enum TransportStatus {
   CounterExhausted = 7,
   AuthFailed = 8,
   OutOfBounds = 9,
+  /** Cryptokey routing (whitepaper §2): the inner source is not an allowed IP of the session's peer. */
+  SourceNotAllowed = 10,
+  /** Not an IPv4 or IPv6 packet: too short, another version, or a length past the plaintext. */
+  BadInnerPacket = 11,
+  /** No allowed IP of any peer covers the inner destination. */
+  NoRoute = 12,
 }
 
-export const TRANSPORT_STATUS_COUNT = 10;
+export const TRANSPORT_STATUS_COUNT = 13;
+
+/** The engine's peer id for "no peer"; peer ids are 0 to NO_PEER - 1. */
+export const NO_PEER = 0xffffffff;
+/** Allowed IPs one engine can hold at most (the engine's node pool addresses 2^21 + 1 nodes). */
+export const MAX_ROUTES = 1 << 20;
+export const IPV4_ADDRESS_SIZE = 4;
+export const IPV4_ADDRESS_BITS = 32;
+export const IPV6_ADDRESS_SIZE = 16;
+export const IPV6_ADDRESS_BITS = 128;
+/** RFC 4291 §2.5.5.2: ::ffff:a.b.c.d, 80 zero bits, 16 one bits, then the IPv4 address. */
+export const IPV4_MAPPED_PREFIX: readonly number[] = Object.freeze([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff]);
+export const IPV4_MAPPED_PREFIX_BITS = 96;
 
 /** Results of engine control calls (negative i32). */
 export const RESULT_OK = 0;
@@ -47,6 +65,8 @@ export const RESULT_ALREADY_INITIALIZED = -1;
 export const RESULT_BAD_ARGUMENT = -2;
 export const RESULT_INDEX_IN_USE = -3;
 export const RESULT_TABLE_FULL = -4;
+export const RESULT_NOT_INITIALIZED = -5;
+export const RESULT_NOT_FOUND = -6;
 
 /** Batch descriptor: four u32 words. */
 export const DESC_WORDS = 4;

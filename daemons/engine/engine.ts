@@ -8,9 +8,11 @@ import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
-  BLAKE2S_KEY_MAX, BLAKE2S_OUT_MAX, HCHACHA_NONCE_SIZE, KEY_SIZE, NONCE_SIZE, RESULT_OK, TAG_SIZE, XNONCE_SIZE,
+  BLAKE2S_KEY_MAX, BLAKE2S_OUT_MAX, HCHACHA_NONCE_SIZE, KEY_SIZE, MAX_ROUTES, NONCE_SIZE, RESULT_OK, TAG_SIZE,
+  XNONCE_SIZE,
 } from "./constants.js";
 import { EngineError, checkBytes, checkInteger } from "./errors.js";
+import { AllowedIps } from "./routes.js";
 import { TransportBatch, TransportSessions } from "./transport.js";
 
 export type EngineBuild = "release" | "debug";
@@ -24,6 +26,8 @@ export interface EngineOptions {
   arenaBytes?: number;
   /** Packets per batch call. */
   maxBatch?: number;
+  /** Allowed IPs (prefixes of all peers, both families) the routing table can hold at once. */
+  maxRoutes?: number;
 }
 
 export const DEFAULT_ENGINE_OPTIONS = {
@@ -31,18 +35,20 @@ export const DEFAULT_ENGINE_OPTIONS = {
   maxSessions: 4096,
   arenaBytes: 4 * 1024 * 1024,
   maxBatch: 256,
+  maxRoutes: 16384,
 } as const satisfies Required<EngineOptions>;
 
 /** The raw exports of engine/index.ts; pointers and lengths are numbers, counters are bigints. */
 export interface EngineExports {
   memory: WebAssembly.Memory;
-  init(maxSessions: number, arenaSize: number, maxBatch: number): number;
+  init(maxSessions: number, arenaSize: number, maxBatch: number, maxRoutes: number): number;
   scratchPtr(): number;
   scratchSize(): number;
   arenaPtr(): number;
   arenaSize(): number;
   descriptorsPtr(): number;
   descriptorCount(): number;
+  routePeersPtr(): number;
   aeadSealAt(key: number, nonce: number, aad: number, aadLen: number, data: number, len: number, tag: number): void;
   aeadOpenAt(key: number, nonce: number, aad: number, aadLen: number, data: number, len: number, tag: number): number;
   xaeadSealAt(key: number, nonce: number, aad: number, aadLen: number, data: number, len: number, tag: number): void;
@@ -59,8 +65,20 @@ export interface EngineExports {
   sessionFind(localIndex: number): number;
   sessionSendCounter(slot: number): bigint;
   sessionCount(): number;
+  sessionSetPeer(slot: number, peer: number): number;
+  /** A u32 returned as a signed i32: NO_PEER arrives as -1. */
+  sessionGetPeer(slot: number): number;
   transportSeal(count: number): number;
   transportOpen(count: number): number;
+  routeInsert(version: number, addr: number, cidr: number, peer: number): number;
+  routeRemove(version: number, addr: number, cidr: number): number;
+  routeRemovePeer(peer: number): number;
+  /** A u32 returned as a signed i32: NO_PEER arrives as -1. */
+  routeLookup(version: number, addr: number): number;
+  routeClear(): void;
+  routeCount(): number;
+  routeOutbound(count: number): number;
+  checkInbound(count: number): number;
 }
 
 const EMPTY = new Uint8Array(0);
@@ -101,10 +119,11 @@ if (new Uint8Array(new Uint32Array([1]).buffer)[0] !== 1) {
   throw new EngineError("UNSUPPORTED_PLATFORM", "the engine binding requires a little-endian platform");
 }
 
-/** A WebAssembly engine instance: one-shot primitives, transport sessions and the packet batch. */
+/** A WebAssembly engine instance: one-shot primitives, transport sessions, allowed IPs and the packet batch. */
 export class Engine {
   readonly build: EngineBuild;
   readonly sessions: TransportSessions;
+  readonly routes: AllowedIps;
   readonly batch: TransportBatch;
   private readonly x: EngineExports;
   private readonly mem: Uint8Array;
@@ -116,6 +135,7 @@ export class Engine {
     checkInteger("maxSessions", options.maxSessions, 1, 1 << 20);
     checkInteger("arenaBytes", options.arenaBytes, 1, 1 << 30);
     checkInteger("maxBatch", options.maxBatch, 1, 1 << 16);
+    checkInteger("maxRoutes", options.maxRoutes, 1, MAX_ROUTES);
     const instance = new WebAssembly.Instance(compiled(options.build), {
       env: {
         abort: (_msg: number, _file: number, line: number, col: number) => {
@@ -124,12 +144,13 @@ export class Engine {
       },
     });
     this.x = instance.exports as unknown as EngineExports;
-    const rc = this.x.init(options.maxSessions, options.arenaBytes, options.maxBatch);
+    const rc = this.x.init(options.maxSessions, options.arenaBytes, options.maxBatch, options.maxRoutes);
     if (rc !== RESULT_OK) throw new EngineError("ENGINE_INIT", `engine init failed with code ${rc}`);
     this.mem = new Uint8Array(this.x.memory.buffer);
     this.scratch = this.x.scratchPtr();
     this.dataRoom = this.x.scratchSize() - S_DATA - TAG_SIZE;
     this.sessions = new TransportSessions(this.x, this.mem, options.maxSessions);
+    this.routes = new AllowedIps(this.x, this.mem, options.maxRoutes);
     this.batch = new TransportBatch(this.x, this.mem, this.sessions);
   }
 

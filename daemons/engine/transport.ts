@@ -4,14 +4,18 @@
 // with header room in front and tag room behind, so the engine seals and opens in place; a driver
 // (TUN read, UDP recvmmsg) writes straight into the views reserve*() returns. One engine call then
 // handles the whole batch, and results are read back from the descriptors.
+//
+// Cryptokey routing (engine/cryptokey.ts) runs on the same batch: routeOutbound() before seal picks
+// each plaintext's peer by destination, and checkInbound() after open drops packets whose inner
+// source is not an allowed IP of the peer whose session opened them.
 
 import {
   DESC_LENGTH, DESC_OFFSET, DESC_SESSION, DESC_STATUS, DESC_WORDS, KEY_SIZE, MAX_CONTENT_SIZE, MAX_MESSAGE_SIZE,
-  MESSAGE_TRANSPORT_HEADER_SIZE, MESSAGE_TRANSPORT_SIZE, RESULT_INDEX_IN_USE, RESULT_OK,
+  MESSAGE_TRANSPORT_HEADER_SIZE, MESSAGE_TRANSPORT_SIZE, NO_PEER, RESULT_INDEX_IN_USE, RESULT_OK,
   RESULT_TABLE_FULL, TransportStatus,
 } from "./constants.js";
 import type { EngineExports } from "./engine.js";
-import { EngineError, checkBytes, checkInteger } from "./errors.js";
+import { EngineError, checkBytes, checkInteger, checkPeer } from "./errors.js";
 
 /** The keys and indices of one WireGuard keypair, as the handshake produces them. */
 export interface SessionKeys {
@@ -21,6 +25,11 @@ export interface SessionKeys {
   remoteIndex: number;
   sendKey: Uint8Array;
   recvKey: Uint8Array;
+  /**
+   * The peer the keypair belongs to, as its allowed IPs are keyed in engine.routes; checkInbound()
+   * lets through only keepalives from a session without one.
+   */
+  peer?: number;
 }
 
 /** Keypairs held in engine memory, addressed by slot; keys never come back out. */
@@ -41,6 +50,7 @@ export class TransportSessions {
     checkInteger("remoteIndex", keys.remoteIndex, 0, 0xffffffff);
     checkBytes("sessions.install", "key", keys.sendKey, KEY_SIZE);
     checkBytes("sessions.install", "key", keys.recvKey, KEY_SIZE);
+    if (keys.peer !== undefined) checkPeer("sessions.install", keys.peer);
     const slot = this.free.pop();
     if (slot === undefined) {
       throw new EngineError("TABLE_FULL", `sessions.install: all ${this.capacity} session slots are in use`);
@@ -58,7 +68,24 @@ export class TransportSessions {
       if (rc === RESULT_TABLE_FULL) throw new EngineError("TABLE_FULL", "sessions.install: session table is full");
       throw new EngineError("BAD_ARGUMENT", `sessions.install: engine refused slot ${slot} (code ${rc})`);
     }
+    if (keys.peer !== undefined) this.x.sessionSetPeer(slot, keys.peer >>> 0);
     return slot;
+  }
+
+  /** Names the peer of the session in slot (a rekeyed session belongs to the same peer). */
+  setPeer(slot: number, peer: number): void {
+    checkInteger("slot", slot, 0, this.capacity - 1);
+    checkPeer("sessions.setPeer", peer);
+    if (this.x.sessionSetPeer(slot, peer >>> 0) !== RESULT_OK) {
+      throw new EngineError("NO_SESSION", `sessions.setPeer: slot ${slot} holds no session`);
+    }
+  }
+
+  /** The peer of the session in slot, if it has one. */
+  peer(slot: number): number | undefined {
+    checkInteger("slot", slot, 0, this.capacity - 1);
+    const peer = this.x.sessionGetPeer(slot) >>> 0;
+    return peer === NO_PEER ? undefined : peer;
   }
 
   /** Drops a session; the engine wipes its keys, counter and window. */
@@ -98,12 +125,15 @@ export class TransportBatch {
   readonly arenaBytes: number;
   private readonly arena: number;
   private readonly desc: Uint32Array;
+  private readonly peers: Uint32Array;
   private cursor = 0;
   private count = 0;
   /** What the batch holds: plaintexts to seal or packets to open; set by the first reserve. */
   private kind: "seal" | "open" | undefined;
   /** Sealed or opened already: the descriptors now describe results, so nothing may be added. */
   private done = false;
+  /** routeOutbound() ran since the last change, so peer(i) is current. */
+  private routed = false;
 
   constructor(
     private readonly x: EngineExports,
@@ -114,6 +144,7 @@ export class TransportBatch {
     this.arenaBytes = x.arenaSize();
     this.maxPackets = x.descriptorCount();
     this.desc = new Uint32Array(x.memory.buffer, x.descriptorsPtr(), this.maxPackets * DESC_WORDS);
+    this.peers = new Uint32Array(x.memory.buffer, x.routePeersPtr(), this.maxPackets);
   }
 
   /** Packets currently in the batch. */
@@ -127,6 +158,7 @@ export class TransportBatch {
     this.count = 0;
     this.kind = undefined;
     this.done = false;
+    this.routed = false;
   }
 
   /** Whether a plaintext of len bytes still fits (as a sealed packet) in the batch. */
@@ -193,6 +225,46 @@ export class TransportBatch {
     return this.count - 1;
   }
 
+  /**
+   * Picks each plaintext's peer by its inner destination (longest match in engine.routes); read it
+   * with peer(i). status(i) says why a packet has none: NoRoute, BadInnerPacket or OutOfBounds, until
+   * seal() overwrites it. Sealing still uses the slots given at reserve time or by setSession().
+   */
+  routeOutbound(): void {
+    if (this.done) throw new EngineError("BATCH_DONE", "batch.routeOutbound: already sealed or opened; reset() it first");
+    if (this.kind === "open") throw new EngineError("BATCH_MIXED", "batch.routeOutbound: holds received packets, not plaintexts");
+    this.x.routeOutbound(this.count);
+    this.routed = true;
+  }
+
+  /** After routeOutbound(): the peer packet i goes to, or undefined when none routes it. */
+  peer(i: number): number | undefined {
+    const at = this.index(i) / DESC_WORDS;
+    if (!this.routed) throw new EngineError("BATCH_NOT_ROUTED", "batch.peer: call routeOutbound() first");
+    const peer = this.peers[at]!;
+    return peer === NO_PEER ? undefined : peer;
+  }
+
+  /** Before seal: sets the session slot packet i is sealed with, as chosen from its peer. */
+  setSession(i: number, slot: number): void {
+    const at = this.index(i);
+    checkInteger("slot", slot, 0, this.sessions.capacity - 1);
+    if (this.kind === "open") throw new EngineError("BATCH_MIXED", "batch.setSession: holds received packets, not plaintexts");
+    if (this.done) throw new EngineError("BATCH_DONE", "batch.setSession: already sealed; reset() it first");
+    this.desc[at + DESC_SESSION] = slot;
+  }
+
+  /**
+   * After open: drops (status SourceNotAllowed or BadInnerPacket) every authenticated packet whose
+   * inner source is not an allowed IP of its session's peer, and trims the rest to the IP packet's
+   * own length, padding removed; keepalives pass. Returns how many packets are still Ok.
+   */
+  checkInbound(): number {
+    if (this.kind === "seal") throw new EngineError("BATCH_MIXED", "batch.checkInbound: holds plaintexts, not received packets");
+    if (!this.done) throw new EngineError("BATCH_NOT_OPENED", "batch.checkInbound: call open() first");
+    return this.x.checkInbound(this.count);
+  }
+
   /** Seals every packet in place; returns how many sealed. Per-packet results: status(i). */
   seal(): number {
     this.finish("seal");
@@ -220,7 +292,10 @@ export class TransportBatch {
     return this.mem.subarray(at, at + this.desc[i * DESC_WORDS + DESC_LENGTH]!);
   }
 
-  /** After open: the decrypted plaintext, padding included (the inner IP header gives its length). */
+  /**
+   * After open: the decrypted plaintext, padding included (the inner IP header gives its length);
+   * after checkInbound(), the IP packet alone.
+   */
   plaintext(i: number): Uint8Array {
     const at = this.packetOffset(i) + MESSAGE_TRANSPORT_HEADER_SIZE;
     return this.mem.subarray(at, at + this.desc[i * DESC_WORDS + DESC_LENGTH]!);
@@ -231,7 +306,7 @@ export class TransportBatch {
     return this.arena + this.desc[this.index(i) + DESC_OFFSET]!;
   }
 
-  /** After seal: the packet's length. After open: the plaintext's length. Before: as reserved. */
+  /** After seal: the packet's length. After open: the plaintext's length (checkInbound: the IP packet's). Before: as reserved. */
   packetLength(i: number): number {
     return this.desc[this.index(i) + DESC_LENGTH]!;
   }
@@ -244,6 +319,7 @@ export class TransportBatch {
   }
 
   private describe(offset: number, len: number, slot: number): void {
+    this.routed = false;
     const i = this.count++ * DESC_WORDS;
     this.desc[i + DESC_OFFSET] = offset;
     this.desc[i + DESC_LENGTH] = len;
