@@ -102,12 +102,17 @@ function openOne(d: usize): u32 {
   return STATUS_OK;
 }
 
-/** Seals count descriptors; returns how many succeeded, or -1 if count exceeds the batch size. */
+/**
+ * Seals count descriptors; returns how many succeeded, or -1 if count exceeds the batch size. A
+ * descriptor that arrives with a status already set (routing found no peer for it) stays dropped:
+ * it is not sealed and spends no counter.
+ */
 export function transportSeal(count: u32): i32 {
   if (count > maxBatch) return -1;
   let ok: i32 = 0;
   for (let i: u32 = 0; i < count; i++) {
     const d = descriptors + <usize>i * DESC_SIZE;
+    if (load<u32>(d, DESC_STATUS) != STATUS_OK) continue;
     const status = sealOne(d);
     store<u32>(d, status, DESC_STATUS);
     if (status == STATUS_OK) ok++;

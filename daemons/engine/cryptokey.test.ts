@@ -85,9 +85,17 @@ describe.each(BUILDS)("cryptokey routing on the batch (%s build)", (build) => {
       expect(batch.peer(i), r.where(c.name)).toBe(c.peer);
       expect(statusName(batch.status(i)), r.where(c.name)).toBe(c.status);
     }
-    // The driver picks each packet's session from its peer; sealing is unaffected by routing.
+    // The driver picks each packet's session from its peer; what routing dropped stays unsealed and
+    // spends no counter.
     batch.setSession(0, slot);
-    expect(batch.seal(), r.where("seal after routing")).toBe(cases.length);
+    const routed = cases.filter((_, i) => statusName(batch.status(i)) === "Ok").length;
+    const unrouted = cases.map((c, i) => [c, batch.status(i)] as const).filter(([, s]) => statusName(s) !== "Ok");
+    expect(batch.seal(), r.where("seal after routing")).toBe(routed);
+    expect(engine.sessions.sendCounter(slot), r.where("counters spent")).toBe(BigInt(routed));
+    for (const [i, c] of cases.entries()) {
+      const was = unrouted.find(([u]) => u === c);
+      if (was !== undefined) expect(batch.status(i), r.where(`${c.name} stays dropped`)).toBe(was[1]);
+    }
     expectCode(() => batch.routeOutbound(), "BATCH_DONE", "routeOutbound after seal");
   });
 

@@ -227,8 +227,9 @@ export class TransportBatch {
 
   /**
    * Picks each plaintext's peer by its inner destination (longest match in engine.routes); read it
-   * with peer(i). status(i) says why a packet has none: NoRoute, BadInnerPacket or OutOfBounds, until
-   * seal() overwrites it. Sealing still uses the slots given at reserve time or by setSession().
+   * with peer(i). status(i) says why a packet has none: NoRoute, BadInnerPacket or OutOfBounds, and
+   * seal() then leaves such a packet unsealed. Sealing uses the slots given at reserve time or by
+   * setSession().
    */
   routeOutbound(): void {
     if (this.done) throw new EngineError("BATCH_DONE", "batch.routeOutbound: already sealed or opened; reset() it first");
