@@ -1,0 +1,67 @@
+// A UDP socket of one family, received and sent per batch (recvmmsg/sendmmsg) straight in the
+// engine's memory, peers' endpoints alongside in vector.addresses (endpoint.ts).
+
+import { nativeAddon } from "./addon.js";
+import type { PacketVector } from "./packet-vector.js";
+import { Readiness, type ReadyCallback } from "./readiness.js";
+
+/** A bound, non-blocking UDP socket; IPv6 sockets are IPv6-only. */
+export class UdpSocket {
+  private readonly readiness: Readiness;
+  private closed = false;
+
+  private constructor(
+    readonly fd: number,
+    readonly family: 4 | 6,
+    /** The bound port (the kernel's choice when opened with port 0). */
+    readonly port: number,
+  ) {
+    this.readiness = new Readiness(fd);
+  }
+
+  /** Binds a socket to address ("" for any) and port (0 for any); throws an errno-coded Error. */
+  static open(family: 4 | 6, address = "", port = 0): UdpSocket {
+    const opened = nativeAddon().udpOpen(family, address, port);
+    return new UdpSocket(opened.fd, family, opened.port);
+  }
+
+  /**
+   * Receives up to max datagrams into memory at vector.offsets[i] (room: vector.capacities[i]) and
+   * returns how many, setting vector.lengths and vector.addresses; 0 when none is waiting. A length
+   * greater than its capacity marks a truncated datagram, to be dropped.
+   */
+  recv(memory: Uint8Array, vector: PacketVector, max = vector.maxPackets): number {
+    return nativeAddon().udpRecv(
+      this.fd, memory, vector.offsets, vector.capacities, vector.lengths, vector.addresses, max,
+    );
+  }
+
+  /**
+   * Sends count datagrams from memory (vector.offsets, vector.lengths) to vector.addresses and
+   * returns how many are done, from the front: fewer than count when the socket buffer is full (wait
+   * with onWritable). A datagram the kernel refuses is dropped with its errno in vector.statuses.
+   */
+  send(memory: Uint8Array, vector: PacketVector, count: number): number {
+    return nativeAddon().udpSend(
+      this.fd, memory, vector.offsets, vector.lengths, vector.addresses, count, vector.statuses,
+    );
+  }
+
+  /** Calls cb whenever datagrams are waiting; undefined stops it. */
+  onReadable(cb: ReadyCallback | undefined): void {
+    this.readiness.onReadable(cb);
+  }
+
+  /** Calls cb once when the socket accepts sends again. */
+  onWritable(cb: ReadyCallback | undefined): void {
+    this.readiness.onWritable(cb);
+  }
+
+  /** Stops polling and closes the socket. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.readiness.clear();
+    nativeAddon().close(this.fd);
+  }
+}
