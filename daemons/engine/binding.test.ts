@@ -8,8 +8,8 @@ import { blake2s as nobleBlake2s } from "@noble/hashes/blake2.js";
 import { createCipheriv } from "node:crypto";
 import { beforeEach, describe, expect, it } from "vitest";
 import { concat, expectBytes, hex, utf8 } from "../../test/support/bytes.js";
-import { BUILDS, engineMemory, occurrences } from "../../test/support/engine.js";
-import { reportSeedOnFailure, rng, type Rng } from "../../test/support/prng.js";
+import { BUILDS, engineMemory, expectCode, occurrences, randomKeys } from "../../test/support/engine.js";
+import { reportSeedOnFailure, rng } from "../../test/support/prng.js";
 import { buildTransport, openTransport, pad16 } from "../../test/support/wireguard.js";
 import { Engine, EngineError, MAX_CONTENT_SIZE, TransportStatus, type SessionKeys } from "./index.js";
 
@@ -26,19 +26,6 @@ const NOT_BYTES: { name: string; value: unknown }[] = [
   { name: "Uint16Array", value: new Uint16Array(16) },
   { name: "DataView", value: new DataView(new ArrayBuffer(32)) },
 ];
-
-/** Throws unless fn throws an EngineError with this code (and nothing else, such as a TypeError). */
-function expectCode(fn: () => unknown, expected: string, where: string): void {
-  let thrown: unknown;
-  try {
-    fn();
-  } catch (error) {
-    thrown = error;
-  }
-  expect(thrown, `${where}: should throw EngineError ${expected}`).toBeInstanceOf(EngineError);
-  expect((thrown as EngineError).code, `${where}: ${(thrown as Error).message}`).toBe(expected);
-  expect((thrown as Error).message.length, `${where}: message`).toBeGreaterThan(10);
-}
 
 /** RFC 8439 §2.8.2, as a quick proof that an engine still computes correctly. */
 const HEALTH = {
@@ -57,10 +44,6 @@ function expectHealthy(engine: Engine, where: string): void {
   expectBytes(sealed.subarray(sealed.length - 16), HEALTH.tag, `${where}: AEAD still correct`);
   expectBytes(engine.chacha20Poly1305Open(HEALTH.key, HEALTH.nonce, sealed, HEALTH.aad), HEALTH.plaintext, `${where}: open`);
   expectBytes(engine.blake2s(utf8("abc")), nobleBlake2s(utf8("abc")), `${where}: BLAKE2s still correct`);
-}
-
-function randomKeys(r: Rng, localIndex = r.u32(), remoteIndex = r.u32()): SessionKeys {
-  return { localIndex, remoteIndex, sendKey: r.bytes(32), recvKey: r.bytes(32) };
 }
 
 describe.each(BUILDS)("binding edge (%s build)", (build) => {

@@ -5,19 +5,13 @@
 
 import { beforeEach, describe, expect, it } from "vitest";
 import { expectBytes, toHex } from "../../test/support/bytes.js";
-import { BUILDS } from "../../test/support/engine.js";
+import { BUILDS, expectCode, randomKeys, statusName } from "../../test/support/engine.js";
 import { ip, ipv4Packet, ipv6Packet } from "../../test/support/ip.js";
-import { reportSeedOnFailure, rng, type Rng } from "../../test/support/prng.js";
+import { reportSeedOnFailure, rng } from "../../test/support/prng.js";
 import { buildTransport } from "../../test/support/wireguard.js";
-import { Engine, EngineError, TransportStatus, type SessionKeys } from "./index.js";
+import { Engine, type SessionKeys } from "./index.js";
 
 beforeEach(reportSeedOnFailure);
-
-const statusName = (s: number): string => TransportStatus[s] ?? `unknown status ${s}`;
-
-function randomKeys(r: Rng): SessionKeys {
-  return { localIndex: r.u32(), remoteIndex: r.u32(), sendKey: r.bytes(32), recvKey: r.bytes(32) };
-}
 
 /** A copy of packet with its version nibble replaced. */
 function withVersion(packet: Uint8Array, version: number): Uint8Array {
@@ -31,17 +25,6 @@ function withU16(packet: Uint8Array, offset: number, value: number): Uint8Array 
   const out = packet.slice();
   new DataView(out.buffer).setUint16(offset, value);
   return out;
-}
-
-function expectCode(fn: () => unknown, expected: string, where: string): void {
-  let thrown: unknown;
-  try {
-    fn();
-  } catch (error) {
-    thrown = error;
-  }
-  expect(thrown, `${where}: should throw EngineError ${expected}`).toBeInstanceOf(EngineError);
-  expect((thrown as EngineError).code, `${where}: ${(thrown as Error).message}`).toBe(expected);
 }
 
 describe.each(BUILDS)("cryptokey routing on the batch (%s build)", (build) => {

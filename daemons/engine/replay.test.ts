@@ -8,17 +8,15 @@
 // in batches of random sizes (duplicates inside one batch included).
 
 import { beforeEach, describe, expect, it } from "vitest";
-import { BUILDS } from "../../test/support/engine.js";
+import { BUILDS, statusName } from "../../test/support/engine.js";
 import { reportSeedOnFailure, rng, type Rng } from "../../test/support/prng.js";
 import { buildTransport, REJECT_AFTER, ReplayOracle, WINDOW } from "../../test/support/wireguard.js";
-import { Engine, REJECT_AFTER_MESSAGES, REPLAY_WINDOW_SIZE, TransportStatus, type SessionKeys } from "./index.js";
+import { Engine, REJECT_AFTER_MESSAGES, REPLAY_WINDOW_SIZE, type SessionKeys } from "./index.js";
 
 beforeEach(reportSeedOnFailure);
 
 const U64_MAX = 2n ** 64n - 1n;
 const EXPECTED_STATUS = { ok: "Ok", replayed: "Replayed", "too-old": "TooOld", exhausted: "CounterExhausted" } as const;
-const statusName = (s: number): string => TransportStatus[s] ?? `unknown status ${s}`;
-
 interface Receiver {
   keys: SessionKeys;
   oracle: ReplayOracle;

@@ -6,10 +6,10 @@
 
 import { beforeEach, describe, expect, it } from "vitest";
 import { toHex } from "../../test/support/bytes.js";
-import { BUILDS } from "../../test/support/engine.js";
+import { BUILDS, expectCode } from "../../test/support/engine.js";
 import { ip } from "../../test/support/ip.js";
 import { reportSeedOnFailure, rng, type Rng } from "../../test/support/prng.js";
-import { Engine, EngineError, NO_PEER, parsePrefix, type Prefix } from "./index.js";
+import { Engine, NO_PEER, parsePrefix, type Prefix } from "./index.js";
 
 beforeEach(reportSeedOnFailure);
 
@@ -163,17 +163,6 @@ function randomPeer(r: Rng): number {
 
 function describePrefix(p: Prefix): string {
   return `${toHex(p.address)}/${p.length}`;
-}
-
-function expectCode(fn: () => unknown, expected: string, where: string): void {
-  let thrown: unknown;
-  try {
-    fn();
-  } catch (error) {
-    thrown = error;
-  }
-  expect(thrown, `${where}: should throw EngineError ${expected}`).toBeInstanceOf(EngineError);
-  expect((thrown as EngineError).code, `${where}: ${(thrown as Error).message}`).toBe(expected);
 }
 
 describe.each(BUILDS)("allowed IPs (%s build)", (build) => {

@@ -4,18 +4,12 @@
 
 import { beforeEach, describe, expect, it } from "vitest";
 import { expectBytes } from "../../test/support/bytes.js";
-import { BUILDS } from "../../test/support/engine.js";
+import { BUILDS, randomKeys, statusName } from "../../test/support/engine.js";
 import { reportSeedOnFailure, rng, type Rng } from "../../test/support/prng.js";
 import { ReplayOracle, buildTransport, openTransport, pad16 } from "../../test/support/wireguard.js";
-import { Engine, MAX_CONTENT_SIZE, MAX_MESSAGE_SIZE, TransportStatus, type SessionKeys } from "./index.js";
+import { Engine, MAX_CONTENT_SIZE, MAX_MESSAGE_SIZE, type SessionKeys } from "./index.js";
 
 beforeEach(reportSeedOnFailure);
-
-const statusName = (s: number): string => TransportStatus[s] ?? `unknown status ${s}`;
-
-function randomKeys(r: Rng, localIndex = r.u32(), remoteIndex = r.u32()): SessionKeys {
-  return { localIndex, remoteIndex, sendKey: r.bytes(32), recvKey: r.bytes(32) };
-}
 
 /** The peer's view of a session: what it sends to us is sealed with our recvKey to our localIndex. */
 function peerOf(keys: SessionKeys): SessionKeys {

@@ -1,10 +1,33 @@
-// What the engine tests share: the builds every crypto test runs against, and the one sanctioned way
-// to look inside an engine's WebAssembly memory.
+// What the engine tests share: the builds every crypto test runs against, the checks and fixtures
+// several files use, and the one sanctioned way to look inside an engine's WebAssembly memory.
 
-import type { Engine, EngineBuild } from "../../daemons/engine/index.js";
+import { expect } from "vitest";
+import { EngineError, TransportStatus, type Engine, type EngineBuild, type SessionKeys } from "../../daemons/engine/index.js";
+import type { Rng } from "./prng.js";
 
 /** Every crypto test runs against both builds: debug (unoptimised, assertions on) and release. */
 export const BUILDS: readonly EngineBuild[] = ["debug", "release"];
+
+/** A per-packet status by name, so a failing assertion reads "AuthFailed" rather than 8. */
+export const statusName = (s: number): string => TransportStatus[s] ?? `unknown status ${s}`;
+
+/** Random keys and indices for a session (indices random unless given). */
+export function randomKeys(r: Rng, localIndex = r.u32(), remoteIndex = r.u32()): SessionKeys {
+  return { localIndex, remoteIndex, sendKey: r.bytes(32), recvKey: r.bytes(32) };
+}
+
+/** Throws unless fn throws an EngineError with this code and a message (not a TypeError or the like). */
+export function expectCode(fn: () => unknown, expected: string, where: string): void {
+  let thrown: unknown;
+  try {
+    fn();
+  } catch (error) {
+    thrown = error;
+  }
+  expect(thrown, `${where}: should throw EngineError ${expected}`).toBeInstanceOf(EngineError);
+  expect((thrown as EngineError).code, `${where}: ${(thrown as Error).message}`).toBe(expected);
+  expect((thrown as Error).message.length, `${where}: message`).toBeGreaterThan(10);
+}
 
 /**
  * The engine's whole WebAssembly memory. Tests reach inside only to prove what the public API cannot
