@@ -25,8 +25,8 @@ import {
 } from "../daemons/engine/index.js";
 import type { SessionKeys } from "../daemons/engine/index.js";
 import {
-  FULL_BUDGET, QUICK_BUDGET, checkTarget, findFigure, formatRate, formatRatio, formatSize, formatSpread,
-  formatTarget, loadWarning, machineInfo, measureGroup, ratioOf, repoRoot,
+  checkTarget, findFigure, formatRate, formatRatio, formatSize, formatSpread, formatTarget, loadWarning,
+  measureGroup, ratioOf, repoRoot, startRun,
 } from "./harness.js";
 import type {
   BenchCase, BenchSuite, Figure, MachineInfo, Ratio, ReportTable, SuiteOptions, SuiteReport, TargetResult,
@@ -539,11 +539,7 @@ function notes(quick: boolean, build: string, openSet: Record<number, number>, m
 }
 
 async function run(options: SuiteOptions): Promise<SuiteReport> {
-  const machine = await machineInfo();
-  const started = Date.now();
-  const startedAt = new Date(started).toISOString();
-  const budget = options.budget ?? (options.quick ? QUICK_BUDGET : FULL_BUDGET);
-  const progress = options.progress ?? ((): void => {});
+  const { budget, progress, header } = await startRun("engine", options);
   await sodium.ready;
 
   // 1 and 2: rig and agreement checks.
@@ -589,15 +585,9 @@ async function run(options: SuiteOptions): Promise<SuiteReport> {
   );
 
   const openSetSizes = Object.fromEntries(SIZES.map((s) => [s, OPEN_SET[s]!]));
+  const common = header();
   return {
-    suite: "engine",
-    mode: options.quick ? "quick" : "full",
-    build: options.build,
-    startedAt,
-    durationMs: Date.now() - started,
-    command: options.command,
-    machine,
-    budget,
+    ...common,
     units: {
       mbPerSec: "10^6 payload bytes per second",
       opsPerSec: "messages (packets, hashes or calls) per second",
@@ -617,7 +607,7 @@ async function run(options: SuiteOptions): Promise<SuiteReport> {
     figures,
     ratios,
     targets,
-    notes: notes(options.quick, options.build, openSetSizes, machine),
+    notes: notes(options.quick, options.build, openSetSizes, common.machine),
   };
 }
 

@@ -16,7 +16,7 @@ import { clampPrivateKey, nobleX25519, type X25519 } from "../daemons/proto/wire
 import { consumeInitiation, createResponse, HandshakePeer, StaticIdentity } from "../daemons/proto/wireguard/noise.js";
 import { tai64n } from "../daemons/proto/wireguard/tai64n.js";
 import {
-  FULL_BUDGET, QUICK_BUDGET, findFigure, formatRate, formatRatio, formatSpread, machineInfo, measureGroup, ratioOf,
+  findFigure, formatRate, formatRatio, formatSpread, measureGroup, ratioOf, startRun,
   type BenchCase, type BenchSuite, type Figure, type ReportTable, type SuiteOptions, type SuiteReport,
 } from "./harness.js";
 
@@ -71,11 +71,7 @@ function x25519Cases(): BenchCase[] {
 }
 
 async function run(options: SuiteOptions): Promise<SuiteReport> {
-  const started = Date.now();
-  const startedAt = new Date(started).toISOString();
-  const machine = await machineInfo();
-  const budget = options.budget ?? (options.quick ? QUICK_BUDGET : FULL_BUDGET);
-  const progress = options.progress ?? (() => undefined);
+  const { budget, progress, header } = await startRun("handshake", options);
   const figures: Figure[] = [];
   progress("[1/2] handshakes");
   figures.push(
@@ -91,14 +87,7 @@ async function run(options: SuiteOptions): Promise<SuiteReport> {
   progress("[2/2] X25519");
   figures.push(...measureGroup(x25519Cases(), budget));
   return {
-    suite: "handshake",
-    mode: options.quick ? "quick" : "full",
-    build: options.build,
-    startedAt,
-    durationMs: Date.now() - started,
-    command: options.command,
-    machine,
-    budget,
+    ...header(),
     units: { opsPerSec: "handshakes or shared secrets per second", ratio: "first ÷ second, median against median, same run" },
     subject: { Handshake: "Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s, both sides in one process (daemons/proto/wireguard/noise.ts)" },
     figures,

@@ -152,6 +152,35 @@ export interface BenchSuite {
   tables(report: SuiteReport): ReportTable[];
 }
 
+/** What every suite run starts from: the budget, progress output, and the report's common fields. */
+export interface SuiteRun {
+  budget: BenchBudget;
+  progress: (line: string) => void;
+  /** The fields every report starts with, durationMs taken now. */
+  header(): Pick<SuiteReport, "suite" | "mode" | "build" | "startedAt" | "durationMs" | "command" | "machine" | "budget">;
+}
+
+/** Starts a suite run: reads the machine, picks the budget for the mode, starts the clock. */
+export async function startRun(suite: string, options: SuiteOptions): Promise<SuiteRun> {
+  const machine = await machineInfo();
+  const started = Date.now();
+  const budget = options.budget ?? (options.quick ? QUICK_BUDGET : FULL_BUDGET);
+  return {
+    budget,
+    progress: options.progress ?? ((): void => {}),
+    header: () => ({
+      suite,
+      mode: options.quick ? "quick" : "full",
+      build: options.build,
+      startedAt: new Date(started).toISOString(),
+      durationMs: Date.now() - started,
+      command: options.command,
+      machine,
+      budget,
+    }),
+  };
+}
+
 // --- Measuring ---
 
 const now = (): number => performance.now();
