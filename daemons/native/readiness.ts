@@ -56,3 +56,31 @@ export class Readiness {
     if (this.readable && (error || (events & addon.READABLE) !== 0)) this.readable(error);
   }
 }
+
+/** An fd the addon polls: readiness callbacks and an idempotent close, shared by TunDevice and UdpSocket. */
+export abstract class PolledFd {
+  private readonly readiness: Readiness;
+  private closed = false;
+
+  protected constructor(readonly fd: number) {
+    this.readiness = new Readiness(fd);
+  }
+
+  /** Calls cb whenever the fd has packets waiting; undefined stops it. */
+  onReadable(cb: ReadyCallback | undefined): void {
+    this.readiness.onReadable(cb);
+  }
+
+  /** Calls cb once when the fd accepts writes again. */
+  onWritable(cb: ReadyCallback | undefined): void {
+    this.readiness.onWritable(cb);
+  }
+
+  /** Stops polling and closes the fd (for a TUN device, the kernel then removes it). */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.readiness.clear();
+    nativeAddon().close(this.fd);
+  }
+}

@@ -3,19 +3,16 @@
 
 import { nativeAddon } from "./addon.js";
 import type { PacketVector } from "./packet-vector.js";
-import { Readiness, type ReadyCallback } from "./readiness.js";
+import { PolledFd } from "./readiness.js";
 
 /** An open TUN device; packets are whole IPv4 or IPv6 datagrams. */
-export class TunDevice {
-  private readonly readiness: Readiness;
-  private closed = false;
-
+export class TunDevice extends PolledFd {
   private constructor(
-    readonly fd: number,
+    fd: number,
     /** The interface name the kernel gave the device. */
     readonly name: string,
   ) {
-    this.readiness = new Readiness(fd);
+    super(fd);
   }
 
   /**
@@ -43,23 +40,5 @@ export class TunDevice {
    */
   write(memory: Uint8Array, vector: PacketVector, count: number): number {
     return nativeAddon().tunWrite(this.fd, memory, vector.offsets, vector.lengths, count, vector.statuses);
-  }
-
-  /** Calls cb whenever packets are waiting to be read; undefined stops it. */
-  onReadable(cb: ReadyCallback | undefined): void {
-    this.readiness.onReadable(cb);
-  }
-
-  /** Calls cb once when the device accepts writes again. */
-  onWritable(cb: ReadyCallback | undefined): void {
-    this.readiness.onWritable(cb);
-  }
-
-  /** Stops polling and closes the fd; the kernel removes the device. */
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.readiness.clear();
-    nativeAddon().close(this.fd);
   }
 }

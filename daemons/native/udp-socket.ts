@@ -3,20 +3,17 @@
 
 import { nativeAddon } from "./addon.js";
 import type { PacketVector } from "./packet-vector.js";
-import { Readiness, type ReadyCallback } from "./readiness.js";
+import { PolledFd } from "./readiness.js";
 
 /** A bound, non-blocking UDP socket; IPv6 sockets are IPv6-only. */
-export class UdpSocket {
-  private readonly readiness: Readiness;
-  private closed = false;
-
+export class UdpSocket extends PolledFd {
   private constructor(
-    readonly fd: number,
+    fd: number,
     readonly family: 4 | 6,
     /** The bound port (the kernel's choice when opened with port 0). */
     readonly port: number,
   ) {
-    this.readiness = new Readiness(fd);
+    super(fd);
   }
 
   /** Binds a socket to address ("" for any) and port (0 for any); throws an errno-coded Error. */
@@ -45,23 +42,5 @@ export class UdpSocket {
     return nativeAddon().udpSend(
       this.fd, memory, vector.offsets, vector.lengths, vector.addresses, count, vector.statuses,
     );
-  }
-
-  /** Calls cb whenever datagrams are waiting; undefined stops it. */
-  onReadable(cb: ReadyCallback | undefined): void {
-    this.readiness.onReadable(cb);
-  }
-
-  /** Calls cb once when the socket accepts sends again. */
-  onWritable(cb: ReadyCallback | undefined): void {
-    this.readiness.onWritable(cb);
-  }
-
-  /** Stops polling and closes the socket. */
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.readiness.clear();
-    nativeAddon().close(this.fd);
   }
 }
