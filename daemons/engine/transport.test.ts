@@ -4,7 +4,7 @@
 
 import { beforeEach, describe, expect, it } from "vitest";
 import { expectBytes } from "../../test/support/bytes.js";
-import { BUILDS, randomKeys, statusName } from "../../test/support/engine.js";
+import { BUILDS, expectCode, randomKeys, statusName } from "../../test/support/engine.js";
 import { reportSeedOnFailure, rng, type Rng } from "../../test/support/prng.js";
 import { ReplayOracle, buildTransport, openTransport, pad16 } from "../../test/support/wireguard.js";
 import { Engine, MAX_CONTENT_SIZE, MAX_MESSAGE_SIZE, type SessionKeys } from "./index.js";
@@ -138,6 +138,40 @@ describe.each(BUILDS)("WireGuard transport (%s build)", (build) => {
     expect(receiver.batch.open()).toBe(1);
     expect(statusName(receiver.batch.status(0))).toBe("Ok");
     expect(receiver.batch.plaintext(0).length).toBe(0);
+  });
+
+  it("a driver's batch: reserve MTU-sized regions, fill fewer and shorter, setLength/truncate/hold, seal", () => {
+    const r = rng(`transport/driver/${build}`);
+    const keys = randomKeys(r);
+    const slot = engine.sessions.install(keys);
+    const batch = engine.batch;
+    batch.reset();
+    const reserved = 8;
+    const offsets = Array.from({ length: reserved }, () => batch.reservePlaintextOffset(slot, 1500));
+    // The "read" filled five regions with shorter packets; packet 2 waits for a handshake.
+    const plaintexts = Array.from({ length: 5 }, () => r.bytes(r.int(0, 1500)));
+    plaintexts.forEach((p, i) => batch.memory.set(p, offsets[i]!));
+    batch.truncate(plaintexts.length);
+    plaintexts.forEach((p, i) => batch.setLength(i, p.length));
+    batch.hold(2);
+    expect(batch.length).toBe(5);
+    expect(batch.seal(), r.where()).toBe(4);
+    expect(statusName(batch.status(2))).toBe("NoSession");
+    let counter = 0n;
+    for (const i of [0, 1, 3, 4]) {
+      expectBytes(batch.packet(i), buildTransport(keys.sendKey, keys.remoteIndex, counter++, plaintexts[i]!), r.where(`packet ${i}`));
+    }
+    expect(() => batch.setLength(0, 1)).toThrow(/already sealed/);
+    expect(() => batch.truncate(1)).toThrow(/already sealed/);
+    expect(() => batch.hold(0)).toThrow(/already sealed/);
+
+    batch.reset();
+    batch.reservePlaintextOffset(slot, 100);
+    expectCode(() => batch.setLength(0, 101), "BAD_ARGUMENT", r.where("setLength grows"));
+    expectCode(() => batch.truncate(2), "BAD_ARGUMENT", r.where("truncate past the end"));
+    batch.reset();
+    batch.reservePacketOffset(64);
+    expect(() => batch.hold(0)).toThrow(/received packets/);
   });
 
   it("seal pads with zeros whatever the arena held before", () => {

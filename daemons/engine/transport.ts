@@ -226,6 +226,33 @@ export class TransportBatch {
   }
 
   /**
+   * Sets packet i's length to what a driver actually wrote into its reserved region (a TUN read or
+   * recvmmsg fills less than the room reserved); it may only shrink, and only before seal or open.
+   */
+  setLength(i: number, len: number): void {
+    const at = this.index(i);
+    if (this.done) throw new EngineError("BATCH_DONE", "batch.setLength: already sealed or opened; reset() it first");
+    checkInteger("length", len, 0, this.desc[at + DESC_LENGTH]!);
+    this.desc[at + DESC_LENGTH] = len;
+    this.routed = false;
+  }
+
+  /** Forgets the packets from index count on (reserved but never filled); their room is not reused. */
+  truncate(count: number): void {
+    checkInteger("count", count, 0, this.count);
+    if (this.done) throw new EngineError("BATCH_DONE", "batch.truncate: already sealed or opened; reset() it first");
+    this.count = count;
+  }
+
+  /** Before seal: leaves plaintext i unsealed (status NoSession), for a driver that queued it for a handshake. */
+  hold(i: number): void {
+    const at = this.index(i);
+    if (this.kind === "open") throw new EngineError("BATCH_MIXED", "batch.hold: holds received packets, not plaintexts");
+    if (this.done) throw new EngineError("BATCH_DONE", "batch.hold: already sealed; reset() it first");
+    this.desc[at + DESC_STATUS] = TransportStatus.NoSession;
+  }
+
+  /**
    * Picks each plaintext's peer by its inner destination (longest match in engine.routes); read it
    * with peer(i). status(i) says why a packet has none: NoRoute, BadInnerPacket or OutOfBounds, and
    * seal() then leaves such a packet unsealed. Sealing uses the slots given at reserve time or by

@@ -20,8 +20,11 @@ export const UAPI_DIR = "/var/run/wireguard";
 export interface UapiDevice {
   readonly config: WireGuardConfig;
   counters(publicKeyHex: string): PeerCounters | undefined;
-  /** Called after a set was applied to config, to carry it into the data plane. */
-  onApplied?(update: DeviceUpdate): void;
+  /**
+   * Called after a set was applied to config, to carry it into the data plane; returns an errno
+   * (negative, as the API writes it) when the data plane could not follow, such as a port in use.
+   */
+  onApplied?(update: DeviceUpdate): number | void;
 }
 
 export interface UapiServer {
@@ -68,8 +71,8 @@ export async function serveUapi(iface: string, device: UapiDevice, dir = UAPI_DI
           continue;
         }
         device.config.apply(parsed.value);
-        device.onApplied?.(parsed.value);
-        socket.write(formatErrno(UAPI_OK));
+        const errno = device.onApplied?.(parsed.value);
+        socket.write(formatErrno(typeof errno === "number" ? errno : UAPI_OK));
       }
     });
     socket.on("error", () => socket.destroy());

@@ -212,6 +212,37 @@ describe("WireGuardDevice in virtual time", () => {
     expect(net.sent.cookie).toBeGreaterThan(0);
   });
 
+  it("setting a persistent keepalive handshakes at once and keeps the session alive without traffic; 0 stops it", () => {
+    const { net, a, b } = triangle("device/persistent-keepalive");
+    const peer = b.peerIds.get("a")!;
+    b.device.setPersistentKeepalive(net.now, peer, 25_000);
+    b.drain();
+    net.run(1000);
+    expect(b.sessions.size, "b handshook with a, unprompted").toBeGreaterThan(0);
+    expect(a.device.endpointOf(a.peerIds.get("b")!), "a learned b's endpoint from it").toEqual(b.address);
+    const before = net.sent.handshake;
+    net.run(100_000);
+    expect(net.sent.handshake - before, "a keepalive every 25 s, the session kept (one rekey at most)").toBeLessThanOrEqual(2);
+    expect(a.sessions.size).toBeGreaterThan(0);
+    b.device.setPersistentKeepalive(net.now, peer, 0);
+    b.drain();
+    net.run(1_000_000);
+    expect(a.sessions.size + b.sessions.size, "without keepalives the sessions expire").toBe(0);
+  });
+
+  it("setEndpoint moves where a peer's packets go; the peer's own next packet moves it again (roaming)", () => {
+    const { net, a, b } = triangle("device/set-endpoint");
+    net.run(5000, [{ at: 0, run: () => b.sendData("a", 1) }, { at: 1000, run: () => a.sendData("b", 2) }]);
+    expect(b.received.has(2)).toBe(true);
+    const idB = a.peerIds.get("b")!;
+    a.device.setEndpoint(idB, { address: "192.0.2.200", port: 9 });
+    net.run(6000, [{ at: 5000, run: () => a.sendData("b", 3) }]);
+    expect(b.received.has(3), "sent to the configured endpoint, where b is not").toBe(false);
+    net.run(8000, [{ at: 6000, run: () => b.sendData("a", 4) }, { at: 7000, run: () => a.sendData("b", 5) }]);
+    expect(b.received.has(5)).toBe(true);
+    expect(a.device.endpointOf(idB)).toEqual(b.address);
+  });
+
   it("junk never reaches a peer: wrong sizes, wrong types, bad mac1, unknown receiver indices", () => {
     const { r, a } = triangle("device/junk");
     const from = { address: "192.0.2.66", port: 6666 };

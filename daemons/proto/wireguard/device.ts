@@ -108,6 +108,23 @@ export class WireGuardDevice {
     this.peersById.delete(id);
   }
 
+  /** Sets where a peer's packets go until it roams; undefined forgets it (nothing is sent until the peer speaks). */
+  setEndpoint(id: number, endpoint: Endpoint | undefined): void {
+    const entry = this.peersById.get(id);
+    if (entry !== undefined) entry.endpoint = endpoint;
+  }
+
+  /** Changes a peer's persistent keepalive interval (ms, 0 for none); see WireGuardPeer.setPersistentKeepalive. */
+  setPersistentKeepalive(now: number, id: number, interval: number): void {
+    const entry = this.peersById.get(id);
+    if (entry !== undefined) this.run(entry, () => entry.machine.setPersistentKeepalive(now, interval));
+  }
+
+  /** Ids of the peers, in the order they were added. */
+  get peerIds(): number[] {
+    return [...this.peersById.keys()];
+  }
+
   endpointOf(id: number): Endpoint | undefined {
     return this.peersById.get(id)?.endpoint;
   }

@@ -82,7 +82,10 @@ export class WireGuardPeer {
   private persistentAt = NEVER;
   private zeroKeysAt = NEVER;
 
-  constructor(private readonly options: PeerOptions) {
+  private readonly options: PeerOptions;
+
+  constructor(options: PeerOptions) {
+    this.options = { ...options };
     this.jar = new CookieJar(options.handshake.remoteStatic);
   }
 
@@ -106,6 +109,17 @@ export class WireGuardPeer {
     this.sentPacket(now, count > 0);
     if (kp.sent >= REKEY_AFTER_MESSAGES || (kp.keys.initiator && now - kp.createdAt >= REKEY_AFTER_TIME)) this.startHandshake(now);
     return kp.keys.localIndex;
+  }
+
+  /**
+   * Changes the persistent keepalive interval (ms, 0 for none). A new non-zero interval sends a
+   * keepalive at once, as wireguard-go does, so a configured peer handshakes without waiting for traffic.
+   */
+  setPersistentKeepalive(now: number, interval: number): void {
+    const before = this.options.persistentKeepalive ?? 0;
+    this.options.persistentKeepalive = interval;
+    if (interval <= 0) this.persistentAt = NEVER;
+    else if (interval !== before) this.persistentAt = now;
   }
 
   /** Keeps packets until a session exists (copies them; the oldest go first past MAX_STAGED_PACKETS). */
