@@ -1,4 +1,5 @@
-// `wardline <command>`: the one entry point for every Wardline process. Today it runs benchmarks;
+// `wardline <command>`: the one entry point for every Wardline process. Today it runs a standalone
+// WireGuard interface (wg) and benchmarks;
 // portal, relay, gateway, client and up arrive with their own issues and are refused until then.
 //
 // Exit status: 0 on success, 1 when a command fails at run time, 2 on a usage error.
@@ -45,6 +46,7 @@ const SUITES: Record<string, { summary: string; load: () => Promise<BenchSuite> 
 const MAIN_HELP = `Usage: wardline <command> [options]
 
 Commands:
+  wg <interface>    run a standalone userspace WireGuard interface (a drop-in for wireguard-go)
   bench <suite>     measure a part of Wardline against reference implementations
   help [command]    show this help, or a command's help
 
@@ -54,7 +56,8 @@ Options:
   -h, --help        show this help
   -v, --version     print the version
 
-Run 'wardline bench --help' for the benchmark suites and their options.
+Run 'wardline wg --help' for the interface's options, 'wardline bench --help' for the benchmark
+suites and theirs.
 `;
 
 function benchHelp(): string {
@@ -188,6 +191,7 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
       const topic = rest[0];
       if (topic === undefined) io.stdout(MAIN_HELP);
       else if (topic === "bench") io.stdout(benchHelp());
+      else if (topic === "wg") io.stdout((await import("./wg.js")).WG_HELP);
       else if ((PLANNED as readonly string[]).includes(topic)) return usageError(io, `'${topic}' is not implemented yet`, MAIN_HELP);
       else return usageError(io, `no help for '${topic}': it is not a command`, MAIN_HELP);
       return EXIT_OK;
@@ -198,6 +202,8 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
       return EXIT_OK;
     case "bench":
       return bench(rest, io, argv);
+    case "wg":
+      return (await import("./wg.js")).wgCommand(rest, io);
     default:
       if ((PLANNED as readonly string[]).includes(command)) {
         return usageError(io, `'${command}' is not implemented yet`, MAIN_HELP);

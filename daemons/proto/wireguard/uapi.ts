@@ -269,7 +269,7 @@ export function formatErrno(errno: number): string {
   return `errno=${errno}\n\n`;
 }
 
-// --- Field codecs ---
+// --- Field codecs, shared with the wg-quick file parser (wg-quick.ts) ---
 
 function parseKey(hex: string): Uint8Array | undefined {
   if (!/^[0-9a-f]{64}$/.test(hex)) return undefined;
@@ -278,19 +278,22 @@ function parseKey(hex: string): Uint8Array | undefined {
   return out;
 }
 
+/** Lowercase hex, two digits per byte. */
 export function toHex(bytes: Uint8Array): string {
   let s = "";
   for (const b of bytes) s += b.toString(16).padStart(2, "0");
   return s;
 }
 
-function parseUint(text: string, max: number): number | undefined {
+/** A decimal integer from 0 to max, digits only (no sign, no spaces); undefined otherwise. */
+export function parseUint(text: string, max: number): number | undefined {
   if (!/^[0-9]{1,10}$/.test(text)) return undefined;
   const n = Number(text);
   return n <= max ? n : undefined;
 }
 
-function parseIpv4(text: string): Uint8Array | undefined {
+/** A dotted-quad IPv4 address as 4 bytes. */
+export function parseIpv4(text: string): Uint8Array | undefined {
   const parts = text.split(".");
   if (parts.length !== 4) return undefined;
   const out = new Uint8Array(4);
@@ -302,7 +305,8 @@ function parseIpv4(text: string): Uint8Array | undefined {
   return out;
 }
 
-function parseIpv6(text: string): Uint8Array | undefined {
+/** An IPv6 address ("::" and a dotted IPv4 tail allowed, no zone) as 16 bytes. */
+export function parseIpv6(text: string): Uint8Array | undefined {
   const halves = text.split("::");
   if (halves.length > 2) return undefined;
   const words = (part: string): number[] | undefined => {
@@ -355,7 +359,8 @@ function formatIpv6(bytes: Uint8Array): string {
   return `${hex.slice(0, best).join(":")}::${hex.slice(best + bestLen).join(":")}`;
 }
 
-function parsePrefix(text: string): Prefix | undefined {
+/** A CIDR prefix `address/length`, masked to its length. */
+export function parsePrefix(text: string): Prefix | undefined {
   const slash = text.indexOf("/");
   if (slash < 0) return undefined;
   const addressText = text.slice(0, slash);
@@ -370,6 +375,7 @@ function parsePrefix(text: string): Prefix | undefined {
   return { family, address: masked, length };
 }
 
+/** `address/length`; the address is written as held, masked or not. */
 export function formatPrefix(prefix: Prefix): string {
   return `${prefix.family === 4 ? prefix.address.join(".") : formatIpv6(prefix.address)}/${prefix.length}`;
 }
@@ -378,7 +384,8 @@ function samePrefix(a: Prefix, b: Prefix): boolean {
   return a.family === b.family && a.length === b.length && a.address.every((x, i) => x === b.address[i]);
 }
 
-function parseEndpoint(text: string): Endpoint | undefined {
+/** `a.b.c.d:port` or `[v6]:port` (a zone is dropped); IP literals only, no names. */
+export function parseEndpoint(text: string): Endpoint | undefined {
   const colon = text.lastIndexOf(":");
   if (colon < 0) return undefined;
   const port = parseUint(text.slice(colon + 1), 0xffff);
@@ -395,6 +402,7 @@ function parseEndpoint(text: string): Endpoint | undefined {
   return v4 === undefined ? undefined : { address: v4.join("."), port };
 }
 
-function formatEndpoint(endpoint: Endpoint): string {
+/** The endpoint as parseEndpoint reads it: brackets around IPv6. */
+export function formatEndpoint(endpoint: Endpoint): string {
   return endpoint.address.includes(":") ? `[${endpoint.address}]:${endpoint.port}` : `${endpoint.address}:${endpoint.port}`;
 }
