@@ -4,14 +4,14 @@
 // WG_QUICK_USERSPACE_IMPLEMENTATION="wardline wg" makes wg-quick use it.
 //
 // 1. Parse the command line and, with --config, the wg-quick-style file (errors before any change).
-// 2. Without --foreground: start ourselves again with --foreground, detached, and return once its
-//    UAPI socket exists (it is ready) or it exits (its error is already on stderr).
+// 2. Without --foreground: start ourselves again with --foreground, detached, and return once it
+//    reports on a pipe that it is ready (its UAPI socket is up), or print the error it reports.
 // 3. Foreground: open the TUN device and the engine, apply the configuration, set MTU, addresses,
 //    link and routes, serve the UAPI, and run until SIGINT or SIGTERM.
 
 import { spawn } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { closeSync, readFileSync, writeSync } from "node:fs";
+import type { Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { configureLink } from "../daemons/io/link.js";
@@ -113,34 +113,65 @@ export async function wgCommand(argv: readonly string[], io: WgIo): Promise<numb
   return foreground(name, config, io);
 }
 
-/** Starts the foreground daemon detached and waits until it is ready. */
+/** The environment variable that tells a backgrounded child which fd reports its start-up. */
+const STATUS_FD_ENV = "WARDLINE_WG_STATUS_FD";
+const READY = "ready\n";
+
+/**
+ * Starts the foreground daemon detached and waits for its start-up report on a pipe (fd 3): "ready",
+ * or the error it met. Like wireguard-go, the daemon keeps no terminal or pipe of ours open (wg-quick
+ * would wait on them) unless LOG_LEVEL is set, when it logs to our stdout and stderr.
+ */
 async function background(name: string, argv: readonly string[], io: WgIo): Promise<number> {
-  const socket = join(UAPI_DIR, `${name}.sock`);
   // dist/bin/wg.js → bin/wardline, whatever name (wardline, wardline-wg, a path) started us.
   const entry = fileURLToPath(new URL("../../bin/wardline", import.meta.url));
+  const logs = process.env.LOG_LEVEL ? "inherit" : "ignore";
   const child = spawn(process.execPath, [...process.execArgv, entry, "wg", ...argv, "--foreground"], {
     detached: true,
-    stdio: ["ignore", "inherit", "inherit"],
+    stdio: ["ignore", logs, logs, "pipe"],
+    env: { ...process.env, [STATUS_FD_ENV]: "3" },
   });
-  let exited: number | null | undefined;
-  child.once("exit", (code) => {
-    exited = code;
-  });
-  const deadline = Date.now() + READY_TIMEOUT_MS;
-  while (Date.now() < deadline) {
-    if (exited !== undefined) return exited === 0 ? EXIT_FAILURE : (exited ?? EXIT_FAILURE);
-    if (existsSync(socket)) {
-      child.unref();
-      return EXIT_OK;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 20));
+  const status = child.stdio[3] as Readable;
+  let report = "";
+  status.setEncoding("utf8").on("data", (chunk: string) => (report += chunk));
+  const closed = new Promise<void>((resolve) => status.once("close", () => resolve()));
+  const timedOut = await Promise.race([closed.then(() => false), sleep(READY_TIMEOUT_MS).then(() => true)]);
+  if (!timedOut && report.endsWith(READY)) {
+    child.unref();
+    return EXIT_OK;
   }
-  io.stderr(`wardline wg: ${name} was not ready within ${READY_TIMEOUT_MS / 1000} s; stopping it\n`);
   child.kill("SIGTERM");
+  io.stderr(timedOut ? `wardline wg: ${name} was not ready within ${READY_TIMEOUT_MS / 1000} s; stopped it\n` : report || `wardline wg: ${name} exited during start-up\n`);
   return EXIT_FAILURE;
 }
 
-async function foreground(name: string, config: WgQuickConfig | undefined, io: WgIo): Promise<number> {
+/** Where a backgrounded daemon reports its start-up (its parent waits on it); undefined in the foreground. */
+function startupReporter(): ((text: string) => void) | undefined {
+  const fd = Number(process.env[STATUS_FD_ENV]);
+  delete process.env[STATUS_FD_ENV];
+  if (!Number.isInteger(fd) || fd < 3) return undefined;
+  return (text) => {
+    try {
+      writeSync(fd, text);
+      if (text === READY) closeSync(fd);
+    } catch {
+      // the parent gave up waiting
+    }
+  };
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms).unref());
+
+async function foreground(name: string, config: WgQuickConfig | undefined, terminal: WgIo): Promise<number> {
+  const report = startupReporter();
+  // Until ready, errors also go to a waiting parent.
+  const io: WgIo = {
+    stdout: terminal.stdout,
+    stderr: (text) => {
+      terminal.stderr(text);
+      report?.(text);
+    },
+  };
   const log = (line: string): void => io.stderr(`${timestamp()} wardline wg ${name}: ${line}\n`);
   const mtu = config?.mtu ?? DEFAULT_MTU;
   let wg: WireGuardInterface;
@@ -168,6 +199,8 @@ async function foreground(name: string, config: WgQuickConfig | undefined, io: W
     io.stderr(`wardline wg: ${name}: ${(error as Error).message}\n`);
     return EXIT_FAILURE;
   }
+  report?.(READY);
+  io.stderr = terminal.stderr;
   log(`up: ${config === undefined ? "unconfigured, waiting for wg" : `listening on UDP port ${wg.listenPort}`}; UAPI on ${server.path}`);
   return new Promise<number>((resolve) => {
     const stop = (signal: string): void => {
