@@ -28,7 +28,7 @@ import {
 } from "../native/index.js";
 import { MESSAGE_COOKIE_REPLY_TYPE, MESSAGE_INITIATION_TYPE, MESSAGE_RESPONSE_TYPE } from "../proto/wireguard/constants.js";
 import type { Endpoint as ProtoEndpoint } from "../proto/wireguard/device.js";
-import { WireGuardDevice } from "../proto/wireguard/device.js";
+import { WireGuardDevice, type DeviceTransmit } from "../proto/wireguard/device.js";
 import { StaticIdentity } from "../proto/wireguard/noise.js";
 import {
   toHex, WireGuardConfig, type DeviceUpdate, type PeerCounters, type PeerConfig,
@@ -107,9 +107,9 @@ export class WireGuardInterface {
   private privateKeyHex: string | null = null;
   private readonly peers = new Map<string, PeerState>();
   private readonly peersById = new Map<number, PeerState>();
-  /** Session slot by local index, and back. */
+  /** Session slot by local index, and back: a slot is in use while peerOfSlot holds a peer id (not -1). */
   private readonly slotOf = new Map<number, number>();
-  private readonly localIndexOfSlot: Int32Array;
+  private readonly localIndexOfSlot: Uint32Array;
   private readonly peerOfSlot: Int32Array;
   private readonly endpoints = new Map<number, EndpointCache>();
 
@@ -152,7 +152,7 @@ export class WireGuardInterface {
     this.sendVectors = { 4: new PacketVector(batch.maxPackets), 6: new PacketVector(batch.maxPackets) };
     this.recvVector = new PacketVector(batch.maxPackets);
     this.peerOfPacket = new Int32Array(batch.maxPackets);
-    this.localIndexOfSlot = new Int32Array(engine.sessions.capacity).fill(-1);
+    this.localIndexOfSlot = new Uint32Array(engine.sessions.capacity);
     this.peerOfSlot = new Int32Array(engine.sessions.capacity).fill(-1);
   }
 
@@ -316,7 +316,6 @@ export class WireGuardInterface {
   private dropAllSessions(): void {
     for (const slot of this.slotOf.values()) {
       this.engine.sessions.drop(slot);
-      this.localIndexOfSlot[slot] = -1;
       this.peerOfSlot[slot] = -1;
     }
     this.slotOf.clear();
@@ -562,8 +561,8 @@ export class WireGuardInterface {
     if (device === undefined) return;
     for (const [slot, { last, data }] of spoke) {
       const source = readEndpoint(vector.addresses, last);
-      const localIndex = this.localIndexOfSlot[slot]!;
-      if (source !== undefined && localIndex >= 0) device.authenticated(now, localIndex >>> 0, source, data);
+      // Indices are u32: half of them are 2^31 or more, so "in use" is peerOfSlot's to say.
+      if (source !== undefined && this.peerOfSlot[slot]! >= 0) device.authenticated(now, this.localIndexOfSlot[slot]!, source, data);
     }
     for (const i of handshakes) {
       const source = readEndpoint(vector.addresses, i);
@@ -591,7 +590,7 @@ export class WireGuardInterface {
   private drain(now: number): void {
     const device = this.device;
     if (device === undefined || this.closed) return;
-    for (let t = device.pollTransmit(); t !== undefined; t = device.pollTransmit()) this.sendControl(t.to, t.bytes);
+    for (let t = device.pollTransmit(); t !== undefined; t = device.pollTransmit()) this.sendControl(t);
     for (let e = device.pollEvent(); e !== undefined; e = device.pollEvent()) {
       const { peer: id, event } = e;
       switch (event.type) {
@@ -609,7 +608,6 @@ export class WireGuardInterface {
           if (slot === undefined) break;
           this.slotOf.delete(event.localIndex);
           this.engine.sessions.drop(slot);
-          this.localIndexOfSlot[slot] = -1;
           this.peerOfSlot[slot] = -1;
           break;
         }
@@ -624,7 +622,7 @@ export class WireGuardInterface {
           break;
       }
       // Sealing may produce more transmits (a rekey started by a flush).
-      for (let t = device.pollTransmit(); t !== undefined; t = device.pollTransmit()) this.sendControl(t.to, t.bytes);
+      for (let t = device.pollTransmit(); t !== undefined; t = device.pollTransmit()) this.sendControl(t);
     }
     this.arm(now);
   }
@@ -653,8 +651,10 @@ export class WireGuardInterface {
     }
   }
 
-  /** Sends one handshake datagram. */
-  private sendControl(to: ProtoEndpoint, bytes: Uint8Array): void {
+  /** Sends one handshake datagram (counted in its peer's tx, as wireguard-go counts it). */
+  private sendControl({ to, bytes, peer }: DeviceTransmit): void {
+    const state = peer === undefined ? undefined : this.peersById.get(peer);
+    if (state !== undefined) state.tx += bytes.length;
     const family = familyOf(to);
     const vector = this.controlVector;
     this.controlMemory.set(bytes, 0);

@@ -26,6 +26,14 @@ export interface Endpoint {
   port: number;
 }
 
+/** A handshake datagram to send: to the peer's endpoint, or (a cookie reply) to whoever asked. */
+export interface DeviceTransmit {
+  to: Endpoint;
+  bytes: Uint8Array;
+  /** The peer it belongs to, for its counters; absent for a cookie reply. */
+  peer?: number;
+}
+
 export interface DeviceOptions {
   identity: StaticIdentity;
   random: (length: number) => Uint8Array;
@@ -69,7 +77,7 @@ export class WireGuardDevice {
   private readonly peersById = new Map<number, PeerEntry>();
   /** Every local index in use (sessions and pending initiations) → peer id. */
   private readonly indices = new Map<number, number>();
-  private readonly transmits: { to: Endpoint; bytes: Uint8Array }[] = [];
+  private readonly transmits: DeviceTransmit[] = [];
   private readonly events: { peer: number; event: PeerEvent }[] = [];
   private nextPeerId = 1;
   private recentHandshakes: number[] = [];
@@ -203,7 +211,7 @@ export class WireGuardDevice {
     }
   }
 
-  pollTransmit(): { to: Endpoint; bytes: Uint8Array } | undefined {
+  pollTransmit(): DeviceTransmit | undefined {
     return this.transmits.shift();
   }
 
@@ -227,7 +235,7 @@ export class WireGuardDevice {
   private run(entry: PeerEntry, input: () => void): PeerEvent[] {
     input();
     for (let bytes = entry.machine.pollTransmit(); bytes !== undefined; bytes = entry.machine.pollTransmit()) {
-      if (entry.endpoint !== undefined) this.transmits.push({ to: entry.endpoint, bytes });
+      if (entry.endpoint !== undefined) this.transmits.push({ to: entry.endpoint, bytes, peer: entry.id });
     }
     const produced: PeerEvent[] = [];
     for (let event = entry.machine.pollEvent(); event !== undefined; event = entry.machine.pollEvent()) {
