@@ -41,6 +41,10 @@ const SUITES: Record<string, { summary: string; load: () => Promise<BenchSuite> 
     summary: "WireGuard (Noise_IKpsk2) handshakes per second, and X25519: @noble/curves vs node:crypto",
     load: async () => (await import("../bench/handshake.js")).handshakeSuite,
   },
+  tunnel: {
+    summary: "iperf3 TCP and small-packet UDP through ours and wireguard-go between two namespaces, the bare veth as ceiling; CPU per GB",
+    load: async () => (await import("../bench/tunnel.js")).tunnelSuite,
+  },
 };
 
 const MAIN_HELP = `Usage: wardline <command> [options]

@@ -1,0 +1,1001 @@
+// `wardline bench tunnel`: what a whole tunnel carries, end to end through the kernel, and what it costs
+// in CPU. Two network namespaces, a and b, are joined by a veth pair; iperf3 serves in b and runs its
+// client in a. The same cases run over three pairs, taking turns in one run:
+//   ours          `wardline wg` in each namespace, iperf3 over the tunnel addresses
+//   wireguard-go  the reference userspace implementation, likewise
+//   veth          iperf3 over the underlay addresses: the ceiling, with no tunnel at all
+//
+// 1. Check the prerequisites (root, ip, ss, ping, iperf3, wg, wireguard-go, /dev/net/tun); a missing
+//    one fails the suite with the reason.
+// 2. Build the topology: namespaces, the veth pair, underlay addresses. Every process started from
+//    here on is tracked by PID, and the namespaces and processes are removed on success, on error and
+//    on SIGINT or SIGTERM.
+// 3. In rounds (three in full mode), for each pair in turn, the order rotating by round: bring both
+//    ends up, ping across until the tunnel carries traffic (the handshake is done), then run each
+//    case: a fresh iperf3 server for the one test, and the client run bracketed by readings of
+//    /proc/stat (all CPUs) and /proc/<pid>/stat (the two daemons). Then stop the pair.
+// 4. Figures from iperf3's JSON: received throughput, the median of the receiver's one-second
+//    intervals over all rounds; CPU seconds per GB received over each client run, median of rounds.
+// 5. Ratios (ours ÷ wireguard-go, each ÷ veth; CPU per GB inverted so ≥ 1 favours ours) and targets.
+
+import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  checkTarget, findFigure, formatRate, formatRatio, formatSize, formatSpread, formatTarget, loadWarning, ratioOf, repoRoot,
+  startRun, stats, type BenchSuite, type Figure, type Ratio, type ReportTable, type SuiteOptions, type SuiteReport,
+  type TargetResult,
+} from "./harness.js";
+
+// --- What is measured ---
+
+/** The tunnels compared, and the bare veth as the ceiling; run in this order. */
+export const PAIRS = ["ours", "wireguard-go", "veth"] as const;
+export type PairName = (typeof PAIRS)[number];
+
+/** One iperf3 client run; a is the client's namespace, b the server's. */
+export interface TunnelCase {
+  id: string;
+  title: string;
+  /** iperf3 client arguments beyond address, port, duration and JSON output. */
+  args: readonly string[];
+}
+
+export const CASES: readonly TunnelCase[] = [
+  { id: "tcp1-ab", title: "TCP, 1 stream, a→b", args: [] },
+  { id: "tcp1-ba", title: "TCP, 1 stream, b→a", args: ["-R"] },
+  { id: "tcp4-ab", title: "TCP, 4 streams, a→b", args: ["-P", "4"] },
+  { id: "tcp4-ba", title: "TCP, 4 streams, b→a", args: ["-P", "4", "-R"] },
+  { id: "udp64-ab", title: "UDP, 64 B datagrams, a→b", args: ["-u", "-l", "64", "-b", "0"] },
+];
+
+/** The issue's floors: ours at least matches wireguard-go on single-stream TCP, in throughput and CPU per GB. */
+export const TARGETS: readonly { caseId: string; kind: "throughput" | "cpu-per-gb"; min: number }[] = [
+  { caseId: "tcp1-ab", kind: "throughput", min: 1 },
+  { caseId: "tcp1-ba", kind: "throughput", min: 1 },
+  { caseId: "tcp1-ab", kind: "cpu-per-gb", min: 1 },
+  { caseId: "tcp1-ba", kind: "cpu-per-gb", min: 1 },
+];
+
+/**
+ * Full mode: three rounds of 3 s runs, nine one-second samples per figure taken at three different
+ * times; about 2.5 minutes for the suite. Quick mode: one round of 1 s runs, only proof that it runs.
+ */
+const FULL = { rounds: 3, seconds: 3 };
+const QUICK = { rounds: 1, seconds: 1 };
+
+/**
+ * Unmeasured traffic through a freshly started tunnel before its first case: our daemon runs on V8,
+ * whose optimizing compiler needs a moment of traffic before the hot path runs at speed, and a
+ * first case should not pay for that. Both directions, so both daemons seal and open at volume.
+ */
+const WARMUP: readonly TunnelCase[] = [
+  { id: "warmup-ab", title: "warm-up, TCP, a→b", args: ["-P", "4"] },
+  { id: "warmup-ba", title: "warm-up, TCP, b→a", args: ["-P", "4", "-R"] },
+];
+const WARMUP_SECONDS = 1;
+
+const UNDERLAY = { a: "10.98.0.1", b: "10.98.0.2", prefix: 24 };
+const TUNNEL = { a: "10.99.0.1", b: "10.99.0.2", prefix: 24 };
+const WG_PORT = 51820;
+const IPERF_PORT = 5201;
+const MTU = 1420;
+const UAPI_DIR = "/var/run/wireguard";
+
+/** A figure of this suite: the harness's fields plus what iperf3 and /proc said. */
+export interface TunnelFigure extends Figure {
+  pair: PairName;
+  case: string;
+  /** iperf3 runs (one per round) the figure combines. */
+  runs: number;
+  /** Payload bytes received over all runs, and the runs' total length as iperf3 timed them. */
+  receivedBytes: number;
+  seconds: number;
+  /** receivedBytes ÷ seconds, in 10^6 bytes per second (mbPerSec is the median of intervals). */
+  averageMbPerSec: number;
+  /** CPU seconds of all CPUs (user, nice, system, irq, softirq) while the iperf3 clients ran, all runs. */
+  cpuSeconds: number;
+  /** Busy CPU seconds ÷ wall seconds of a client run (how many cores were busy); median over the runs. */
+  busyCores: number;
+  /** Busy CPU seconds per 10^9 payload bytes received; median over the runs. */
+  cpuSecondsPerGB: number;
+  /** The two WireGuard daemons' own CPU seconds (utime + stime), all runs; null for veth. */
+  daemonCpuSeconds: number | null;
+  /** As cpuSecondsPerGB and busyCores, for the two daemons alone; null for veth. */
+  daemonCpuSecondsPerGB: number | null;
+  daemonBusyCores: number | null;
+  /** TCP retransmissions the senders counted, all runs; null for UDP. */
+  retransmits: number | null;
+  /** UDP: datagrams the receiver found missing, percent of those sent; median over the runs; null for TCP. */
+  lostPercent: number | null;
+}
+
+// --- 1. Prerequisites ---
+
+const TOOLS: Record<string, string> = {
+  ip: "iproute2",
+  ss: "iproute2",
+  ping: "iputils-ping",
+  iperf3: "iperf3",
+  wg: "wireguard-tools",
+  "wireguard-go": "wireguard-go",
+};
+
+function onPath(tool: string): boolean {
+  try {
+    execFileSync("sh", ["-c", 'command -v "$1"', "sh", tool], { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Why the suite cannot run here, or undefined when it can. */
+export function missingPrerequisite(): string | undefined {
+  if (process.platform !== "linux") return "network namespaces need Linux";
+  if (process.getuid?.() !== 0) return "not root: creating network namespaces and TUN devices needs it";
+  for (const [tool, pkg] of Object.entries(TOOLS)) {
+    if (!onPath(tool)) return `${tool} is not installed (Debian package ${pkg})`;
+  }
+  if (!existsSync("/dev/net/tun")) return "/dev/net/tun is missing";
+  if (!existsSync(join(repoRoot(), "dist", "bin", "cli.js"))) return "dist/bin/cli.js is missing: run `npm run build` first";
+  return undefined;
+}
+
+// --- 2. Processes and topology ---
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Whether `promise` settled within `ms`; the timer is cleared either way, so it never holds the process open. */
+async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([promise.then(() => true), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Runs a short command to completion; rejects with its stderr on failure. */
+function exec(cmd: string, args: readonly string[], input?: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = execFile(cmd, args, { encoding: "utf8", timeout: 20_000 }, (error, stdout, stderr) => {
+      if (error) reject(new Error(`${cmd} ${args.join(" ")}: ${stderr.trim() || error.message}`));
+      else resolve(stdout);
+    });
+    if (input !== undefined) child.stdin?.end(input);
+  });
+}
+
+/** A process started by the suite, with the tail of its stderr for error messages. */
+interface Started {
+  child: ChildProcess;
+  pid: number;
+  stderr: () => string;
+  exited: Promise<number | null>;
+  done: boolean;
+}
+
+const STDERR_TAIL = 2000;
+
+/** Every long-running process the suite starts, by PID, so each can be stopped whatever happens. */
+class Processes {
+  private readonly running = new Set<Started>();
+
+  start(cmd: string, args: readonly string[], env?: NodeJS.ProcessEnv, captureStdout = false): Started {
+    const child = spawn(cmd, args, { stdio: ["ignore", captureStdout ? "pipe" : "ignore", "pipe"], env: { ...process.env, ...env } });
+    if (child.pid === undefined) throw new Error(`cannot start ${cmd}`);
+    let tail = "";
+    child.stderr?.setEncoding("utf8").on("data", (chunk: string) => {
+      tail = (tail + chunk).slice(-STDERR_TAIL);
+    });
+    const started: Started = {
+      child,
+      pid: child.pid,
+      stderr: () => tail.trim(),
+      done: false,
+      exited: new Promise((resolve) => {
+        child.once("exit", (code) => {
+          started.done = true;
+          this.running.delete(started);
+          resolve(code);
+        });
+      }),
+    };
+    this.running.add(started);
+    return started;
+  }
+
+  /** SIGTERM, then SIGKILL if it has not exited within `graceMs`. */
+  async stop(p: Started, graceMs = 3000): Promise<void> {
+    if (p.done) return;
+    signal(p.pid, "SIGTERM");
+    if (!(await settlesWithin(p.exited, graceMs)) && !p.done) {
+      signal(p.pid, "SIGKILL");
+      await p.exited;
+    }
+  }
+
+  async stopAll(): Promise<void> {
+    await Promise.all([...this.running].map((p) => this.stop(p).catch(() => undefined)));
+  }
+
+  /** For the process's exit handler, where nothing can be awaited. */
+  killAllSync(): void {
+    for (const p of this.running) signal(p.pid, "SIGKILL");
+  }
+}
+
+/** Signals a process we started; one that has just exited (and not yet been reaped by Node) is fine. */
+function signal(pid: number, name: NodeJS.Signals): void {
+  try {
+    process.kill(pid, name);
+  } catch {
+    // already gone
+  }
+}
+
+/** Names unique to this run, so concurrent runs and the tests' namespaces never collide. */
+function namesFor(pid: number): { nsA: string; nsB: string; vethA: string; vethB: string; ifName: (pair: string, end: "a" | "b") => string } {
+  const tag = String(pid % 100000);
+  return {
+    nsA: `wl-tunnel-${tag}-a`,
+    nsB: `wl-tunnel-${tag}-b`,
+    vethA: `wltv${tag}a`,
+    vethB: `wltv${tag}b`,
+    // Interface names must be unique across namespaces too: the UAPI sockets share /var/run/wireguard.
+    ifName: (pair, end) => `${pair === "ours" ? "wlwl" : "wlgo"}${tag}${end}`,
+  };
+}
+
+class Topology {
+  readonly names = namesFor(process.pid);
+  readonly processes = new Processes();
+  readonly dir = mkdtempSync(join(tmpdir(), "wl-bench-tunnel-"));
+  private namespaces: string[] = [];
+  private destroying: Promise<void> | undefined;
+
+  async create(): Promise<void> {
+    const { nsA, nsB, vethA, vethB } = this.names;
+    for (const ns of [nsA, nsB]) {
+      await exec("ip", ["netns", "add", ns]);
+      this.namespaces.push(ns);
+      await exec("ip", ["-n", ns, "link", "set", "lo", "up"]);
+    }
+    await exec("ip", ["link", "add", vethA, "netns", nsA, "type", "veth", "peer", "name", vethB, "netns", nsB]);
+    await exec("ip", ["-n", nsA, "addr", "add", `${UNDERLAY.a}/${UNDERLAY.prefix}`, "dev", vethA]);
+    await exec("ip", ["-n", nsB, "addr", "add", `${UNDERLAY.b}/${UNDERLAY.prefix}`, "dev", vethB]);
+    await exec("ip", ["-n", nsA, "link", "set", vethA, "up"]);
+    await exec("ip", ["-n", nsB, "link", "set", vethB, "up"]);
+  }
+
+  /** Starts a long-running command inside a namespace; `ip netns exec` execs it, so the PID is the command's. */
+  start(ns: string, argv: readonly string[], env?: NodeJS.ProcessEnv, captureStdout = false): Started {
+    return this.processes.start("ip", ["netns", "exec", ns, ...argv], env, captureStdout);
+  }
+
+  exec(ns: string, argv: readonly string[], input?: string): Promise<string> {
+    return exec("ip", ["netns", "exec", ns, ...argv], input);
+  }
+
+  /** Stops everything and removes the namespaces; every caller gets the one teardown. */
+  destroy(): Promise<void> {
+    this.destroying ??= this.teardown();
+    return this.destroying;
+  }
+
+  private async teardown(): Promise<void> {
+    await this.processes.stopAll();
+    for (const ns of this.namespaces.splice(0)) await exec("ip", ["netns", "del", ns]).catch(() => undefined);
+    this.removeLeftovers();
+  }
+
+  /** The temporary directory, and UAPI sockets a killed daemon could not remove. */
+  private removeLeftovers(): void {
+    for (const pair of ["ours", "wireguard-go"]) {
+      for (const end of ["a", "b"] as const) rmSync(join(UAPI_DIR, `${this.names.ifName(pair, end)}.sock`), { force: true });
+    }
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  /** Last resort from an exit handler. */
+  destroySync(): void {
+    this.processes.killAllSync();
+    for (const ns of this.namespaces.splice(0)) {
+      try {
+        execFileSync("ip", ["netns", "del", ns], { stdio: "ignore" });
+      } catch {
+        // already gone
+      }
+    }
+    this.removeLeftovers();
+  }
+}
+
+// --- 3. Pairs ---
+
+/** Our daemon's configuration file (wg-quick style) for one end of the tunnel. */
+export function oursConfig(end: { privateKey: string; address: string; peerPublicKey: string; peerAllowedIp: string; peerEndpoint: string }): string {
+  return [
+    "[Interface]",
+    `PrivateKey = ${end.privateKey}`,
+    `ListenPort = ${WG_PORT}`,
+    `Address = ${end.address}/${TUNNEL.prefix}`,
+    `MTU = ${MTU}`,
+    "",
+    "[Peer]",
+    `PublicKey = ${end.peerPublicKey}`,
+    `AllowedIPs = ${end.peerAllowedIp}/32`,
+    `Endpoint = ${end.peerEndpoint}:${WG_PORT}`,
+    "",
+  ].join("\n");
+}
+
+/** A pair that is up: where iperf3 connects, and which processes are the daemons. */
+interface PairUp {
+  serverAddress: string;
+  daemons: Started[];
+  down(): Promise<void>;
+}
+
+interface KeyPair {
+  privateKey: string;
+  publicKey: string;
+}
+
+async function keyPair(): Promise<KeyPair> {
+  const privateKey = (await exec("wg", ["genkey"])).trim();
+  const publicKey = (await exec("wg", ["pubkey"], `${privateKey}\n`)).trim();
+  return { privateKey, publicKey };
+}
+
+async function waitFor(what: string, ready: () => boolean | Promise<boolean>, owner: Started, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  const said = (): string => (owner.stderr() ? `: ${owner.stderr()}` : "");
+  while (!(await ready())) {
+    if (owner.done) throw new Error(`${what}: the process exited${said()}`);
+    if (Date.now() > deadline) throw new Error(`${what}: not ready within ${timeoutMs} ms${said()}`);
+    await sleep(50);
+  }
+}
+
+/** Stops a pair's daemons and removes whatever they may have left: the TUN devices and UAPI sockets. */
+async function stopDaemons(topology: Topology, daemons: Started[], ifaces: [string, string][]): Promise<void> {
+  await Promise.all(daemons.map((d) => topology.processes.stop(d)));
+  for (const [ns, iface] of ifaces) {
+    await exec("ip", ["-n", ns, "link", "del", iface]).catch(() => undefined);
+    rmSync(join(UAPI_DIR, `${iface}.sock`), { force: true });
+  }
+}
+
+/** Two daemons of one implementation, one per namespace, each the other's peer. */
+async function tunnelUp(
+  topology: Topology,
+  pair: "ours" | "wireguard-go",
+  startDaemon: (ns: string, iface: string, self: KeyPair, peer: KeyPair, end: "a" | "b") => Promise<Started>,
+): Promise<PairUp> {
+  const { nsA, nsB, ifName } = topology.names;
+  const ends: ["a" | "b", string][] = [["a", nsA], ["b", nsB]];
+  const keys = { a: await keyPair(), b: await keyPair() };
+  const ifaces: [string, string][] = ends.map(([end, ns]) => [ns, ifName(pair, end)]);
+  const daemons: Started[] = [];
+  try {
+    for (const [end, ns] of ends) {
+      daemons.push(await startDaemon(ns, ifName(pair, end), keys[end], keys[end === "a" ? "b" : "a"], end));
+    }
+  } catch (error) {
+    await stopDaemons(topology, daemons, ifaces);
+    throw error;
+  }
+  return { serverAddress: TUNNEL.b, daemons, down: () => stopDaemons(topology, daemons, ifaces) };
+}
+
+const otherEnd = (end: "a" | "b"): "a" | "b" => (end === "a" ? "b" : "a");
+
+async function wireguardGoUp(topology: Topology): Promise<PairUp> {
+  return tunnelUp(topology, "wireguard-go", async (ns, iface, self, peer, end) => {
+    const daemon = topology.start(ns, ["wireguard-go", "-f", iface], { LOG_LEVEL: "error" });
+    await waitFor(`wireguard-go ${iface}`, () => existsSync(join(UAPI_DIR, `${iface}.sock`)), daemon, 10_000);
+    const keyFile = join(topology.dir, `${iface}.key`);
+    writeFileSync(keyFile, `${self.privateKey}\n`, { mode: 0o600 });
+    await topology.exec(ns, [
+      "wg", "set", iface, "private-key", keyFile, "listen-port", String(WG_PORT),
+      "peer", peer.publicKey, "allowed-ips", `${TUNNEL[otherEnd(end)]}/32`, "endpoint", `${UNDERLAY[otherEnd(end)]}:${WG_PORT}`,
+    ]);
+    await exec("ip", ["-n", ns, "addr", "add", `${TUNNEL[end]}/${TUNNEL.prefix}`, "dev", iface]);
+    await exec("ip", ["-n", ns, "link", "set", iface, "mtu", String(MTU), "up"]);
+    return daemon;
+  });
+}
+
+/** `wardline wg` from dist/, started with node directly so the PID is the daemon's. */
+async function oursUp(topology: Topology): Promise<PairUp> {
+  const cli = join(repoRoot(), "bin", "wardline");
+  return tunnelUp(topology, "ours", async (ns, iface, self, peer, end) => {
+    const config = join(topology.dir, `${iface}.conf`);
+    const text = oursConfig({
+      privateKey: self.privateKey,
+      address: TUNNEL[end],
+      peerPublicKey: peer.publicKey,
+      peerAllowedIp: TUNNEL[otherEnd(end)],
+      peerEndpoint: UNDERLAY[otherEnd(end)],
+    });
+    writeFileSync(config, text, { mode: 0o600 });
+    const daemon = topology.start(ns, [process.execPath, cli, "wg", iface, "--foreground", "--config", config]);
+    await waitFor(`wardline wg ${iface}`, () => existsSync(join(UAPI_DIR, `${iface}.sock`)), daemon, 15_000);
+    return daemon;
+  });
+}
+
+async function pairUp(topology: Topology, pair: PairName): Promise<PairUp> {
+  switch (pair) {
+    case "ours":
+      return oursUp(topology);
+    case "wireguard-go":
+      return wireguardGoUp(topology);
+    case "veth":
+      return { serverAddress: UNDERLAY.b, daemons: [], down: async () => {} };
+  }
+}
+
+/**
+ * A fresh iperf3 server for one test (-1): a server kept across tests sometimes still tidies up the
+ * last one when the next client connects, and resets it.
+ */
+async function iperfServer(topology: Topology): Promise<Started> {
+  const { nsB } = topology.names;
+  // -J so that --get-server-output hands the client the server's intervals as JSON.
+  const server = topology.start(nsB, ["iperf3", "-s", "-1", "-J", "-p", String(IPERF_PORT)]);
+  const listening = async (): Promise<boolean> =>
+    (await topology.exec(nsB, ["ss", "-Hltn", `sport = :${IPERF_PORT}`]).catch(() => "")).trim() !== "";
+  await waitFor("iperf3 server", listening, server, 5000);
+  return server;
+}
+
+/** Pings across until a reply comes: for the tunnels, proof that the handshake completed. */
+async function waitForPath(topology: Topology, address: string, pair: PairName, daemons: Started[]): Promise<void> {
+  for (let attempt = 0; attempt < 15; attempt++) {
+    const dead = daemons.find((d) => d.done);
+    if (dead) throw new Error(`${pair}: a daemon exited${dead.stderr() ? `: ${dead.stderr()}` : ""}`);
+    try {
+      await topology.exec(topology.names.nsA, ["ping", "-c", "1", "-W", "1", "-q", address]);
+      return;
+    } catch {
+      // no reply yet: the handshake may still be under way
+    }
+  }
+  const tails = daemons.map((d) => d.stderr()).filter((s) => s !== "");
+  throw new Error(`${pair}: no ping reply from ${address} within 15 s${tails.length > 0 ? `: ${tails.join(" | ")}` : ""}`);
+}
+
+let clockTicks: number | undefined;
+
+/** USER_HZ, the unit of /proc/stat: 100 on every mainstream Linux, read once to be sure. */
+function ticksPerSecond(): number {
+  if (clockTicks === undefined) {
+    let value = Number.NaN;
+    try {
+      value = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim());
+    } catch {
+      // no getconf: keep the universal default
+    }
+    clockTicks = Number.isFinite(value) && value > 0 ? value : 100;
+  }
+  return clockTicks;
+}
+
+function readCpu(daemons: readonly Started[]): { cpu: CpuTicks; daemons: number[] } {
+  return {
+    cpu: parseProcStat(readFileSync("/proc/stat", "utf8")),
+    daemons: daemons.map((d) => parsePidStat(readFileSync(`/proc/${d.pid}/stat`, "utf8"))),
+  };
+}
+
+/** One case: a one-test iperf3 server in namespace b, the client in a. */
+async function runCase(topology: Topology, up: PairUp, pair: PairName, c: TunnelCase, seconds: number): Promise<CaseRun> {
+  const args = ["iperf3", "-c", up.serverAddress, "-p", String(IPERF_PORT), "-t", String(seconds), "--json", "--get-server-output", "--connect-timeout", "5000", ...c.args];
+  const server = await iperfServer(topology);
+  try {
+    return await runClient(topology, up, pair, c, args, seconds);
+  } finally {
+    if (!(await settlesWithin(server.exited, 5000))) await topology.processes.stop(server);
+  }
+}
+
+/** The client's run, bracketed by CPU readings. */
+async function runClient(topology: Topology, up: PairUp, pair: PairName, c: TunnelCase, args: string[], seconds: number): Promise<CaseRun> {
+  const before = readCpu(up.daemons);
+  const started = performance.now();
+  const client = topology.start(topology.names.nsA, args, undefined, true);
+  let stdout = "";
+  client.child.stdout?.setEncoding("utf8").on("data", (chunk: string) => {
+    stdout += chunk;
+  });
+  // "close", not "exit": only then has all of stdout been read.
+  const closed = new Promise<void>((resolve) => client.child.once("close", () => resolve()));
+  const timeoutMs = (seconds + 20) * 1000;
+  if (!(await settlesWithin(closed, timeoutMs))) {
+    await topology.processes.stop(client);
+    throw new Error(`${pair} ${c.id}: iperf3 did not finish within ${timeoutMs / 1000} s`);
+  }
+  const wall = (performance.now() - started) / 1000;
+  const dead = up.daemons.find((d) => d.done);
+  if (dead) throw new Error(`${pair} ${c.id}: a daemon exited during the run${dead.stderr() ? `: ${dead.stderr()}` : ""}`);
+  const after = readCpu(up.daemons);
+  let json: unknown;
+  try {
+    json = JSON.parse(stdout);
+  } catch {
+    throw new Error(`${pair} ${c.id}: iperf3 printed no JSON${client.stderr() ? `: ${client.stderr()}` : ""}`);
+  }
+  let run: IperfRun;
+  try {
+    run = parseIperf(json);
+  } catch (error) {
+    throw new Error(`${pair} ${c.id}: ${(error as Error).message}`);
+  }
+  return { run, cpu: cpuSpent(before, after, wall, ticksPerSecond()) };
+}
+
+/** iperf3 failing to start the test at all: worth a second try, unlike a failure midway. */
+const RETRYABLE = /iperf3: (unable to connect to server|the server is busy)/;
+const ATTEMPTS = 3;
+
+/** Runs a case, again when iperf3 could not start the test; each retry is added to `retries` for the notes. */
+async function runCaseWithRetry(topology: Topology, up: PairUp, pair: PairName, c: TunnelCase, seconds: number, retries: string[], progress: (line: string) => void): Promise<CaseRun> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await runCase(topology, up, pair, c, seconds);
+    } catch (error) {
+      const message = (error as Error).message;
+      if (attempt >= ATTEMPTS || !RETRYABLE.test(message)) throw error;
+      retries.push(message);
+      progress(`${message}; trying again (${attempt + 1} of ${ATTEMPTS})`);
+      await sleep(1000);
+    }
+  }
+}
+
+// --- 4. Reading iperf3's JSON ---
+
+/** What one iperf3 client run reports, from the receiver's side. */
+export interface IperfRun {
+  protocol: "TCP" | "UDP";
+  streams: number;
+  reverse: boolean;
+  /** Bytes per write: 128 KiB for TCP by default, the datagram payload for UDP. */
+  blockSize: number;
+  receivedBytes: number;
+  seconds: number;
+  /** Received bytes per second of each whole one-second interval on the receiver. */
+  intervalRates: number[];
+  retransmits: number | null;
+  udp: { packets: number; lostPackets: number; lostPercent: number } | null;
+}
+
+type Json = Record<string, unknown>;
+
+const isObject = (value: unknown): value is Json => typeof value === "object" && value !== null && !Array.isArray(value);
+
+function field(object: unknown, path: string): unknown {
+  let at: unknown = object;
+  for (const key of path.split(".")) {
+    if (!isObject(at)) return undefined;
+    at = at[key];
+  }
+  return at;
+}
+
+function numberAt(object: unknown, path: string): number {
+  const value = field(object, path);
+  if (typeof value !== "number" || !Number.isFinite(value)) throw new Error(`iperf3 JSON: ${path} is not a number`);
+  return value;
+}
+
+/** Intervals shorter than this are the tail iperf3 reports after the last whole second. */
+const MIN_INTERVAL_SECONDS = 0.5;
+
+function intervalRates(intervals: unknown): number[] {
+  if (!Array.isArray(intervals)) return [];
+  const rates: number[] = [];
+  for (const interval of intervals) {
+    const sum = field(interval, "sum");
+    const seconds = field(sum, "seconds");
+    const bytes = field(sum, "bytes");
+    if (typeof seconds !== "number" || typeof bytes !== "number" || field(sum, "omitted") === true) continue;
+    if (seconds >= MIN_INTERVAL_SECONDS) rates.push(bytes / seconds);
+  }
+  return rates;
+}
+
+/**
+ * Reads an iperf3 client's `--json --get-server-output` result. The receiver's intervals are the
+ * server's when the client sends and the client's own with -R; without them the whole-run average
+ * stands in as the one sample.
+ */
+export function parseIperf(json: unknown): IperfRun {
+  if (!isObject(json)) throw new Error("iperf3 JSON: not an object");
+  if (typeof json.error === "string") throw new Error(`iperf3: ${json.error}`);
+  const test = "start.test_start";
+  const received = "end.sum_received";
+  const protocol = field(json, `${test}.protocol`);
+  if (protocol !== "TCP" && protocol !== "UDP") throw new Error(`iperf3 JSON: unknown protocol ${String(protocol)}`);
+  const reverse = numberAt(json, `${test}.reverse`) !== 0;
+  const receivedBytes = numberAt(json, `${received}.bytes`);
+  const seconds = numberAt(json, `${received}.seconds`);
+  if (seconds <= 0) throw new Error("iperf3 JSON: the run lasted no time");
+  const rates = intervalRates(reverse ? json.intervals : field(json, "server_output_json.intervals"));
+  const retransmits = field(json, "end.sum_sent.retransmits");
+  return {
+    protocol,
+    streams: numberAt(json, `${test}.num_streams`),
+    reverse,
+    blockSize: numberAt(json, `${test}.blksize`),
+    receivedBytes,
+    seconds,
+    intervalRates: rates.length > 0 ? rates : [receivedBytes / seconds],
+    retransmits: protocol === "TCP" && typeof retransmits === "number" ? retransmits : null,
+    udp: protocol === "UDP"
+      ? {
+          packets: numberAt(json, `${received}.packets`),
+          lostPackets: numberAt(json, `${received}.lost_packets`),
+          lostPercent: numberAt(json, `${received}.lost_percent`),
+        }
+      : null,
+  };
+}
+
+// --- 4. Reading /proc ---
+
+/** CPU time of all CPUs in clock ticks: busy (user, nice, system, irq, softirq) and everything. */
+export interface CpuTicks {
+  busy: number;
+  total: number;
+}
+
+/** Reads the aggregate `cpu` line of /proc/stat. */
+export function parseProcStat(text: string): CpuTicks {
+  const line = text.split("\n").find((l) => l.startsWith("cpu "));
+  if (line === undefined) throw new Error("/proc/stat: no aggregate cpu line");
+  // user nice system idle iowait irq softirq steal guest guest_nice; guest time is already in user.
+  const [user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0] = line.trim().split(/\s+/).slice(1).map(Number);
+  const busy = user + nice + system + irq + softirq;
+  return { busy, total: busy + idle + iowait + steal };
+}
+
+/** utime + stime, in clock ticks, from /proc/<pid>/stat (all of the process's threads). */
+export function parsePidStat(text: string): number {
+  // The command name is in parentheses and may hold spaces or parentheses itself: fields count from the last ")".
+  const rest = text.slice(text.lastIndexOf(")") + 2).trim().split(/\s+/);
+  const utime = Number(rest[11]);
+  const stime = Number(rest[12]);
+  if (!Number.isFinite(utime) || !Number.isFinite(stime)) throw new Error("/proc/<pid>/stat: no utime or stime");
+  return utime + stime;
+}
+
+/** CPU seconds per 10^9 bytes; infinite when nothing arrived. */
+export function cpuSecondsPerGB(cpuSeconds: number, bytes: number): number {
+  return bytes > 0 ? cpuSeconds / (bytes / 1e9) : Number.POSITIVE_INFINITY;
+}
+
+/** What the CPU did while one client ran: deltas of /proc readings, converted to seconds. */
+export interface CpuSpent {
+  cpuSeconds: number;
+  wallSeconds: number;
+  daemonCpuSeconds: number | null;
+}
+
+/** The difference of two readings taken `wallSeconds` apart, at `ticksPerSecond` (USER_HZ). */
+export function cpuSpent(
+  before: { cpu: CpuTicks; daemons: number[] },
+  after: { cpu: CpuTicks; daemons: number[] },
+  wallSeconds: number,
+  ticksPerSecond: number,
+): CpuSpent {
+  const daemonTicks = after.daemons.reduce((sum, t, i) => sum + t - (before.daemons[i] ?? t), 0);
+  return {
+    cpuSeconds: (after.cpu.busy - before.cpu.busy) / ticksPerSecond,
+    wallSeconds,
+    daemonCpuSeconds: after.daemons.length > 0 ? daemonTicks / ticksPerSecond : null,
+  };
+}
+
+// --- 4 and 5. Figures, ratios, targets ---
+
+export const figureId = (caseId: string, pair: PairName): string => `${caseId}/${pair}`;
+
+/** One iperf3 run of a case on a pair, with the CPU it took. */
+export interface CaseRun {
+  run: IperfRun;
+  cpu: CpuSpent;
+}
+
+const median = (values: readonly number[]): number => stats(values).median;
+const sum = (values: readonly number[]): number => values.reduce((a, b) => a + b, 0);
+
+/**
+ * One case on one pair as a figure, from its runs (one per round): rates from all the receiver's
+ * intervals; CPU per GB and cores busy per run, then the median, so one run disturbed by other load
+ * does not set the figure.
+ */
+export function tunnelFigure(pair: PairName, c: TunnelCase, runs: readonly CaseRun[]): TunnelFigure {
+  if (runs.length === 0) throw new Error(`bench tunnel: no runs of ${figureId(c.id, pair)}`);
+  const blockSize = runs[0]!.run.blockSize;
+  const rates = runs.flatMap(({ run }) => run.intervalRates);
+  const mbPerSec = stats(rates.map((r) => r / 1e6));
+  const opsPerSec = stats(rates.map((r) => r / blockSize));
+  const receivedBytes = sum(runs.map(({ run }) => run.receivedBytes));
+  const seconds = sum(runs.map(({ run }) => run.seconds));
+  const perGB = (cpuOf: (r: CaseRun) => number): number => median(runs.map((r) => cpuSecondsPerGB(cpuOf(r), r.run.receivedBytes)));
+  const cores = (cpuOf: (r: CaseRun) => number): number => median(runs.map((r) => (r.cpu.wallSeconds > 0 ? cpuOf(r) / r.cpu.wallSeconds : 0)));
+  const daemons = runs.every((r) => r.cpu.daemonCpuSeconds !== null);
+  const daemonCpu = (r: CaseRun): number => r.cpu.daemonCpuSeconds ?? 0;
+  const tcp = runs.every((r) => r.run.retransmits !== null);
+  const udp = runs.every((r) => r.run.udp !== null);
+  return {
+    id: figureId(c.id, pair),
+    impl: pair,
+    op: c.id,
+    size: blockSize,
+    ops: 1,
+    bytes: blockSize,
+    detail: c.title,
+    samples: rates.length,
+    iterationsPerSample: 1,
+    mbPerSec,
+    opsPerSec,
+    nsPerOp: 1e9 / opsPerSec.median,
+    pair,
+    case: c.id,
+    runs: runs.length,
+    receivedBytes,
+    seconds,
+    averageMbPerSec: receivedBytes / seconds / 1e6,
+    cpuSeconds: sum(runs.map((r) => r.cpu.cpuSeconds)),
+    busyCores: cores((r) => r.cpu.cpuSeconds),
+    cpuSecondsPerGB: perGB((r) => r.cpu.cpuSeconds),
+    daemonCpuSeconds: daemons ? sum(runs.map(daemonCpu)) : null,
+    daemonCpuSecondsPerGB: daemons ? perGB(daemonCpu) : null,
+    daemonBusyCores: daemons ? cores(daemonCpu) : null,
+    retransmits: tcp ? sum(runs.map((r) => r.run.retransmits ?? 0)) : null,
+    lostPercent: udp ? median(runs.map((r) => r.run.udp?.lostPercent ?? 0)) : null,
+  };
+}
+
+const CPU_OP = (caseId: string): string => `${caseId}/cpu-per-gb`;
+
+/** anchor's CPU per GB ÷ ours: like a throughput ratio, above 1 means ours does better. */
+export function cpuRatio(figures: readonly Figure[], oursId: string, anchorId: string): Ratio {
+  const ours = findFigure(figures, oursId) as TunnelFigure;
+  const anchor = findFigure(figures, anchorId) as TunnelFigure;
+  return { op: CPU_OP(ours.case), size: ours.size, ours: ours.id, anchor: anchor.id, ratio: anchor.cpuSecondsPerGB / ours.cpuSecondsPerGB };
+}
+
+/** Throughput ratios ours ÷ wireguard-go and each ÷ veth, then the CPU-per-GB ratios, for the pairs measured. */
+export function tunnelRatios(figures: readonly Figure[]): Ratio[] {
+  const has = (id: string): boolean => figures.some((f) => f.id === id);
+  const comparisons: [PairName, PairName][] = [["ours", "wireguard-go"], ["ours", "veth"], ["wireguard-go", "veth"]];
+  const ratios: Ratio[] = [];
+  for (const ratioOfKind of [ratioOf, cpuRatio]) {
+    for (const c of CASES) {
+      for (const [ours, anchor] of comparisons) {
+        const [o, a] = [figureId(c.id, ours), figureId(c.id, anchor)];
+        if (has(o) && has(a)) ratios.push(ratioOfKind(figures, o, a));
+      }
+    }
+  }
+  return ratios;
+}
+
+/** The issue's targets, for those whose figures were measured. */
+export function tunnelTargets(figures: readonly Figure[]): TargetResult[] {
+  const has = (id: string): boolean => figures.some((f) => f.id === id);
+  const results: TargetResult[] = [];
+  for (const t of TARGETS) {
+    const [ours, anchor] = [figureId(t.caseId, "ours"), figureId(t.caseId, "wireguard-go")];
+    if (!has(ours) || !has(anchor)) continue;
+    const ratio = t.kind === "throughput" ? ratioOf(figures, ours, anchor) : cpuRatio(figures, ours, anchor);
+    results.push(checkTarget(ratio, t.min));
+  }
+  return results;
+}
+
+// --- The run, start to finish ---
+
+/** What tests and development may narrow: which pairs run, how many rounds, and how long each case lasts. */
+export interface TunnelRunOptions {
+  pairs?: readonly PairName[];
+  rounds?: number;
+  seconds?: number;
+}
+
+function firstLine(cmd: string, args: string[]): string {
+  try {
+    return execFileSync(cmd, args, { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).split("\n")[0]!.trim();
+  } catch {
+    return "unknown";
+  }
+}
+
+/** Runs the suite; the CLI's entry is `tunnelSuite.run`, which measures all three pairs. */
+export async function runTunnelSuite(options: SuiteOptions, narrow: TunnelRunOptions = {}): Promise<SuiteReport> {
+  const missing = missingPrerequisite();
+  if (missing !== undefined) throw new Error(`cannot run: ${missing}`);
+  const pairs = narrow.pairs ?? PAIRS;
+  const rounds = narrow.rounds ?? (options.quick ? QUICK : FULL).rounds;
+  const seconds = narrow.seconds ?? (options.quick ? QUICK : FULL).seconds;
+  const budget = { warmupMs: WARMUP.length * WARMUP_SECONDS * 1000, sampleMs: 1000, samples: rounds * seconds };
+  const { progress, header } = await startRun("tunnel", { ...options, budget });
+
+  const topology = new Topology();
+  const onExit = (): void => topology.destroySync();
+  // The run in progress fails as its processes go; exiting once the teardown is done keeps that
+  // failure from being reported as the suite's.
+  const onSignal = (signal: NodeJS.Signals): void => {
+    progress(`${signal}: stopping processes and removing the namespaces`);
+    void topology.destroy().finally(() => process.exit(signal === "SIGINT" ? 130 : 143));
+  };
+  process.once("exit", onExit);
+  process.once("SIGINT", onSignal);
+  process.once("SIGTERM", onSignal);
+  const runs = new Map<string, CaseRun[]>();
+  const retries: string[] = [];
+  try {
+    await topology.create();
+    const total = rounds * pairs.length * CASES.length;
+    let done = 0;
+    for (let round = 0; round < rounds; round++) {
+      // Who goes first rotates, as in the harness, so a drift in the machine's speed favours no pair.
+      const order = pairs.map((_, i) => pairs[(i + round) % pairs.length]!);
+      for (const pair of order) {
+        progress(`round ${round + 1}/${rounds}, ${pair}: bringing the pair up`);
+        const up = await pairUp(topology, pair);
+        try {
+          await waitForPath(topology, up.serverAddress, pair, up.daemons);
+          if (up.daemons.length > 0) {
+            for (const w of WARMUP) {
+              progress(`round ${round + 1}/${rounds}, ${pair}: ${w.title}, ${WARMUP_SECONDS} s`);
+              await runCaseWithRetry(topology, up, pair, w, WARMUP_SECONDS, retries, progress);
+            }
+          }
+          for (const c of CASES) {
+            progress(`[${++done}/${total}] round ${round + 1}/${rounds}, ${pair}: ${c.title}, ${seconds} s`);
+            const id = figureId(c.id, pair);
+            runs.set(id, [...(runs.get(id) ?? []), await runCaseWithRetry(topology, up, pair, c, seconds, retries, progress)]);
+          }
+        } finally {
+          await up.down();
+        }
+      }
+    }
+  } finally {
+    await topology.destroy();
+    process.removeListener("exit", onExit);
+    process.removeListener("SIGINT", onSignal);
+    process.removeListener("SIGTERM", onSignal);
+  }
+
+  const figures = pairs.flatMap((pair) => CASES.map((c) => tunnelFigure(pair, c, runs.get(figureId(c.id, pair)) ?? [])));
+  const common = header();
+  const notes = [
+    `Samples are the receiver's one-second intervals (the partial last one dropped) of ${rounds} ${rounds === 1 ? "round" : "rounds"} of one ${seconds} s iperf3 run per case. A round brings each pair up in turn, runs every case and tears the pair down; the pairs' order rotates from round to round, so a passing load elsewhere is spread over the pairs instead of falling on one. Each time a tunnel comes up, ${WARMUP.length * WARMUP_SECONDS} s of unmeasured TCP (both directions) run through it first, so that V8 has optimized our hot path before the first case.`,
+    "CPU per GB: the busy ticks (user, nice, system, irq, softirq) of all CPUs in /proc/stat over an iperf3 client's whole run, divided by the payload bytes it received (10^9 bytes per GB); the median over the rounds. It counts iperf3 and both kernels' TCP/UDP stacks as well as the tunnel, alike for every pair, and whatever else ran on the machine meanwhile. The daemons' own utime + stime (`/proc/<pid>/stat`) are shown beside it.",
+    `Sender, receiver and both daemons share the machine's ${common.machine.cores} cores; the cores-busy table shows how close each run came to all of them, and how much of that the daemons took.`,
+    "UDP: 64 B payloads sent as fast as the sender can (-b 0); the rate is what the receiver got, the loss what it found missing. With both ends on one machine the sender competes with the tunnel for CPU, so this measures packets per second under overload rather than a clean packet rate.",
+    "Ratios ≥ 1 favour the first named: throughput is ours ÷ anchor, CPU per GB is anchor ÷ ours.",
+  ];
+  if (retries.length > 0) notes.push(`Runs retried because iperf3 could not start the test: ${retries.join("; ")}.`);
+  if (options.quick) notes.push("Quick mode: one round of one-second runs that only proves the suite works; record full-mode runs only.");
+  // Not the harness's loadWarning: interleaving here is by rounds of whole runs, which protects the ratios less.
+  if (loadWarning(common.machine) !== undefined) {
+    notes.push(`${common.machine.busyCores} of ${common.machine.cores} cores were busy with other processes as the suite started: figures may be low and spreads wide, and since the pairs take turns a run at a time, such load can hit one pair's run and not another's; compare the ratios across records before trusting one.`);
+  }
+  return {
+    ...common,
+    units: {
+      mbPerSec: "10^6 payload bytes per second received (median of the receiver's 1 s intervals); tables show Mbit/s",
+      opsPerSec: "iperf3 blocks received per second: 128 KiB writes for TCP, datagrams for UDP",
+      cpuSecondsPerGB: "busy CPU seconds of all CPUs per 10^9 payload bytes received",
+      daemonCpuSecondsPerGB: "utime + stime of both WireGuard daemons per 10^9 payload bytes received",
+      busyCores: "busy CPU seconds ÷ wall seconds of the client run",
+      ratio: "throughput: first ÷ second; cpu-per-gb: second ÷ first (≥ 1 favours the first)",
+    },
+    subject: {
+      Topology: `namespaces a and b joined by a veth pair (${UNDERLAY.a} ↔ ${UNDERLAY.b}); tunnels ${TUNNEL.a} ↔ ${TUNNEL.b}, MTU ${MTU}; iperf3 client in a, server in b`,
+      Pairs: pairs.join(", "),
+      Ours: "`node bin/wardline wg <iface> --foreground --config <file>`, from dist/",
+      "wireguard-go": firstLine("wireguard-go", ["--version"]),
+      iperf3: firstLine("iperf3", ["--version"]),
+      Cases: `${CASES.map((c) => `${c.id}: ${c.title}`).join("; ")}; ${rounds} × ${seconds} s each`,
+    },
+    figures,
+    ratios: tunnelRatios(figures),
+    targets: tunnelTargets(figures),
+    notes,
+  };
+}
+
+// --- Tables ---
+
+const mbit = (mbPerSec: number): number => mbPerSec * 8;
+
+function maybeFigure(report: SuiteReport, caseId: string, pair: PairName): TunnelFigure | undefined {
+  return report.figures.find((f) => f.id === figureId(caseId, pair)) as TunnelFigure | undefined;
+}
+
+function ratioCell(report: SuiteReport, op: string, ours: string, anchor: string): string {
+  const r = report.ratios.find((x) => x.op === op && x.ours === ours && x.anchor === anchor);
+  return r ? formatRatio(r.ratio) : "–";
+}
+
+function tables(report: SuiteReport): ReportTable[] {
+  const pairs = PAIRS.filter((p) => CASES.some((c) => maybeFigure(report, c.id, p)));
+  const cells = (caseId: string, show: (f: TunnelFigure) => string): string[] =>
+    pairs.map((p) => {
+      const f = maybeFigure(report, caseId, p);
+      return f ? show(f) : "–";
+    });
+  const throughputRatios = (c: TunnelCase): string[] => [
+    ratioCell(report, c.id, figureId(c.id, "ours"), figureId(c.id, "wireguard-go")),
+    ratioCell(report, c.id, figureId(c.id, "ours"), figureId(c.id, "veth")),
+    ratioCell(report, c.id, figureId(c.id, "wireguard-go"), figureId(c.id, "veth")),
+  ];
+  const perGB = (value: number | null): string => (value === null ? "–" : formatRate(value));
+  const udp = CASES.filter((c) => c.args.includes("-u"));
+  return [
+    {
+      title: "Throughput received, Mbit/s (median of 1 s intervals)",
+      headers: ["case", ...pairs, "ours ÷ wireguard-go", "ours ÷ veth", "wireguard-go ÷ veth"],
+      rows: CASES.map((c) => [c.title, ...cells(c.id, (f) => `${formatRate(mbit(f.mbPerSec!.median))} ${formatSpread(f.mbPerSec!)}`), ...throughputRatios(c)]),
+    },
+    {
+      title: "UDP datagrams received per second, and loss",
+      headers: ["case", ...pairs.flatMap((p) => [`${p} /s`, `${p} loss`])],
+      rows: udp.map((c) => [
+        `${c.title} (${formatSize(maybeFigure(report, c.id, pairs[0]!)?.size ?? 0)} payload)`,
+        ...pairs.flatMap((p) => {
+          const f = maybeFigure(report, c.id, p);
+          return f ? [formatRate(f.opsPerSec.median), `${(f.lostPercent ?? 0).toFixed(1)}%`] : ["–", "–"];
+        }),
+      ]),
+    },
+    {
+      title: "CPU seconds per GB received: all CPUs (both daemons' share)",
+      headers: ["case", ...pairs, "wireguard-go ÷ ours"],
+      rows: CASES.map((c) => [
+        c.title,
+        ...cells(c.id, (f) => (f.daemonCpuSecondsPerGB === null ? perGB(f.cpuSecondsPerGB) : `${perGB(f.cpuSecondsPerGB)} (${perGB(f.daemonCpuSecondsPerGB)})`)),
+        ratioCell(report, CPU_OP(c.id), figureId(c.id, "ours"), figureId(c.id, "wireguard-go")),
+      ]),
+    },
+    {
+      title: "Cores busy during the run: all CPUs (both daemons)",
+      headers: ["case", ...pairs],
+      rows: CASES.map((c) => [
+        c.title,
+        ...cells(c.id, (f) => (f.daemonBusyCores === null ? f.busyCores.toFixed(2) : `${f.busyCores.toFixed(2)} (${f.daemonBusyCores.toFixed(2)})`)),
+      ]),
+    },
+    ...(report.targets.length === 0 ? [] : [{
+      title: "Targets (ours against wireguard-go)",
+      headers: ["case", "measure", "ratio", "target", "result"],
+      alignRight: [false, false, true, true, false],
+      rows: report.targets.map((t) => {
+        const c = CASES.find((x) => t.ours === figureId(x.id, "ours"))!;
+        const cpu = t.op === CPU_OP(c.id);
+        return [c.title, cpu ? "CPU per GB (wireguard-go ÷ ours)" : "throughput (ours ÷ wireguard-go)", formatRatio(t.ratio), `≥ ${t.min}`, formatTarget(t)];
+      }),
+    }]),
+  ];
+}
+
+export const tunnelSuite: BenchSuite = {
+  name: "tunnel",
+  summary: "iperf3 TCP and small-packet UDP through ours and wireguard-go between two namespaces, the bare veth as ceiling; CPU per GB",
+  run: (options) => runTunnelSuite(options),
+  tables,
+};
