@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { main } from "../bin/cli.js";
-import type { CliIo } from "../bin/cli.js";
+import { captureIo } from "../test/support/cli.js";
 import { IMPL, SIZES, TARGETS, caseId, engineSuite, runEngineSuite } from "./engine.js";
 import { QUICK_BUDGET, recordSection, stats } from "./harness.js";
 import type { SuiteReport } from "./harness.js";
@@ -83,16 +83,7 @@ describe("harness stats", () => {
 });
 
 describe("wardline CLI", () => {
-  const capture = (): CliIo & { out: string; err: string } => {
-    const io = {
-      out: "",
-      err: "",
-      stderrIsTty: false,
-      stdout: (text: string) => void (io.out += text),
-      stderr: (text: string) => void (io.err += text),
-    };
-    return io;
-  };
+  const capture = captureIo;
 
   it("lists its commands on --help and help", async () => {
     for (const argv of [["--help"], ["help"]]) {

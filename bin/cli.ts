@@ -6,9 +6,9 @@
 
 import { readFileSync } from "node:fs";
 import { join, relative } from "node:path";
-import { parseArgs } from "node:util";
 import { recordSection, renderReportText, repoRoot } from "../bench/harness.js";
 import type { BenchSuite } from "../bench/harness.js";
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, parseCommandLine } from "./args.js";
 
 /** Where the CLI writes; tests pass their own. */
 export interface CliIo {
@@ -24,9 +24,6 @@ const processIo: CliIo = {
   stderrIsTty: process.stderr.isTTY === true,
 };
 
-const EXIT_OK = 0;
-const EXIT_FAILURE = 1;
-const EXIT_USAGE = 2;
 
 /** Commands the design names that do not exist yet; asking for one says so instead of "unknown". */
 const PLANNED = ["portal", "relay", "gateway", "client", "up"] as const;
@@ -106,36 +103,20 @@ function commandLine(argv: readonly string[]): string {
   return [entry, ...argv.map(quote)].join(" ");
 }
 
-/** node:util parseArgs messages, shortened to their first sentence ("Unknown option '--x'"). */
-function parseArgsMessage(error: unknown): string {
-  const message = error instanceof Error ? error.message : String(error);
-  const first = message.split(/\.\s/)[0] ?? message;
-  return first.charAt(0).toLowerCase() + first.slice(1);
-}
-
 function usageError(io: CliIo, message: string, help: string): number {
   io.stderr(`wardline: ${message}\n\n${help}`);
   return EXIT_USAGE;
 }
 
 async function bench(argv: readonly string[], io: CliIo, fullArgv: readonly string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: [...argv],
-      allowPositionals: true,
-      strict: true,
-      options: {
-        quick: { type: "boolean", default: false },
-        json: { type: "boolean", default: false },
-        record: { type: "boolean", default: false },
-        build: { type: "string", default: "release" },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    });
-  } catch (error) {
-    return usageError(io, parseArgsMessage(error), benchHelp());
-  }
+  const parsed = parseCommandLine(argv, {
+    quick: { type: "boolean", default: false },
+    json: { type: "boolean", default: false },
+    record: { type: "boolean", default: false },
+    build: { type: "string", default: "release" },
+    help: { type: "boolean", short: "h", default: false },
+  });
+  if ("error" in parsed) return usageError(io, parsed.error, benchHelp());
   const { values, positionals } = parsed;
   if (values.help) {
     io.stdout(benchHelp());

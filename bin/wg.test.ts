@@ -6,18 +6,10 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { captureIo } from "../test/support/cli.js";
 import { main } from "./cli.js";
 
-function capture() {
-  const io = {
-    out: "",
-    err: "",
-    stderrIsTty: false,
-    stdout: (text: string) => void (io.out += text),
-    stderr: (text: string) => void (io.err += text),
-  };
-  return io;
-}
+const capture = captureIo;
 
 const dir = mkdtempSync(join(tmpdir(), "wardline-wg-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -13,11 +13,11 @@ import { spawn } from "node:child_process";
 import { closeSync, readFileSync, writeSync } from "node:fs";
 import type { Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
 import { configureLink } from "../daemons/io/link.js";
 import { serveUapi, UAPI_DIR } from "../daemons/io/uapi-socket.js";
 import { DEFAULT_MTU, WireGuardInterface } from "../daemons/io/wg-interface.js";
 import { parseWgQuick, type WgQuickConfig } from "../daemons/proto/wireguard/wg-quick.js";
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, parseCommandLine } from "./args.js";
 
 export interface WgIo {
   stdout: (text: string) => void;
@@ -48,9 +48,6 @@ Needs root or CAP_NET_ADMIN (TUN device, ${UAPI_DIR}). Stop it with SIGTERM or S
 wg-quick down does): it then exits.
 `;
 
-const EXIT_OK = 0;
-const EXIT_FAILURE = 1;
-const EXIT_USAGE = 2;
 
 /** How long a backgrounding parent waits for its child's socket. */
 const READY_TIMEOUT_MS = 15_000;
@@ -60,20 +57,13 @@ function timestamp(): string {
 }
 
 export async function wgCommand(argv: readonly string[], io: WgIo): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: [...argv],
-      allowPositionals: true,
-      strict: true,
-      options: {
-        config: { type: "string" },
-        foreground: { type: "boolean", short: "f", default: false },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    });
-  } catch (error) {
-    io.stderr(`wardline wg: ${(error as Error).message.split(/\.\s/)[0]}\n\n${WG_HELP}`);
+  const parsed = parseCommandLine(argv, {
+    config: { type: "string" },
+    foreground: { type: "boolean", short: "f", default: false },
+    help: { type: "boolean", short: "h", default: false },
+  });
+  if ("error" in parsed) {
+    io.stderr(`wardline wg: ${parsed.error}\n\n${WG_HELP}`);
     return EXIT_USAGE;
   }
   const { values, positionals } = parsed;
