@@ -97,6 +97,8 @@ export const STATUS_SOURCE_NOT_ALLOWED: u32 = 10;
 export const STATUS_BAD_INNER_PACKET: u32 = 11;
 /** No allowed IP of any peer covers the inner destination. */
 export const STATUS_NO_ROUTE: u32 = 12;
+/** Relay: no channel binding for this (client, channel) or (relay, peer). */
+export const STATUS_NO_CHANNEL: u32 = 13;
 
 /** The peer id of "no peer": a route lookup that matched nothing, or a session not yet given a peer. */
 export const NO_PEER: u32 = 0xffffffff;

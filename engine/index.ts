@@ -4,8 +4,8 @@
 //
 // Memory is laid out once by init() and never grows after, so the binding's views stay valid:
 //   scratch (one-shot AEAD, Poly1305 and BLAKE2s I/O) | AEAD/ChaCha/BLAKE2s working state |
-//   session slots + receiver index table | route nodes | batch descriptors | per-packet peers |
-//   packet arena
+//   session slots + receiver index table | route nodes | relay channel bindings | batch descriptors |
+//   per-packet peers | per-packet endpoints (relay) | packet arena
 
 import { aeadOpen, aeadSeal, AEAD_SCRATCH_SIZE, setAeadScratch, xaeadOpen, xaeadSeal } from "./aead";
 import { blake2sFinal, blake2sInit, blake2sUpdate, BLAKE2S_STATE_SIZE } from "./blake2s";
@@ -22,12 +22,17 @@ import {
 import { DESC_SIZE, setTransportMemory } from "./transport";
 import { setCryptokeyMemory } from "./cryptokey";
 import {
+  bindChannel, channelCount, ENDPOINT_SIZE, findByClient, findByPeer, MAX_CHANNELS, relayTableBytes, setRelayMemory,
+  unbindChannel,
+} from "./relay";
+import {
   clearRoutes, insertRoute, lookupAddress, MAX_ROUTES, removePeerRoutes, removeRoute, routeCount as routesLive,
   routeTableBytes, setRouteMemory,
 } from "./routes";
 
 export { transportOpen, transportSeal } from "./transport";
 export { checkInbound, routeOutbound } from "./cryptokey";
+export { relayFromClients, relayFromPeers } from "./relay";
 
 /** One-shot I/O: room for a 64 KiB message, its AAD and tag, keys and nonces. */
 const SCRATCH_SIZE: usize = 192 * 1024;
@@ -44,6 +49,7 @@ let arenaBytes: u32 = 0;
 let descriptors: usize = 0;
 let batchSize: u32 = 0;
 let peers: usize = 0;
+let endpoints: usize = 0;
 
 function alloc(size: usize): usize {
   // heap.alloc (stub runtime) aligns to 16; pad so every region starts on a 64-byte line.
@@ -52,14 +58,15 @@ function alloc(size: usize): usize {
 }
 
 /**
- * Lays out memory for maxSessions sessions, a packet arena of arenaSize bytes, batches of maxBatch
- * and maxRoutes allowed IPs (0, as from a caller that predates routing, leaves the table always full).
+ * Lays out memory for maxSessions sessions, a packet arena of arenaSize bytes, batches of maxBatch,
+ * maxRoutes allowed IPs and maxChannels relay channel bindings (0 for either leaves its table always
+ * full, as for a caller that does not use it).
  */
-export function init(maxSessions: u32, arenaSize: u32, maxBatch: u32, maxRoutes: u32): i32 {
+export function init(maxSessions: u32, arenaSize: u32, maxBatch: u32, maxRoutes: u32, maxChannels: u32): i32 {
   if (scratch != 0) return RESULT_ALREADY_INITIALIZED;
   if (maxSessions == 0 || maxSessions > MAX_SESSIONS) return RESULT_BAD_ARGUMENT;
   if (arenaSize == 0 || arenaSize > MAX_ARENA || maxBatch == 0 || maxBatch > MAX_BATCH) return RESULT_BAD_ARGUMENT;
-  if (maxRoutes > MAX_ROUTES) return RESULT_BAD_ARGUMENT;
+  if (maxRoutes > MAX_ROUTES || maxChannels > MAX_CHANNELS) return RESULT_BAD_ARGUMENT;
   scratch = alloc(SCRATCH_SIZE);
   const work = alloc(AEAD_SCRATCH_SIZE + 256 + BLAKE2S_STATE_SIZE + POLY_STATE_SIZE + 16);
   setAeadScratch(work);
@@ -69,13 +76,16 @@ export function init(maxSessions: u32, arenaSize: u32, maxBatch: u32, maxRoutes:
   polyBlock = polyState + POLY_STATE_SIZE;
   setSessionMemory(alloc(sessionTableBytes(maxSessions)), maxSessions);
   setRouteMemory(alloc(routeTableBytes(maxRoutes)), maxRoutes);
+  const relayTable = alloc(relayTableBytes(maxChannels));
   descriptors = alloc(<usize>maxBatch * DESC_SIZE);
   batchSize = maxBatch;
   peers = alloc(<usize>maxBatch << 2);
+  endpoints = alloc(<usize>maxBatch * ENDPOINT_SIZE);
   arena = alloc(arenaSize);
   arenaBytes = arenaSize;
   setTransportMemory(arena, arenaSize, descriptors, maxBatch);
   setCryptokeyMemory(arena, arenaSize, descriptors, peers, maxBatch);
+  setRelayMemory(relayTable, maxChannels, arena, arenaSize, descriptors, endpoints, maxBatch);
   return RESULT_OK;
 }
 
@@ -87,6 +97,8 @@ export function descriptorsPtr(): usize { return descriptors; }
 export function descriptorCount(): u32 { return batchSize; }
 /** One u32 per descriptor: the peer routeOutbound chose for it. */
 export function routePeersPtr(): usize { return peers; }
+/** ENDPOINT_SIZE bytes per descriptor: the relay's source and destination endpoints (engine/relay.ts). */
+export function relayEndpointsPtr(): usize { return endpoints; }
 
 // --- One-shot primitives over scratch ---
 
@@ -210,4 +222,28 @@ export function routeClear(): void {
 
 export function routeCount(): u32 {
   return routesLive();
+}
+
+// --- Relay channel bindings (engine/relay.ts); endpoints are ENDPOINT_SIZE bytes at clientEp, peerEp ---
+
+export function relayBind(slot: u32, clientEp: usize, channel: u32, relayId: u32, peerEp: usize): i32 {
+  return bindChannel(slot, clientEp, channel, relayId, peerEp);
+}
+
+export function relayUnbind(slot: u32): i32 {
+  return unbindChannel(slot);
+}
+
+/** The binding slot of (client endpoint, channel), or -1. */
+export function relayFindClient(clientEp: usize, channel: u32): i32 {
+  return findByClient(clientEp, channel);
+}
+
+/** The binding slot of (relay id, peer endpoint), or -1. */
+export function relayFindPeer(relayId: u32, peerEp: usize): i32 {
+  return findByPeer(relayId, peerEp);
+}
+
+export function relayChannelCount(): u32 {
+  return channelCount();
 }

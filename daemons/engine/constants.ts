@@ -43,14 +43,22 @@ export enum TransportStatus {
   BadInnerPacket = 11,
   /** No allowed IP of any peer covers the inner destination. */
   NoRoute = 12,
+  /** Relay: no channel binding for this (client, channel) or (relay, peer). */
+  NoChannel = 13,
 }
 
-export const TRANSPORT_STATUS_COUNT = 13;
+export const TRANSPORT_STATUS_COUNT = 14;
 
 /** The engine's peer id for "no peer"; peer ids are 0 to NO_PEER - 1. */
 export const NO_PEER = 0xffffffff;
 /** Allowed IPs one engine can hold at most (the engine's node pool addresses 2^21 + 1 nodes). */
 export const MAX_ROUTES = 1 << 20;
+/** Most TURN channel bindings an engine can be made to hold (engine/relay.ts MAX_CHANNELS). */
+export const MAX_CHANNELS = 1 << 20;
+/** Bytes of one endpoint in the relay's endpoint array, as the native addon encodes it. */
+export const ENDPOINT_SIZE = 20;
+/** The TURN ChannelData header: channel number and length (RFC 8656 §12.4). */
+export const CHANNEL_HEADER_SIZE = 4;
 export const IPV4_ADDRESS_SIZE = 4;
 export const IPV4_ADDRESS_BITS = 32;
 export const IPV6_ADDRESS_SIZE = 16;

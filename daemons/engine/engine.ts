@@ -8,10 +8,11 @@ import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
-  BLAKE2S_KEY_MAX, BLAKE2S_OUT_MAX, HCHACHA_NONCE_SIZE, KEY_SIZE, MAX_ROUTES, NONCE_SIZE, RESULT_OK, TAG_SIZE,
+  BLAKE2S_KEY_MAX, BLAKE2S_OUT_MAX, HCHACHA_NONCE_SIZE, KEY_SIZE, MAX_CHANNELS, MAX_ROUTES, NONCE_SIZE, RESULT_OK, TAG_SIZE,
   XNONCE_SIZE,
 } from "./constants.js";
 import { EngineError, checkBytes, checkInteger } from "./errors.js";
+import { RelayChannels } from "./relay.js";
 import { AllowedIps } from "./routes.js";
 import { TransportBatch, TransportSessions } from "./transport.js";
 
@@ -28,6 +29,8 @@ export interface EngineOptions {
   maxBatch?: number;
   /** Allowed IPs (prefixes of all peers, both families) the routing table can hold at once. */
   maxRoutes?: number;
+  /** TURN channel bindings the relay's forwarding table can hold at once (engine.channels). */
+  maxChannels?: number;
 }
 
 export const DEFAULT_ENGINE_OPTIONS = {
@@ -36,12 +39,13 @@ export const DEFAULT_ENGINE_OPTIONS = {
   arenaBytes: 4 * 1024 * 1024,
   maxBatch: 256,
   maxRoutes: 16384,
+  maxChannels: 4096,
 } as const satisfies Required<EngineOptions>;
 
 /** The raw exports of engine/index.ts; pointers and lengths are numbers, counters are bigints. */
 export interface EngineExports {
   memory: WebAssembly.Memory;
-  init(maxSessions: number, arenaSize: number, maxBatch: number, maxRoutes: number): number;
+  init(maxSessions: number, arenaSize: number, maxBatch: number, maxRoutes: number, maxChannels: number): number;
   scratchPtr(): number;
   scratchSize(): number;
   arenaPtr(): number;
@@ -49,6 +53,7 @@ export interface EngineExports {
   descriptorsPtr(): number;
   descriptorCount(): number;
   routePeersPtr(): number;
+  relayEndpointsPtr(): number;
   aeadSealAt(key: number, nonce: number, aad: number, aadLen: number, data: number, len: number, tag: number): void;
   aeadOpenAt(key: number, nonce: number, aad: number, aadLen: number, data: number, len: number, tag: number): number;
   xaeadSealAt(key: number, nonce: number, aad: number, aadLen: number, data: number, len: number, tag: number): void;
@@ -79,6 +84,13 @@ export interface EngineExports {
   routeCount(): number;
   routeOutbound(count: number): number;
   checkInbound(count: number): number;
+  relayBind(slot: number, clientEp: number, channel: number, relayId: number, peerEp: number): number;
+  relayUnbind(slot: number): number;
+  relayFindClient(clientEp: number, channel: number): number;
+  relayFindPeer(relayId: number, peerEp: number): number;
+  relayChannelCount(): number;
+  relayFromClients(count: number): number;
+  relayFromPeers(relayId: number, count: number): number;
 }
 
 const EMPTY = new Uint8Array(0);
@@ -119,11 +131,15 @@ if (new Uint8Array(new Uint32Array([1]).buffer)[0] !== 1) {
   throw new EngineError("UNSUPPORTED_PLATFORM", "the engine binding requires a little-endian platform");
 }
 
-/** A WebAssembly engine instance: one-shot primitives, transport sessions, allowed IPs and the packet batch. */
+/**
+ * A WebAssembly engine instance: one-shot primitives, transport sessions, allowed IPs, the relay's
+ * channel bindings and the packet batch.
+ */
 export class Engine {
   readonly build: EngineBuild;
   readonly sessions: TransportSessions;
   readonly routes: AllowedIps;
+  readonly channels: RelayChannels;
   readonly batch: TransportBatch;
   private readonly x: EngineExports;
   private readonly mem: Uint8Array;
@@ -136,6 +152,7 @@ export class Engine {
     checkInteger("arenaBytes", options.arenaBytes, 1, 1 << 30);
     checkInteger("maxBatch", options.maxBatch, 1, 1 << 16);
     checkInteger("maxRoutes", options.maxRoutes, 1, MAX_ROUTES);
+    checkInteger("maxChannels", options.maxChannels, 1, MAX_CHANNELS);
     const instance = new WebAssembly.Instance(compiled(options.build), {
       env: {
         abort: (_msg: number, _file: number, line: number, col: number) => {
@@ -144,13 +161,14 @@ export class Engine {
       },
     });
     this.x = instance.exports as unknown as EngineExports;
-    const rc = this.x.init(options.maxSessions, options.arenaBytes, options.maxBatch, options.maxRoutes);
+    const rc = this.x.init(options.maxSessions, options.arenaBytes, options.maxBatch, options.maxRoutes, options.maxChannels);
     if (rc !== RESULT_OK) throw new EngineError("ENGINE_INIT", `engine init failed with code ${rc}`);
     this.mem = new Uint8Array(this.x.memory.buffer);
     this.scratch = this.x.scratchPtr();
     this.dataRoom = this.x.scratchSize() - S_DATA - TAG_SIZE;
     this.sessions = new TransportSessions(this.x, this.mem, options.maxSessions);
     this.routes = new AllowedIps(this.x, this.mem, options.maxRoutes);
+    this.channels = new RelayChannels(this.x, this.mem, options.maxChannels);
     this.batch = new TransportBatch(this.x, this.mem, this.sessions);
   }
 

@@ -10,7 +10,7 @@
 // source is not an allowed IP of the peer whose session opened them.
 
 import {
-  DESC_LENGTH, DESC_OFFSET, DESC_SESSION, DESC_STATUS, DESC_WORDS, KEY_SIZE, MAX_CONTENT_SIZE, MAX_MESSAGE_SIZE,
+  DESC_LENGTH, DESC_OFFSET, DESC_SESSION, DESC_STATUS, DESC_WORDS, ENDPOINT_SIZE, KEY_SIZE, MAX_CONTENT_SIZE, MAX_MESSAGE_SIZE,
   MESSAGE_TRANSPORT_HEADER_SIZE, MESSAGE_TRANSPORT_SIZE, NO_PEER, RESULT_INDEX_IN_USE, RESULT_OK,
   RESULT_TABLE_FULL, TransportStatus,
 } from "./constants.js";
@@ -126,6 +126,8 @@ export class TransportBatch {
   private readonly arena: number;
   private readonly desc: Uint32Array;
   private readonly peers: Uint32Array;
+  /** ENDPOINT_SIZE bytes per packet: for the relay, each packet's source, then its destination. */
+  readonly endpoints: Uint8Array;
   private cursor = 0;
   private count = 0;
   /** What the batch holds: plaintexts to seal or packets to open; set by the first reserve. */
@@ -145,6 +147,7 @@ export class TransportBatch {
     this.maxPackets = x.descriptorCount();
     this.desc = new Uint32Array(x.memory.buffer, x.descriptorsPtr(), this.maxPackets * DESC_WORDS);
     this.peers = new Uint32Array(x.memory.buffer, x.routePeersPtr(), this.maxPackets);
+    this.endpoints = new Uint8Array(x.memory.buffer, x.relayEndpointsPtr(), this.maxPackets * ENDPOINT_SIZE);
   }
 
   /** Packets currently in the batch. */
@@ -210,12 +213,39 @@ export class TransportBatch {
     return this.mem.subarray(at, at + len);
   }
 
-  /** Like reservePacket, but returns where the packet goes in `memory` instead of a view. */
-  reservePacketOffset(len: number): number {
+  /**
+   * Like reservePacket, but returns where the packet goes in `memory` instead of a view. headroom
+   * bytes stay free in front of it: relayFromPeers writes the ChannelData header there.
+   */
+  reservePacketOffset(len: number, headroom = 0): number {
     checkInteger("packet length", len, 0, MAX_MESSAGE_SIZE);
-    const offset = this.take("open", align16(len));
+    checkInteger("headroom", headroom, 0, 64);
+    const offset = this.take("open", align16(len + headroom)) + headroom;
     this.describe(offset, len, 0);
     return this.arena + offset;
+  }
+
+  /**
+   * Relay, datagrams from clients: every ChannelData on a bound (source endpoint, channel) becomes
+   * its payload, addressed (endpoints) to the peer, with the relay id to send it from as session(i).
+   * Statuses otherwise: BadType (not ChannelData), TooShort, NoChannel, OutOfBounds. Returns how
+   * many are Ok. Before: endpoints(i) holds each packet's source.
+   */
+  relayFromClients(): number {
+    this.finishRelay("relayFromClients");
+    return this.x.relayFromClients(this.count);
+  }
+
+  /**
+   * Relay, datagrams from peers at relay socket relayId (reserved with CHANNEL_HEADER_SIZE of
+   * headroom): every one from a peer with a channel becomes ChannelData addressed to the client.
+   * NoChannel otherwise (a Data indication, if a permission allows, is the caller's). Returns how
+   * many are Ok.
+   */
+  relayFromPeers(relayId: number): number {
+    checkInteger("relayId", relayId, 0, 0xffffffff);
+    this.finishRelay("relayFromPeers");
+    return this.x.relayFromPeers(relayId >>> 0, this.count);
   }
 
   /** Copies a received packet in for opening; returns its index in the batch. */
@@ -353,6 +383,13 @@ export class TransportBatch {
     this.desc[i + DESC_LENGTH] = len;
     this.desc[i + DESC_SESSION] = slot;
     this.desc[i + DESC_STATUS] = 0;
+  }
+
+  private finishRelay(op: string): void {
+    if (this.kind === "seal") throw new EngineError("BATCH_MIXED", `batch.${op}: holds plaintexts, not received packets`);
+    if (this.done) throw new EngineError("BATCH_DONE", `batch.${op}: already handled; reset() it first`);
+    this.kind = "open";
+    this.done = true;
   }
 
   /** Sealing twice would re-encrypt sealed packets past their regions; mixing kinds likewise. */
