@@ -3,18 +3,19 @@
 // 1. The socket's fd becomes readable (libuv poll, level-triggered).
 // 2. prepare() fills the vector's offsets and capacities (normally engine.batch.reservePacketOffset)
 //    and says how many datagrams the batch can take.
-// 3. One recvmmsg batch lands straight in the memory; truncated datagrams are dropped and counted.
+// 3. One recvmmsg batch lands straight in the memory; a truncated datagram is counted and its length
+//    set to 0, in place (the batch's regions stay where prepare() put them): every consumer treats an
+//    empty datagram as junk (the engine reports TooShort).
 // 4. deliver() gets the batch; repeat while batches come back full, up to a budget per wake-up, so
 //    one busy socket cannot starve the event loop (libuv calls again while data is waiting).
 
 import type { PacketVector, UdpSocket } from "../native/index.js";
-import { ADDRESS_SIZE } from "../native/index.js";
 
 /** Where a UdpDriver puts datagrams and whom it gives them to. */
 export interface UdpBatchSink {
   /** Sets vector.offsets/capacities for the next batch; returns how many datagrams it may hold (0: none now). */
   prepare(vector: PacketVector): number;
-  /** Takes the first count datagrams of vector (lengths, addresses); they are intact, not truncated. */
+  /** Takes the first count datagrams of vector (lengths, addresses); a truncated one has length 0. */
   deliver(vector: PacketVector, count: number): void;
 }
 
@@ -62,29 +63,20 @@ export class UdpDriver {
         return;
       }
       if (count === 0) return;
-      const kept = this.dropTruncated(count);
-      if (kept > 0) this.sink.deliver(this.vector, kept);
+      this.emptyTruncated(count);
+      this.sink.deliver(this.vector, count);
       if (count < max) return;
     }
   }
 
-  /** Moves intact datagrams to the front of the vector; returns how many there are. */
-  private dropTruncated(count: number): number {
-    const { offsets, capacities, lengths, addresses } = this.vector;
-    let kept = 0;
+  /** Sets the length of every truncated datagram to 0 (it is junk now), counting it. */
+  private emptyTruncated(count: number): void {
+    const { capacities, lengths } = this.vector;
     for (let i = 0; i < count; i++) {
       if (lengths[i]! > capacities[i]!) {
         this.drops.truncated++;
-        continue;
+        lengths[i] = 0;
       }
-      if (kept !== i) {
-        offsets[kept] = offsets[i]!;
-        capacities[kept] = capacities[i]!;
-        lengths[kept] = lengths[i]!;
-        addresses.copyWithin(kept * ADDRESS_SIZE, i * ADDRESS_SIZE, (i + 1) * ADDRESS_SIZE);
-      }
-      kept++;
     }
-    return kept;
   }
 }

@@ -13,15 +13,22 @@ export class PacketVector {
   readonly statuses: Int32Array;
   readonly addresses: Uint8Array;
 
-  constructor(readonly maxPackets: number) {
+  /**
+   * addresses may be given: a view of ADDRESS_SIZE bytes per packet in other memory (the engine's
+   * endpoint array), so received sources land where the engine reads them.
+   */
+  constructor(readonly maxPackets: number, addresses?: Uint8Array) {
     if (!Number.isInteger(maxPackets) || maxPackets < 1 || maxPackets > 65536) {
       throw new RangeError(`PacketVector: maxPackets must be an integer in [1, 65536], got ${maxPackets}`);
+    }
+    if (addresses !== undefined && addresses.length < maxPackets * ADDRESS_SIZE) {
+      throw new RangeError(`PacketVector: addresses must hold ${maxPackets} × ${ADDRESS_SIZE} bytes, got ${addresses.length}`);
     }
     this.offsets = new Uint32Array(maxPackets);
     this.capacities = new Uint32Array(maxPackets);
     this.lengths = new Uint32Array(maxPackets);
     this.statuses = new Int32Array(maxPackets);
-    this.addresses = new Uint8Array(maxPackets * ADDRESS_SIZE);
+    this.addresses = addresses ?? new Uint8Array(maxPackets * ADDRESS_SIZE);
   }
 
   /** Sets packet i's region: at offset, with room for capacity bytes (receive) or length bytes (send). */
