@@ -4,9 +4,10 @@
 
 import { describe, expect, it } from "vitest";
 import {
-  CASES, cpuSecondsPerGB, cpuSpent, figureId, oursConfig, parseIperf, parsePidStat, parseProcStat, tunnelFigure, tunnelRatios,
+  CASES, cpuSecondsPerGB, cpuSpent, figureId, parseIperf, parsePidStat, parseProcStat, tunnelFigure, tunnelRatios,
   tunnelTargets, type IperfRun, type PairName, type TunnelFigure,
 } from "./tunnel.js";
+import { formatConfig, pointToPointConfig } from "./netns.js";
 
 const interval = (seconds: number, bytes: number, extra: Record<string, unknown> = {}) => ({
   streams: [],
@@ -221,9 +222,10 @@ describe("figures, ratios and targets", () => {
   });
 });
 
-describe("oursConfig", () => {
+describe("pointToPointConfig", () => {
   it("writes the wg-quick style file `wardline wg --config` reads", () => {
-    const text = oursConfig({ privateKey: "cHJpdmF0ZQ==", address: "10.99.0.1", peerPublicKey: "cHVibGlj", peerAllowedIp: "10.99.0.2", peerEndpoint: "10.98.0.2" });
+    const config = pointToPointConfig({ privateKey: "cHJpdmF0ZQ==", address: "10.99.0.1", peerPublicKey: "cHVibGlj", peerAddress: "10.99.0.2", peerEndpoint: "10.98.0.2" });
+    const text = formatConfig(config);
     expect(text).toBe(
       "[Interface]\nPrivateKey = cHJpdmF0ZQ==\nListenPort = 51820\nAddress = 10.99.0.1/24\nMTU = 1420\n\n" +
         "[Peer]\nPublicKey = cHVibGlj\nAllowedIPs = 10.99.0.2/32\nEndpoint = 10.98.0.2:51820\n",

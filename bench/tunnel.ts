@@ -5,11 +5,11 @@
 //   wireguard-go  the reference userspace implementation, likewise
 //   veth          iperf3 over the underlay addresses: the ceiling, with no tunnel at all
 //
-// 1. Check the prerequisites (root, ip, ss, ping, iperf3, wg, wireguard-go, /dev/net/tun); a missing
-//    one fails the suite with the reason.
-// 2. Build the topology: namespaces, the veth pair, underlay addresses. Every process started from
-//    here on is tracked by PID, and the namespaces and processes are removed on success, on error and
-//    on SIGINT or SIGTERM.
+// 1. Check the prerequisites (root, ip, ss, ping, iperf3, wg, wireguard-go, /dev/net/tun, a built
+//    `wardline wg`); a missing one fails the suite with the reason.
+// 2. Build the topology (./netns.ts, shared with the tunnel tests): namespaces, the veth pair, underlay
+//    addresses. Every process started from here on is tracked by PID, and the namespaces and
+//    processes are removed on success, on error and on SIGINT or SIGTERM.
 // 3. In rounds (three in full mode), for each pair in turn, the order rotating by round: bring both
 //    ends up, ping across until the tunnel carries traffic (the handshake is done), then run each
 //    case: a fresh iperf3 server for the one test, and the client run bracketed by readings of
@@ -18,15 +18,16 @@
 //    intervals over all rounds; CPU seconds per GB received over each client run, median of rounds.
 // 5. Ratios (ours ÷ wireguard-go, each ÷ veth; CPU per GB inverted so ≥ 1 favours ours) and targets.
 
-import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import {
-  checkTarget, findFigure, formatRate, formatRatio, formatSize, formatSpread, formatTarget, loadWarning, ratioOf, repoRoot,
+  checkTarget, findFigure, formatRate, formatRatio, formatSize, formatSpread, formatTarget, loadWarning, ratioOf,
   startRun, stats, type BenchSuite, type Figure, type Ratio, type ReportTable, type SuiteOptions, type SuiteReport,
   type TargetResult,
 } from "./harness.js";
+import {
+  generateKeyPair, missingPrerequisites, NamespacePair, type NamespaceProcess, type PeerKind, type TunnelPeer,
+} from "./netns.js";
 
 // --- What is measured ---
 
@@ -76,12 +77,10 @@ const WARMUP: readonly TunnelCase[] = [
 ];
 const WARMUP_SECONDS = 1;
 
-const UNDERLAY = { a: "10.98.0.1", b: "10.98.0.2", prefix: 24 };
-const TUNNEL = { a: "10.99.0.1", b: "10.99.0.2", prefix: 24 };
+const ADDRESSING = { underlay: "10.98.0", tunnel: "10.99.0" };
 const WG_PORT = 51820;
 const IPERF_PORT = 5201;
 const MTU = 1420;
-const UAPI_DIR = "/var/run/wireguard";
 
 /** A figure of this suite: the harness's fields plus what iperf3 and /proc said. */
 export interface TunnelFigure extends Figure {
@@ -113,37 +112,13 @@ export interface TunnelFigure extends Figure {
 
 // --- 1. Prerequisites ---
 
-const TOOLS: Record<string, string> = {
-  ip: "iproute2",
-  ss: "iproute2",
-  ping: "iputils-ping",
-  iperf3: "iperf3",
-  wg: "wireguard-tools",
-  "wireguard-go": "wireguard-go",
-};
-
-function onPath(tool: string): boolean {
-  try {
-    execFileSync("sh", ["-c", 'command -v "$1"', "sh", tool], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** Why the suite cannot run here, or undefined when it can. */
-export function missingPrerequisite(): string | undefined {
-  if (process.platform !== "linux") return "network namespaces need Linux";
-  if (process.getuid?.() !== 0) return "not root: creating network namespaces and TUN devices needs it";
-  for (const [tool, pkg] of Object.entries(TOOLS)) {
-    if (!onPath(tool)) return `${tool} is not installed (Debian package ${pkg})`;
-  }
-  if (!existsSync("/dev/net/tun")) return "/dev/net/tun is missing";
-  if (!existsSync(join(repoRoot(), "dist", "bin", "cli.js"))) return "dist/bin/cli.js is missing: run `npm run build` first";
-  return undefined;
+export function missingPrerequisite(pairs: readonly PairName[] = PAIRS): string | undefined {
+  const kinds = pairs.filter((p): p is PeerKind => p !== "veth");
+  return missingPrerequisites(kinds, { ss: "iproute2", iperf3: "iperf3" });
 }
 
-// --- 2. Processes and topology ---
+// --- 2 and 3. Pairs, on the topology of ./netns.ts ---
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -160,316 +135,63 @@ async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boo
   }
 }
 
-/** Runs a short command to completion; rejects with its stderr on failure. */
-function exec(cmd: string, args: readonly string[], input?: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = execFile(cmd, args, { encoding: "utf8", timeout: 20_000 }, (error, stdout, stderr) => {
-      if (error) reject(new Error(`${cmd} ${args.join(" ")}: ${stderr.trim() || error.message}`));
-      else resolve(stdout);
-    });
-    if (input !== undefined) child.stdin?.end(input);
-  });
-}
-
-/** A process started by the suite, with the tail of its stderr for error messages. */
-interface Started {
-  child: ChildProcess;
-  pid: number;
-  stderr: () => string;
-  exited: Promise<number | null>;
-  done: boolean;
-}
-
-const STDERR_TAIL = 2000;
-
-/** Every long-running process the suite starts, by PID, so each can be stopped whatever happens. */
-class Processes {
-  private readonly running = new Set<Started>();
-
-  start(cmd: string, args: readonly string[], env?: NodeJS.ProcessEnv, captureStdout = false): Started {
-    const child = spawn(cmd, args, { stdio: ["ignore", captureStdout ? "pipe" : "ignore", "pipe"], env: { ...process.env, ...env } });
-    if (child.pid === undefined) throw new Error(`cannot start ${cmd}`);
-    let tail = "";
-    child.stderr?.setEncoding("utf8").on("data", (chunk: string) => {
-      tail = (tail + chunk).slice(-STDERR_TAIL);
-    });
-    const started: Started = {
-      child,
-      pid: child.pid,
-      stderr: () => tail.trim(),
-      done: false,
-      exited: new Promise((resolve) => {
-        child.once("exit", (code) => {
-          started.done = true;
-          this.running.delete(started);
-          resolve(code);
-        });
-      }),
-    };
-    this.running.add(started);
-    return started;
-  }
-
-  /** SIGTERM, then SIGKILL if it has not exited within `graceMs`. */
-  async stop(p: Started, graceMs = 3000): Promise<void> {
-    if (p.done) return;
-    signal(p.pid, "SIGTERM");
-    if (!(await settlesWithin(p.exited, graceMs)) && !p.done) {
-      signal(p.pid, "SIGKILL");
-      await p.exited;
-    }
-  }
-
-  async stopAll(): Promise<void> {
-    await Promise.all([...this.running].map((p) => this.stop(p).catch(() => undefined)));
-  }
-
-  /** For the process's exit handler, where nothing can be awaited. */
-  killAllSync(): void {
-    for (const p of this.running) signal(p.pid, "SIGKILL");
-  }
-}
-
-/** Signals a process we started; one that has just exited (and not yet been reaped by Node) is fine. */
-function signal(pid: number, name: NodeJS.Signals): void {
-  try {
-    process.kill(pid, name);
-  } catch {
-    // already gone
-  }
-}
-
-/** Names unique to this run, so concurrent runs and the tests' namespaces never collide. */
-function namesFor(pid: number): { nsA: string; nsB: string; vethA: string; vethB: string; ifName: (pair: string, end: "a" | "b") => string } {
-  const tag = String(pid % 100000);
-  return {
-    nsA: `wl-tunnel-${tag}-a`,
-    nsB: `wl-tunnel-${tag}-b`,
-    vethA: `wltv${tag}a`,
-    vethB: `wltv${tag}b`,
-    // Interface names must be unique across namespaces too: the UAPI sockets share /var/run/wireguard.
-    ifName: (pair, end) => `${pair === "ours" ? "wlwl" : "wlgo"}${tag}${end}`,
-  };
-}
-
-class Topology {
-  readonly names = namesFor(process.pid);
-  readonly processes = new Processes();
-  readonly dir = mkdtempSync(join(tmpdir(), "wl-bench-tunnel-"));
-  private namespaces: string[] = [];
-  private destroying: Promise<void> | undefined;
-
-  async create(): Promise<void> {
-    const { nsA, nsB, vethA, vethB } = this.names;
-    for (const ns of [nsA, nsB]) {
-      await exec("ip", ["netns", "add", ns]);
-      this.namespaces.push(ns);
-      await exec("ip", ["-n", ns, "link", "set", "lo", "up"]);
-    }
-    await exec("ip", ["link", "add", vethA, "netns", nsA, "type", "veth", "peer", "name", vethB, "netns", nsB]);
-    await exec("ip", ["-n", nsA, "addr", "add", `${UNDERLAY.a}/${UNDERLAY.prefix}`, "dev", vethA]);
-    await exec("ip", ["-n", nsB, "addr", "add", `${UNDERLAY.b}/${UNDERLAY.prefix}`, "dev", vethB]);
-    await exec("ip", ["-n", nsA, "link", "set", vethA, "up"]);
-    await exec("ip", ["-n", nsB, "link", "set", vethB, "up"]);
-  }
-
-  /** Starts a long-running command inside a namespace; `ip netns exec` execs it, so the PID is the command's. */
-  start(ns: string, argv: readonly string[], env?: NodeJS.ProcessEnv, captureStdout = false): Started {
-    return this.processes.start("ip", ["netns", "exec", ns, ...argv], env, captureStdout);
-  }
-
-  exec(ns: string, argv: readonly string[], input?: string): Promise<string> {
-    return exec("ip", ["netns", "exec", ns, ...argv], input);
-  }
-
-  /** Stops everything and removes the namespaces; every caller gets the one teardown. */
-  destroy(): Promise<void> {
-    this.destroying ??= this.teardown();
-    return this.destroying;
-  }
-
-  private async teardown(): Promise<void> {
-    await this.processes.stopAll();
-    for (const ns of this.namespaces.splice(0)) await exec("ip", ["netns", "del", ns]).catch(() => undefined);
-    this.removeLeftovers();
-  }
-
-  /** The temporary directory, and UAPI sockets a killed daemon could not remove. */
-  private removeLeftovers(): void {
-    for (const pair of ["ours", "wireguard-go"]) {
-      for (const end of ["a", "b"] as const) rmSync(join(UAPI_DIR, `${this.names.ifName(pair, end)}.sock`), { force: true });
-    }
-    rmSync(this.dir, { recursive: true, force: true });
-  }
-
-  /** Last resort from an exit handler. */
-  destroySync(): void {
-    this.processes.killAllSync();
-    for (const ns of this.namespaces.splice(0)) {
-      try {
-        execFileSync("ip", ["netns", "del", ns], { stdio: "ignore" });
-      } catch {
-        // already gone
-      }
-    }
-    this.removeLeftovers();
-  }
-}
-
-// --- 3. Pairs ---
-
-/** Our daemon's configuration file (wg-quick style) for one end of the tunnel. */
-export function oursConfig(end: { privateKey: string; address: string; peerPublicKey: string; peerAllowedIp: string; peerEndpoint: string }): string {
-  return [
-    "[Interface]",
-    `PrivateKey = ${end.privateKey}`,
-    `ListenPort = ${WG_PORT}`,
-    `Address = ${end.address}/${TUNNEL.prefix}`,
-    `MTU = ${MTU}`,
-    "",
-    "[Peer]",
-    `PublicKey = ${end.peerPublicKey}`,
-    `AllowedIPs = ${end.peerAllowedIp}/32`,
-    `Endpoint = ${end.peerEndpoint}:${WG_PORT}`,
-    "",
-  ].join("\n");
-}
-
 /** A pair that is up: where iperf3 connects, and which processes are the daemons. */
 interface PairUp {
   serverAddress: string;
-  daemons: Started[];
+  daemons: NamespaceProcess[];
   down(): Promise<void>;
 }
 
-interface KeyPair {
-  privateKey: string;
-  publicKey: string;
-}
-
-async function keyPair(): Promise<KeyPair> {
-  const privateKey = (await exec("wg", ["genkey"])).trim();
-  const publicKey = (await exec("wg", ["pubkey"], `${privateKey}\n`)).trim();
-  return { privateKey, publicKey };
-}
-
-async function waitFor(what: string, ready: () => boolean | Promise<boolean>, owner: Started, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  const said = (): string => (owner.stderr() ? `: ${owner.stderr()}` : "");
-  while (!(await ready())) {
-    if (owner.done) throw new Error(`${what}: the process exited${said()}`);
-    if (Date.now() > deadline) throw new Error(`${what}: not ready within ${timeoutMs} ms${said()}`);
-    await sleep(50);
-  }
-}
-
-/** Stops a pair's daemons and removes whatever they may have left: the TUN devices and UAPI sockets. */
-async function stopDaemons(topology: Topology, daemons: Started[], ifaces: [string, string][]): Promise<void> {
-  await Promise.all(daemons.map((d) => topology.processes.stop(d)));
-  for (const [ns, iface] of ifaces) {
-    await exec("ip", ["-n", ns, "link", "del", iface]).catch(() => undefined);
-    rmSync(join(UAPI_DIR, `${iface}.sock`), { force: true });
-  }
-}
-
-/** Two daemons of one implementation, one per namespace, each the other's peer. */
-async function tunnelUp(
-  topology: Topology,
-  pair: "ours" | "wireguard-go",
-  startDaemon: (ns: string, iface: string, self: KeyPair, peer: KeyPair, end: "a" | "b") => Promise<Started>,
-): Promise<PairUp> {
-  const { nsA, nsB, ifName } = topology.names;
-  const ends: ["a" | "b", string][] = [["a", nsA], ["b", nsB]];
-  const keys = { a: await keyPair(), b: await keyPair() };
-  const ifaces: [string, string][] = ends.map(([end, ns]) => [ns, ifName(pair, end)]);
-  const daemons: Started[] = [];
+/** Both ends of a pair up: a daemon of one implementation in each namespace, each the other's peer; or the bare veth. */
+async function pairUp(net: NamespacePair, pair: PairName): Promise<PairUp> {
+  if (pair === "veth") return { serverAddress: net.b.address, daemons: [], down: async () => {} };
+  const keys = { a: generateKeyPair(), b: generateKeyPair() };
+  const peers: TunnelPeer[] = [];
+  const down = async (): Promise<void> => {
+    await Promise.all(peers.map((p) => net.stopPeer(p)));
+  };
   try {
-    for (const [end, ns] of ends) {
-      daemons.push(await startDaemon(ns, ifName(pair, end), keys[end], keys[end === "a" ? "b" : "a"], end));
+    for (const side of ["a", "b"] as const) {
+      peers.push(await net.startPeer(net[side], pair, net.tunnelConfig(side, keys, { listenPort: WG_PORT, mtu: MTU })));
     }
   } catch (error) {
-    await stopDaemons(topology, daemons, ifaces);
+    await down();
     throw error;
   }
-  return { serverAddress: TUNNEL.b, daemons, down: () => stopDaemons(topology, daemons, ifaces) };
-}
-
-const otherEnd = (end: "a" | "b"): "a" | "b" => (end === "a" ? "b" : "a");
-
-async function wireguardGoUp(topology: Topology): Promise<PairUp> {
-  return tunnelUp(topology, "wireguard-go", async (ns, iface, self, peer, end) => {
-    const daemon = topology.start(ns, ["wireguard-go", "-f", iface], { LOG_LEVEL: "error" });
-    await waitFor(`wireguard-go ${iface}`, () => existsSync(join(UAPI_DIR, `${iface}.sock`)), daemon, 10_000);
-    const keyFile = join(topology.dir, `${iface}.key`);
-    writeFileSync(keyFile, `${self.privateKey}\n`, { mode: 0o600 });
-    await topology.exec(ns, [
-      "wg", "set", iface, "private-key", keyFile, "listen-port", String(WG_PORT),
-      "peer", peer.publicKey, "allowed-ips", `${TUNNEL[otherEnd(end)]}/32`, "endpoint", `${UNDERLAY[otherEnd(end)]}:${WG_PORT}`,
-    ]);
-    await exec("ip", ["-n", ns, "addr", "add", `${TUNNEL[end]}/${TUNNEL.prefix}`, "dev", iface]);
-    await exec("ip", ["-n", ns, "link", "set", iface, "mtu", String(MTU), "up"]);
-    return daemon;
-  });
-}
-
-/** `wardline wg` from dist/, started with node directly so the PID is the daemon's. */
-async function oursUp(topology: Topology): Promise<PairUp> {
-  const cli = join(repoRoot(), "bin", "wardline");
-  return tunnelUp(topology, "ours", async (ns, iface, self, peer, end) => {
-    const config = join(topology.dir, `${iface}.conf`);
-    const text = oursConfig({
-      privateKey: self.privateKey,
-      address: TUNNEL[end],
-      peerPublicKey: peer.publicKey,
-      peerAllowedIp: TUNNEL[otherEnd(end)],
-      peerEndpoint: UNDERLAY[otherEnd(end)],
-    });
-    writeFileSync(config, text, { mode: 0o600 });
-    const daemon = topology.start(ns, [process.execPath, cli, "wg", iface, "--foreground", "--config", config]);
-    await waitFor(`wardline wg ${iface}`, () => existsSync(join(UAPI_DIR, `${iface}.sock`)), daemon, 15_000);
-    return daemon;
-  });
-}
-
-async function pairUp(topology: Topology, pair: PairName): Promise<PairUp> {
-  switch (pair) {
-    case "ours":
-      return oursUp(topology);
-    case "wireguard-go":
-      return wireguardGoUp(topology);
-    case "veth":
-      return { serverAddress: UNDERLAY.b, daemons: [], down: async () => {} };
-  }
+  return { serverAddress: net.tunnelAddress("b"), daemons: peers.map((p) => p.process), down };
 }
 
 /**
  * A fresh iperf3 server for one test (-1): a server kept across tests sometimes still tidies up the
  * last one when the next client connects, and resets it.
  */
-async function iperfServer(topology: Topology): Promise<Started> {
-  const { nsB } = topology.names;
+async function iperfServer(net: NamespacePair): Promise<NamespaceProcess> {
   // -J so that --get-server-output hands the client the server's intervals as JSON.
-  const server = topology.start(nsB, ["iperf3", "-s", "-1", "-J", "-p", String(IPERF_PORT)]);
+  const server = net.spawn(net.b, "iperf3", ["-s", "-1", "-J", "-p", String(IPERF_PORT)]);
   const listening = async (): Promise<boolean> =>
-    (await topology.exec(nsB, ["ss", "-Hltn", `sport = :${IPERF_PORT}`]).catch(() => "")).trim() !== "";
-  await waitFor("iperf3 server", listening, server, 5000);
+    (await net.exec(net.b, "ss", ["-Hltn", `sport = :${IPERF_PORT}`]).catch(() => "")).trim() !== "";
+  const deadline = Date.now() + 5000;
+  while (!(await listening())) {
+    if (!server.running) throw new Error(`iperf3 server: the process exited: ${server.diagnostics()}`);
+    if (Date.now() > deadline) throw new Error(`iperf3 server: not ready within 5000 ms: ${server.diagnostics()}`);
+    await sleep(50);
+  }
   return server;
 }
 
 /** Pings across until a reply comes: for the tunnels, proof that the handshake completed. */
-async function waitForPath(topology: Topology, address: string, pair: PairName, daemons: Started[]): Promise<void> {
+async function waitForPath(net: NamespacePair, address: string, pair: PairName, daemons: readonly NamespaceProcess[]): Promise<void> {
   for (let attempt = 0; attempt < 15; attempt++) {
-    const dead = daemons.find((d) => d.done);
-    if (dead) throw new Error(`${pair}: a daemon exited${dead.stderr() ? `: ${dead.stderr()}` : ""}`);
+    const dead = daemons.find((d) => !d.running);
+    if (dead) throw new Error(`${pair}: a daemon exited: ${dead.diagnostics()}`);
     try {
-      await topology.exec(topology.names.nsA, ["ping", "-c", "1", "-W", "1", "-q", address]);
+      await net.exec(net.a, "ping", ["-c", "1", "-W", "1", "-q", address]);
       return;
     } catch {
       // no reply yet: the handshake may still be under way
     }
   }
-  const tails = daemons.map((d) => d.stderr()).filter((s) => s !== "");
-  throw new Error(`${pair}: no ping reply from ${address} within 15 s${tails.length > 0 ? `: ${tails.join(" | ")}` : ""}`);
+  throw new Error(`${pair}: no ping reply from ${address} within 15 s${daemons.map((d) => `\n${d.diagnostics()}`).join("")}`);
 }
 
 let clockTicks: number | undefined;
@@ -488,7 +210,7 @@ function ticksPerSecond(): number {
   return clockTicks;
 }
 
-function readCpu(daemons: readonly Started[]): { cpu: CpuTicks; daemons: number[] } {
+function readCpu(daemons: readonly NamespaceProcess[]): { cpu: CpuTicks; daemons: number[] } {
   return {
     cpu: parseProcStat(readFileSync("/proc/stat", "utf8")),
     daemons: daemons.map((d) => parsePidStat(readFileSync(`/proc/${d.pid}/stat`, "utf8"))),
@@ -496,41 +218,36 @@ function readCpu(daemons: readonly Started[]): { cpu: CpuTicks; daemons: number[
 }
 
 /** One case: a one-test iperf3 server in namespace b, the client in a. */
-async function runCase(topology: Topology, up: PairUp, pair: PairName, c: TunnelCase, seconds: number): Promise<CaseRun> {
-  const args = ["iperf3", "-c", up.serverAddress, "-p", String(IPERF_PORT), "-t", String(seconds), "--json", "--get-server-output", "--connect-timeout", "5000", ...c.args];
-  const server = await iperfServer(topology);
+async function runCase(net: NamespacePair, up: PairUp, pair: PairName, c: TunnelCase, seconds: number): Promise<CaseRun> {
+  const args = ["-c", up.serverAddress, "-p", String(IPERF_PORT), "-t", String(seconds), "--json", "--get-server-output", "--connect-timeout", "5000", ...c.args];
+  const server = await iperfServer(net);
   try {
-    return await runClient(topology, up, pair, c, args, seconds);
+    return await runClient(net, up, pair, c, args, seconds);
   } finally {
-    if (!(await settlesWithin(server.exited, 5000))) await topology.processes.stop(server);
+    if (!(await settlesWithin(server.exited, 5000))) await server.stop();
   }
 }
 
 /** The client's run, bracketed by CPU readings. */
-async function runClient(topology: Topology, up: PairUp, pair: PairName, c: TunnelCase, args: string[], seconds: number): Promise<CaseRun> {
+async function runClient(net: NamespacePair, up: PairUp, pair: PairName, c: TunnelCase, args: string[], seconds: number): Promise<CaseRun> {
   const before = readCpu(up.daemons);
   const started = performance.now();
-  const client = topology.start(topology.names.nsA, args, undefined, true);
-  let stdout = "";
-  client.child.stdout?.setEncoding("utf8").on("data", (chunk: string) => {
-    stdout += chunk;
-  });
-  // "close", not "exit": only then has all of stdout been read.
-  const closed = new Promise<void>((resolve) => client.child.once("close", () => resolve()));
+  const client = net.spawn(net.a, "iperf3", args);
+  // closed, not exited: only then has all of stdout been read.
   const timeoutMs = (seconds + 20) * 1000;
-  if (!(await settlesWithin(closed, timeoutMs))) {
-    await topology.processes.stop(client);
+  if (!(await settlesWithin(client.closed, timeoutMs))) {
+    await client.stop();
     throw new Error(`${pair} ${c.id}: iperf3 did not finish within ${timeoutMs / 1000} s`);
   }
   const wall = (performance.now() - started) / 1000;
-  const dead = up.daemons.find((d) => d.done);
-  if (dead) throw new Error(`${pair} ${c.id}: a daemon exited during the run${dead.stderr() ? `: ${dead.stderr()}` : ""}`);
+  const dead = up.daemons.find((d) => !d.running);
+  if (dead) throw new Error(`${pair} ${c.id}: a daemon exited during the run: ${dead.diagnostics()}`);
   const after = readCpu(up.daemons);
   let json: unknown;
   try {
-    json = JSON.parse(stdout);
+    json = JSON.parse(client.output());
   } catch {
-    throw new Error(`${pair} ${c.id}: iperf3 printed no JSON${client.stderr() ? `: ${client.stderr()}` : ""}`);
+    throw new Error(`${pair} ${c.id}: iperf3 printed no JSON: ${client.diagnostics()}`);
   }
   let run: IperfRun;
   try {
@@ -546,10 +263,10 @@ const RETRYABLE = /iperf3: (unable to connect to server|the server is busy)/;
 const ATTEMPTS = 3;
 
 /** Runs a case, again when iperf3 could not start the test; each retry is added to `retries` for the notes. */
-async function runCaseWithRetry(topology: Topology, up: PairUp, pair: PairName, c: TunnelCase, seconds: number, retries: string[], progress: (line: string) => void): Promise<CaseRun> {
+async function runCaseWithRetry(net: NamespacePair, up: PairUp, pair: PairName, c: TunnelCase, seconds: number, retries: string[], progress: (line: string) => void): Promise<CaseRun> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await runCase(topology, up, pair, c, seconds);
+      return await runCase(net, up, pair, c, seconds);
     } catch (error) {
       const message = (error as Error).message;
       if (attempt >= ATTEMPTS || !RETRYABLE.test(message)) throw error;
@@ -823,29 +540,21 @@ function firstLine(cmd: string, args: string[]): string {
 
 /** Runs the suite; the CLI's entry is `tunnelSuite.run`, which measures all three pairs. */
 export async function runTunnelSuite(options: SuiteOptions, narrow: TunnelRunOptions = {}): Promise<SuiteReport> {
-  const missing = missingPrerequisite();
-  if (missing !== undefined) throw new Error(`cannot run: ${missing}`);
   const pairs = narrow.pairs ?? PAIRS;
+  const missing = missingPrerequisite(pairs);
+  if (missing !== undefined) throw new Error(`cannot run: ${missing}`);
   const rounds = narrow.rounds ?? (options.quick ? QUICK : FULL).rounds;
   const seconds = narrow.seconds ?? (options.quick ? QUICK : FULL).seconds;
   const budget = { warmupMs: WARMUP.length * WARMUP_SECONDS * 1000, sampleMs: 1000, samples: rounds * seconds };
   const { progress, header } = await startRun("tunnel", { ...options, budget });
 
-  const topology = new Topology();
-  const onExit = (): void => topology.destroySync();
+  const net = NamespacePair.create("bench", ADDRESSING);
   // The run in progress fails as its processes go; exiting once the teardown is done keeps that
   // failure from being reported as the suite's.
-  const onSignal = (signal: NodeJS.Signals): void => {
-    progress(`${signal}: stopping processes and removing the namespaces`);
-    void topology.destroy().finally(() => process.exit(signal === "SIGINT" ? 130 : 143));
-  };
-  process.once("exit", onExit);
-  process.once("SIGINT", onSignal);
-  process.once("SIGTERM", onSignal);
+  const release = net.destroyOnExit((signal) => progress(`${signal}: stopping processes and removing the namespaces`));
   const runs = new Map<string, CaseRun[]>();
   const retries: string[] = [];
   try {
-    await topology.create();
     const total = rounds * pairs.length * CASES.length;
     let done = 0;
     for (let round = 0; round < rounds; round++) {
@@ -853,19 +562,19 @@ export async function runTunnelSuite(options: SuiteOptions, narrow: TunnelRunOpt
       const order = pairs.map((_, i) => pairs[(i + round) % pairs.length]!);
       for (const pair of order) {
         progress(`round ${round + 1}/${rounds}, ${pair}: bringing the pair up`);
-        const up = await pairUp(topology, pair);
+        const up = await pairUp(net, pair);
         try {
-          await waitForPath(topology, up.serverAddress, pair, up.daemons);
+          await waitForPath(net, up.serverAddress, pair, up.daemons);
           if (up.daemons.length > 0) {
             for (const w of WARMUP) {
               progress(`round ${round + 1}/${rounds}, ${pair}: ${w.title}, ${WARMUP_SECONDS} s`);
-              await runCaseWithRetry(topology, up, pair, w, WARMUP_SECONDS, retries, progress);
+              await runCaseWithRetry(net, up, pair, w, WARMUP_SECONDS, retries, progress);
             }
           }
           for (const c of CASES) {
             progress(`[${++done}/${total}] round ${round + 1}/${rounds}, ${pair}: ${c.title}, ${seconds} s`);
             const id = figureId(c.id, pair);
-            runs.set(id, [...(runs.get(id) ?? []), await runCaseWithRetry(topology, up, pair, c, seconds, retries, progress)]);
+            runs.set(id, [...(runs.get(id) ?? []), await runCaseWithRetry(net, up, pair, c, seconds, retries, progress)]);
           }
         } finally {
           await up.down();
@@ -873,10 +582,8 @@ export async function runTunnelSuite(options: SuiteOptions, narrow: TunnelRunOpt
       }
     }
   } finally {
-    await topology.destroy();
-    process.removeListener("exit", onExit);
-    process.removeListener("SIGINT", onSignal);
-    process.removeListener("SIGTERM", onSignal);
+    await net.destroy();
+    release();
   }
 
   const figures = pairs.flatMap((pair) => CASES.map((c) => tunnelFigure(pair, c, runs.get(figureId(c.id, pair)) ?? [])));
@@ -905,7 +612,7 @@ export async function runTunnelSuite(options: SuiteOptions, narrow: TunnelRunOpt
       ratio: "throughput: first ÷ second; cpu-per-gb: second ÷ first (≥ 1 favours the first)",
     },
     subject: {
-      Topology: `namespaces a and b joined by a veth pair (${UNDERLAY.a} ↔ ${UNDERLAY.b}); tunnels ${TUNNEL.a} ↔ ${TUNNEL.b}, MTU ${MTU}; iperf3 client in a, server in b`,
+      Topology: `namespaces a and b joined by a veth pair (${net.a.address} ↔ ${net.b.address}); tunnels ${net.tunnelAddress("a")} ↔ ${net.tunnelAddress("b")}, MTU ${MTU}; iperf3 client in a, server in b`,
       Pairs: pairs.join(", "),
       Ours: "`node bin/wardline wg <iface> --foreground --config <file>`, from dist/",
       "wireguard-go": firstLine("wireguard-go", ["--version"]),

@@ -1,5 +1,5 @@
 // End-to-end tunnels through real kernel TCP/IP: two WireGuard peers, each in a network namespace of
-// its own, joined by a veth pair (test/support/netns.ts). Namespace "a" runs the side under test,
+// its own, joined by a veth pair (bench/netns.ts). Namespace "a" runs the side under test,
 // "b" its peer; one body of tests runs for each pair:
 //
 // 1. a initiates: the first ping from a makes the handshake; `wg show` on a lists b with it.
@@ -24,12 +24,12 @@ import {
   missingPrerequisites,
   NamespacePair,
   transfer,
-  type InterfaceConfig,
+  type KeyPair,
   type Namespace,
   type PeerKind,
   type TransferOptions,
   type TunnelPeer,
-} from "../support/netns.js";
+} from "../../bench/netns.js";
 import { reportSeedOnFailure, rng } from "../support/prng.js";
 
 const MiB = 1024 * 1024;
@@ -82,23 +82,13 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
 function tunnelTests(kinds: PairUnderTest): void {
   let net: NamespacePair;
   const peers: Record<"a" | "b", TunnelPeer | undefined> = { a: undefined, b: undefined };
-  let keys: Record<"a" | "b", { privateKey: string; publicKey: string }>;
+  let keys: Record<"a" | "b", KeyPair>;
   let psk: string;
-  const tunnelIp = (side: "a" | "b"): string => `10.233.${net.subnet}.${side === "a" ? 1 : 2}`;
-
-  function configFor(side: "a" | "b"): InterfaceConfig {
-    const other = side === "a" ? "b" : "a";
-    return {
-      privateKey: keys[side].privateKey,
-      listenPort: LISTEN_PORT,
-      address: `${tunnelIp(side)}/24`,
-      mtu: 1420,
-      peers: [{ publicKey: keys[other].publicKey, presharedKey: psk, allowedIps: [`${tunnelIp(other)}/32`], endpoint: `${net[other].address}:${LISTEN_PORT}` }],
-    };
-  }
+  const tunnelIp = (side: "a" | "b"): string => net.tunnelAddress(side);
 
   async function start(side: "a" | "b"): Promise<void> {
-    peers[side] = await net.startPeer(net[side], kinds[side], configFor(side));
+    const config = net.tunnelConfig(side, keys, { listenPort: LISTEN_PORT, mtu: 1420, presharedKey: psk });
+    peers[side] = await net.startPeer(net[side], kinds[side], config);
   }
 
   /** The one peer of `wg show <side's iface> dump`. */

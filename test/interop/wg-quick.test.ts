@@ -12,7 +12,7 @@ import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { generateKeyPair, missingPrerequisites, NamespacePair, UAPI_DIR } from "../support/netns.js";
+import { generateKeyPair, missingPrerequisites, NamespacePair, UAPI_DIR } from "../../bench/netns.js";
 
 const WARDLINE_WG = fileURLToPath(new URL("../../bin/wardline-wg", import.meta.url));
 

@@ -1,10 +1,12 @@
 // Two network namespaces, "a" and "b", joined by a veth pair with IPv4 underlay addresses, and a
-// WireGuard peer started in each (wireguard-go, or ours: `wardline wg`), for end-to-end tunnel tests
-// and benchmarks through real kernel TCP/IP.
+// WireGuard peer started in each (wireguard-go, or ours: `wardline wg`), for the end-to-end tunnel
+// tests (test/interop) and `wardline bench tunnel`, both through real kernel TCP/IP. It lives in bench/
+// because the benchmark runs from dist/, which tsconfig.build.json builds from bench/ but not test/.
 //
 // Everything a NamespacePair creates is tracked, and destroy() removes it: processes by PID first
 // (a namespace outlives its last interface while a process is inside), then the namespaces, which take
-// the veth pair with them, then any UAPI socket a killed daemon left in /var/run/wireguard.
+// the veth pair with them, then any UAPI socket a killed daemon left in /var/run/wireguard. A command
+// that may be interrupted asks destroyOnExit() to do the same on SIGINT, SIGTERM and exit.
 //
 // Names carry the PID and a per-process counter so concurrent runs never collide. WireGuard interface
 // names must be unique across namespaces too: /var/run/wireguard is shared, so `wg show <iface>` works
@@ -14,10 +16,10 @@ import { execFile, execFileSync, spawn, spawnSync, type ChildProcess } from "nod
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { repoRoot } from "./harness.js";
 
-/** The `wardline` entry point of this checkout. */
-export const WARDLINE_BIN = fileURLToPath(new URL("../../bin/wardline", import.meta.url));
+/** The `wardline` entry point of this checkout (found from bench/ and from dist/bench/ alike). */
+export const WARDLINE_BIN = join(repoRoot(), "bin", "wardline");
 
 /** Where wireguard-go and ours serve the userspace API: `<dir>/<iface>.sock`. */
 export const UAPI_DIR = "/var/run/wireguard";
@@ -34,13 +36,21 @@ const PACKAGES: Record<string, string> = {
 
 let oursRuns: boolean | undefined; // `wardline wg --help` costs a node start-up: once is enough
 
-/** Why the namespace tests cannot run here (a reason to print), or undefined when they can. */
-export function missingPrerequisites(kinds: readonly PeerKind[] = ["wireguard-go"]): string | undefined {
+function onPath(tool: string): boolean {
+  return spawnSync("sh", ["-c", 'command -v "$1"', "sh", tool], { stdio: "ignore" }).status === 0;
+}
+
+/**
+ * Why the namespaces and these peers cannot run here (a reason to print), or undefined when they can;
+ * `tools` names further commands needed, each with its Debian package.
+ */
+export function missingPrerequisites(kinds: readonly PeerKind[] = ["wireguard-go"], tools: Record<string, string> = {}): string | undefined {
+  if (process.platform !== "linux") return "network namespaces need Linux";
   if (process.getuid?.() !== 0) return "not root (network namespaces need it)";
-  for (const tool of ["ip", "wg", "ping", ...(kinds.includes("wireguard-go") ? ["wireguard-go"] : [])]) {
-    if (spawnSync("sh", ["-c", `command -v ${tool}`], { stdio: "ignore" }).status !== 0) {
-      return `${tool} is not installed (Debian: ${PACKAGES[tool]})`;
-    }
+  const needed = { ...PACKAGES, ...tools };
+  if (!kinds.includes("wireguard-go")) delete needed["wireguard-go"];
+  for (const [tool, pkg] of Object.entries(needed)) {
+    if (!onPath(tool)) return `${tool} is not installed (Debian: ${pkg})`;
   }
   if (!existsSync("/dev/net/tun")) return "/dev/net/tun is missing";
   if (kinds.includes("ours")) {
@@ -94,8 +104,48 @@ export function writeConfig(path: string, config: InterfaceConfig, options: { qu
   writeFileSync(path, formatConfig(config, options), { mode: 0o600 });
 }
 
+/** Where one end of a two-peer tunnel is, and how to reach the other end. */
+export interface PointToPointEnd {
+  privateKey: string;
+  /** This end's tunnel address, without a prefix length (the interface gets a /24). */
+  address: string;
+  peerPublicKey: string;
+  /** The other end's tunnel address: its only allowed IP, as a /32. */
+  peerAddress: string;
+  /** The other end's underlay address; it listens on the same port as this end. */
+  peerEndpoint: string;
+  listenPort?: number;
+  mtu?: number;
+  presharedKey?: string;
+}
+
+/** One end of a tunnel whose two ends are each other's only peer; port 51820 and MTU 1420 unless told. */
+export function pointToPointConfig(end: PointToPointEnd): InterfaceConfig {
+  const listenPort = end.listenPort ?? 51820;
+  return {
+    privateKey: end.privateKey,
+    listenPort,
+    address: `${end.address}/24`,
+    mtu: end.mtu ?? 1420,
+    peers: [
+      {
+        publicKey: end.peerPublicKey,
+        presharedKey: end.presharedKey,
+        allowedIps: [`${end.peerAddress}/32`],
+        endpoint: `${end.peerEndpoint}:${listenPort}`,
+      },
+    ],
+  };
+}
+
+/** A WireGuard key pair, base64. */
+export interface KeyPair {
+  privateKey: string;
+  publicKey: string;
+}
+
 /** A fresh key pair from `wg genkey` / `wg pubkey`, base64. */
-export function generateKeyPair(): { privateKey: string; publicKey: string } {
+export function generateKeyPair(): KeyPair {
   const privateKey = execFileSync("wg", ["genkey"], { encoding: "utf8" }).trim();
   const publicKey = execFileSync("wg", ["pubkey"], { input: privateKey, encoding: "utf8" }).trim();
   return { privateKey, publicKey };
@@ -115,6 +165,8 @@ export class NamespaceProcess {
   readonly pid: number;
   /** Resolves with the exit code (null when a signal ended it). */
   readonly exited: Promise<number | null>;
+  /** Resolves once it has exited and its stdout and stderr are read to the end (output() is complete). */
+  readonly closed: Promise<void>;
   private exitCode: number | null | undefined;
   private stdout = "";
   private stderr = "";
@@ -143,6 +195,7 @@ export class NamespaceProcess {
         resolve(code);
       }),
     );
+    this.closed = new Promise((resolve) => child.on("close", () => resolve()));
     child.on("error", () => undefined); // surfaces as the exit, and in stderr
   }
 
@@ -186,6 +239,13 @@ export class NamespaceProcess {
     }
   }
 
+  /** What it wrote to stdout and message() has not consumed; complete once `closed` has resolved. */
+  output(): string {
+    const text = [...this.lines.splice(0), this.stdout].join("\n");
+    this.stdout = "";
+    return text;
+  }
+
   /** SIGTERM, then SIGKILL if it has not exited after graceMs. */
   async stop(graceMs = 3000): Promise<void> {
     if (!this.running) return;
@@ -227,27 +287,41 @@ function describeFailure(command: string[], error: unknown): Error {
   return new Error(`${command.join(" ")}: ${stderr || (error as Error).message}`);
 }
 
-/** Namespaces "a" and "b" joined by a veth pair; underlay 10.232.<subnet>.1 and .2 /24. */
+/** The /24 networks of a pair, each as its first three octets ("10.98.0"); a is host 1, b host 2. */
+export interface PairAddressing {
+  /** The veth pair's. */
+  underlay: string;
+  /** The one tunnelAddress() and tunnelConfig() use. */
+  tunnel: string;
+}
+
+/**
+ * Namespaces "a" and "b" joined by a veth pair; underlay 10.232.<subnet>.1 and .2 /24, tunnel
+ * addresses 10.233.<subnet>.1 and .2, unless create() is given others.
+ */
 export class NamespacePair {
   readonly a: Namespace;
   readonly b: Namespace;
-  /** The third octet of this pair's underlay (and a suggestion for its tunnel addresses). */
+  /** A number from 1 to 254 particular to this pair, the third octet of its default addresses. */
   readonly subnet: number;
+  readonly addressing: PairAddressing;
   /** A private scratch directory (configs), removed by destroy(). */
   readonly dir: string;
   private readonly processes = new Set<NamespaceProcess>();
   private nextHost = 3;
+  private destroying: Promise<void> | undefined;
 
-  private constructor(tag: string) {
+  private constructor(tag: string, addressing: Partial<PairAddressing>) {
     const n = created++;
     const id = `${process.pid}-${n}`;
     this.subnet = ((process.pid * 8 + n) % 254) + 1;
+    this.addressing = { underlay: `10.232.${this.subnet}`, tunnel: `10.233.${this.subnet}`, ...addressing };
     const side = (s: "a" | "b", host: number): Namespace => ({
       side: s,
       name: `wl-${tag}-${id}-${s}`,
       veth: `wlv${id}${s}`,
       iface: `wl${tag.slice(0, 1)}${id}${s}`,
-      address: `10.232.${this.subnet}.${host}`,
+      address: `${this.addressing.underlay}.${host}`,
     });
     this.a = side("a", 1);
     this.b = side("b", 2);
@@ -258,13 +332,12 @@ export class NamespacePair {
   }
 
   /** Creates the namespaces and the veth pair between them; `tag` (a short word) goes into every name. */
-  static create(tag: string): NamespacePair {
-    const pair = new NamespacePair(tag);
+  static create(tag: string, addressing: Partial<PairAddressing> = {}): NamespacePair {
+    const pair = new NamespacePair(tag, addressing);
     try {
       pair.setUp();
     } catch (error) {
-      pair.removeNamespaces();
-      rmSync(pair.dir, { recursive: true, force: true });
+      pair.removeLeftovers();
       throw error;
     }
     return pair;
@@ -369,9 +442,35 @@ export class NamespacePair {
     return peer;
   }
 
-  /** Stops a peer (SIGTERM by PID, SIGKILL after a grace) and waits until its UAPI socket is gone. */
+  /** The tunnel address of a side: host 1 (a) or 2 (b) of the tunnel network. */
+  tunnelAddress(side: "a" | "b"): string {
+    return `${this.addressing.tunnel}.${side === "a" ? 1 : 2}`;
+  }
+
+  /** The config of a side's end of a tunnel to the other side, reached at its current underlay address. */
+  tunnelConfig(side: "a" | "b", keys: Record<"a" | "b", KeyPair>, options: Pick<PointToPointEnd, "listenPort" | "mtu" | "presharedKey"> = {}): InterfaceConfig {
+    const other = side === "a" ? "b" : "a";
+    return pointToPointConfig({
+      privateKey: keys[side].privateKey,
+      address: this.tunnelAddress(side),
+      peerPublicKey: keys[other].publicKey,
+      peerAddress: this.tunnelAddress(other),
+      peerEndpoint: this[other].address,
+      ...options,
+    });
+  }
+
+  /**
+   * Stops a peer (SIGTERM by PID, SIGKILL after a grace) and removes what a killed one leaves: its
+   * UAPI socket, and its interface should anything still hold the TUN device open.
+   */
   async stopPeer(peer: TunnelPeer): Promise<void> {
     await peer.process.stop();
+    try {
+      execFileSync("ip", ["-n", peer.ns.name, "link", "del", peer.ns.iface], { stdio: "ignore" });
+    } catch {
+      // gone with the process, as it should be
+    }
     this.removeSocket(peer.ns.iface);
   }
 
@@ -380,16 +479,58 @@ export class NamespacePair {
    * new IP looks like from the other side. Returns the new address.
    */
   moveAddress(ns: Namespace): string {
-    const next = `10.232.${this.subnet}.${this.nextHost++}`;
+    const next = `${this.addressing.underlay}.${this.nextHost++}`;
     this.ip("-n", ns.name, "addr", "add", `${next}/24`, "dev", ns.veth);
     this.ip("-n", ns.name, "addr", "del", `${ns.address}/24`, "dev", ns.veth);
     ns.address = next;
     return next;
   }
 
-  /** Kills every tracked process, removes both namespaces (and so the veth pair), sockets and files. */
-  async destroy(): Promise<void> {
-    await Promise.all([...this.processes].map((p) => p.stop(1000)));
+  /**
+   * Kills every tracked process, removes both namespaces (and so the veth pair), sockets and files.
+   * Every call gets the one teardown, so a signal arriving during another's is harmless.
+   */
+  destroy(): Promise<void> {
+    this.destroying ??= (async () => {
+      await Promise.all([...this.processes].map((p) => p.stop(1000)));
+      this.removeLeftovers();
+    })();
+    return this.destroying;
+  }
+
+  /** destroy() for where nothing can be awaited (an exit handler): SIGKILL without a grace. */
+  destroySync(): void {
+    for (const p of this.processes) {
+      try {
+        process.kill(p.pid, "SIGKILL");
+      } catch {
+        // exited, not yet reaped
+      }
+    }
+    this.removeLeftovers();
+  }
+
+  /**
+   * Removes everything when this process exits, and on SIGINT or SIGTERM, which then end it (with
+   * 130 or 143) once destroy() is done; `onSignal` is told first. Returns what removes these handlers.
+   */
+  destroyOnExit(onSignal: (signal: NodeJS.Signals) => void = () => undefined): () => void {
+    const onExit = (): void => this.destroySync();
+    const signalled = (signal: NodeJS.Signals): void => {
+      onSignal(signal);
+      void this.destroy().finally(() => process.exit(signal === "SIGINT" ? 130 : 143));
+    };
+    process.once("exit", onExit);
+    process.once("SIGINT", signalled);
+    process.once("SIGTERM", signalled);
+    return () => {
+      process.removeListener("exit", onExit);
+      process.removeListener("SIGINT", signalled);
+      process.removeListener("SIGTERM", signalled);
+    };
+  }
+
+  private removeLeftovers(): void {
     this.removeNamespaces();
     for (const ns of [this.a, this.b]) this.removeSocket(ns.iface);
     rmSync(this.dir, { recursive: true, force: true });
