@@ -28,7 +28,8 @@ export const ENDPOINT_SIZE: usize = 20;
 /** ChannelData header: channel number and length, big-endian u16 each (RFC 8656 §12.4). */
 export const CHANNEL_HEADER_SIZE: u32 = 4;
 export const CHANNEL_MIN: u32 = 0x4000;
-export const CHANNEL_MAX: u32 = 0x4fff;
+/** RFC 5766's upper end: RFC 8656 narrowed it to 0x4FFF, but older clients still bind above that. */
+export const CHANNEL_MAX: u32 = 0x7fff;
 export const MAX_CHANNELS: u32 = 1 << 20;
 
 // Binding slot layout.

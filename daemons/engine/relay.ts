@@ -9,7 +9,8 @@ import type { EngineExports } from "./engine.js";
 import { EngineError, checkBytes, checkInteger } from "./errors.js";
 
 export const CHANNEL_MIN = 0x4000;
-export const CHANNEL_MAX = 0x4fff;
+/** RFC 5766's range, which older clients use; RFC 8656 clients keep to 0x4FFF (engine/relay.ts). */
+export const CHANNEL_MAX = 0x7fff;
 
 /** One channel binding (RFC 8656 §12). */
 export interface ChannelBinding {

@@ -5,7 +5,7 @@
 import { beforeEach, describe, expect, it } from "vitest";
 import { hex, toHex } from "../../../test/support/bytes.js";
 import { reportSeedOnFailure, rng } from "../../../test/support/prng.js";
-import { decodeChannelData, encodeChannelData, firstByteKind, isChannelNumber, streamFrameSize, type FirstByteKind } from "./channel-data.js";
+import { decodeChannelData, encodeChannelData, firstByteKind, isAcceptedChannelNumber, isChannelNumber, streamFrameSize, type FirstByteKind } from "./channel-data.js";
 import { StunBuilder } from "./builder.js";
 
 beforeEach(reportSeedOnFailure);
@@ -16,7 +16,8 @@ function oracleDecode(bytes: Uint8Array): { channel: number; data: Uint8Array } 
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const channel = view.getUint16(0);
   const length = view.getUint16(2);
-  if (channel < 0x4000 || channel > 0x4fff) return undefined;
+  // RFC 5766 §11's range: servers still accept what RFC 8656 narrowed (CHANNEL_NUMBER_LEGACY_MAX).
+  if (channel < 0x4000 || channel > 0x7fff) return undefined;
   if (bytes.length < 4 + length || bytes.length > 4 + Math.ceil(length / 4) * 4) return undefined;
   return { channel, data: bytes.slice(4, 4 + length) };
 }
@@ -46,12 +47,14 @@ describe("ChannelData", () => {
     }
   });
 
-  it("accepts channels 0x4000-0x4FFF only (RFC 8656 §12; RFC 5766 also allowed up to 0x7FFF)", () => {
-    for (const [channel, ok] of [[0x3fff, false], [0x4000, true], [0x4fff, true], [0x5000, false], [0x7fff, false], [0, false]] as const) {
-      expect(isChannelNumber(channel), channel.toString(16)).toBe(ok);
+  it("a client binds 0x4000-0x4FFF (RFC 8656 §12); ChannelData of RFC 5766's 0x4000-0x7FFF still decodes and encodes", () => {
+    const cases = [[0x3fff, false, false], [0x4000, true, true], [0x4fff, true, true], [0x5000, false, true], [0x7fff, false, true], [0x8000, false, false], [0, false, false]] as const;
+    for (const [channel, bindable, accepted] of cases) {
+      expect(isChannelNumber(channel), channel.toString(16)).toBe(bindable);
+      expect(isAcceptedChannelNumber(channel), channel.toString(16)).toBe(accepted);
       const bytes = oracleEncode(channel, hex("01 02 03"), false);
-      expect(decodeChannelData(bytes).ok, channel.toString(16)).toBe(ok);
-      if (!ok) expect(() => encodeChannelData(channel, new Uint8Array(0))).toThrow(RangeError);
+      expect(decodeChannelData(bytes).ok, channel.toString(16)).toBe(accepted);
+      if (!accepted) expect(() => encodeChannelData(channel, new Uint8Array(0))).toThrow(RangeError);
     }
   });
 

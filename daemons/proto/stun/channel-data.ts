@@ -11,13 +11,18 @@
 // ChannelData in the engine (DESIGN.md, Hot paths), and this file is its oracle.
 
 import {
-  ATTRIBUTE_ALIGNMENT, CHANNEL_DATA_HEADER_SIZE, CHANNEL_DATA_OFFSET_LENGTH, CHANNEL_DATA_OFFSET_NUMBER, CHANNEL_NUMBER_MAX,
-  CHANNEL_NUMBER_MIN, HEADER_OFFSET_LENGTH, HEADER_SIZE,
+  ATTRIBUTE_ALIGNMENT, CHANNEL_DATA_HEADER_SIZE, CHANNEL_DATA_OFFSET_LENGTH, CHANNEL_DATA_OFFSET_NUMBER, CHANNEL_NUMBER_LEGACY_MAX,
+  CHANNEL_NUMBER_MAX, CHANNEL_NUMBER_MIN, HEADER_OFFSET_LENGTH, HEADER_SIZE,
 } from "./constants.js";
 
 /** Whether a number is a channel number a client may bind: 0x4000 through 0x4FFF (RFC 8656 §12). */
 export function isChannelNumber(channel: number): boolean {
   return Number.isInteger(channel) && channel >= CHANNEL_NUMBER_MIN && channel <= CHANNEL_NUMBER_MAX;
+}
+
+/** Whether a server accepts a channel number: RFC 5766's 0x4000 through 0x7FFF (CHANNEL_NUMBER_LEGACY_MAX). */
+export function isAcceptedChannelNumber(channel: number): boolean {
+  return Number.isInteger(channel) && channel >= CHANNEL_NUMBER_MIN && channel <= CHANNEL_NUMBER_LEGACY_MAX;
 }
 
 /** Why decodeChannelData refused bytes. */
@@ -37,7 +42,7 @@ const pad = (n: number): number => (n + ATTRIBUTE_ALIGNMENT - 1) & ~(ATTRIBUTE_A
 export function decodeChannelData(bytes: Uint8Array): ChannelDataDecoded {
   if (bytes.length < CHANNEL_DATA_HEADER_SIZE) return { ok: false, reason: "short", detail: `${bytes.length} bytes` };
   const channel = (bytes[CHANNEL_DATA_OFFSET_NUMBER]! << 8) | bytes[CHANNEL_DATA_OFFSET_NUMBER + 1]!;
-  if (!isChannelNumber(channel)) return { ok: false, reason: "bad-channel", detail: `channel 0x${channel.toString(16)}` };
+  if (!isAcceptedChannelNumber(channel)) return { ok: false, reason: "bad-channel", detail: `channel 0x${channel.toString(16)}` };
   const length = (bytes[CHANNEL_DATA_OFFSET_LENGTH]! << 8) | bytes[CHANNEL_DATA_OFFSET_LENGTH + 1]!;
   const end = CHANNEL_DATA_HEADER_SIZE + length;
   // §12.5: a datagram "too short to contain the claimed length" is discarded.
@@ -50,7 +55,7 @@ export function decodeChannelData(bytes: Uint8Array): ChannelDataDecoded {
 
 /** Encodes a ChannelData message; pad to a multiple of 4 over TCP and TLS (RFC 8656 §12.5). */
 export function encodeChannelData(channel: number, data: Uint8Array, { padded = false }: { padded?: boolean } = {}): Uint8Array {
-  if (!isChannelNumber(channel)) throw new RangeError(`channel 0x${channel.toString(16)} is outside 0x4000-0x4FFF`);
+  if (!isAcceptedChannelNumber(channel)) throw new RangeError(`channel 0x${channel.toString(16)} is outside 0x4000-0x7FFF`);
   if (data.length > 0xffff) throw new RangeError(`ChannelData of ${data.length} bytes: Length is 16 bits`);
   const out = new Uint8Array(CHANNEL_DATA_HEADER_SIZE + (padded ? pad(data.length) : data.length));
   out[CHANNEL_DATA_OFFSET_NUMBER] = channel >>> 8;

@@ -145,6 +145,12 @@ export const EVEN_PORT_RESERVE_BIT = 0x80;
 // --- ChannelData (RFC 8656 §12) ---
 export const CHANNEL_NUMBER_MIN = 0x4000;
 export const CHANNEL_NUMBER_MAX = 0x4fff;
+/**
+ * RFC 5766 §11 let clients use 0x4000-0x7FFF; RFC 8656 narrowed that to 0x4FFF, but clients of the
+ * older RFC (coturn's turnutils_uclient among them) still pick numbers above it, so a server accepts
+ * the old range while our own client keeps to the new one.
+ */
+export const CHANNEL_NUMBER_LEGACY_MAX = 0x7fff;
 export const CHANNEL_DATA_HEADER_SIZE = 4;
 export const CHANNEL_DATA_OFFSET_NUMBER = 0;
 export const CHANNEL_DATA_OFFSET_LENGTH = 2;
