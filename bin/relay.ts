@@ -6,6 +6,7 @@
 // 2. Start the relay (daemons/io/relay.ts) and the status server; log where they listen.
 // 3. Run until SIGINT or SIGTERM.
 
+import { isIPv4, isIPv6 } from "node:net";
 import { networkInterfaces } from "node:os";
 import { Relay } from "../daemons/io/relay.js";
 import { metricFamily, serveStatus, type StatusServer } from "../daemons/io/status-http.js";
@@ -33,7 +34,7 @@ Options (each also read from the environment variable named beside it):
                              default: the listening address, or this host's first non-loopback one)
   --public-ip6 <addr>        likewise for IPv6 (WARDLINE_RELAY_PUBLIC_IP6)
   --ports <low-high>         relay port range (WARDLINE_RELAY_PORTS; default 49152-65535)
-  --allow-private-peers      relay to private addresses too (WARDLINE_RELAY_ALLOW_PRIVATE_PEERS=1)
+  --allow-private-peers      relay to private addresses too (WARDLINE_RELAY_ALLOW_PRIVATE_PEERS=1, true or yes)
   --max-allocations <n>      allocations per username (WARDLINE_RELAY_MAX_ALLOCATIONS; default 10)
   --http <addr:port|off>     /healthz, /readyz and Prometheus /metrics (WARDLINE_RELAY_HTTP;
                              default 127.0.0.1:9478)
@@ -55,8 +56,6 @@ export interface RelayConfig {
   http: { host: string; port: number } | undefined;
 }
 
-const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
-const isIpv6 = (text: string): boolean => /^[0-9a-fA-F:.]+$/.test(text) && text.includes(":");
 
 function port(text: string, what: string, min = 0): number {
   if (!/^\d{1,5}$/.test(text) || Number(text) > 65535 || Number(text) < min) throw new Error(`${what} must be a port (${min}-65535), got '${text}'`);
@@ -74,54 +73,66 @@ function firstAddress(family: 4 | 6): string | undefined {
   return undefined;
 }
 
-/** Resolves flags and environment into a RelayConfig; throws an Error naming the bad option. */
+/**
+ * Resolves flags and environment into a RelayConfig; throws an Error naming the bad option as the
+ * user gave it: the flag, or the environment variable it came from.
+ */
 export function relayConfig(values: Record<string, string | boolean | undefined>, env: NodeJS.ProcessEnv): RelayConfig {
-  const get = (flag: string, variable: string): string | undefined => {
+  /** The option's text and what to call it in an error; undefined when neither flag nor variable is set. */
+  const get = (flag: string, variable: string): [string, string] | undefined => {
     const v = values[flag];
-    return typeof v === "string" ? v : env[variable];
+    if (typeof v === "string") return [v, `--${flag}`];
+    const e = env[variable];
+    return e === undefined ? undefined : [e, variable];
   };
-  const secret = get("secret", "WARDLINE_RELAY_SECRET");
-  if (secret === undefined || secret === "") throw new Error("a shared secret is required: --secret or WARDLINE_RELAY_SECRET");
-  const realm = get("realm", "WARDLINE_RELAY_REALM") ?? "wardline";
-  if (realm === "" || new TextEncoder().encode(realm).length > 763) throw new Error("--realm must be 1 to 763 bytes");
-  const listenPort = port(get("port", "WARDLINE_RELAY_PORT") ?? "3478", "--port");
+  const [secret] = get("secret", "WARDLINE_RELAY_SECRET") ?? [""];
+  if (secret === "") throw new Error("a shared secret is required: --secret or WARDLINE_RELAY_SECRET");
+  const [realm, realmName] = get("realm", "WARDLINE_RELAY_REALM") ?? ["wardline", "--realm"];
+  if (realm === "" || new TextEncoder().encode(realm).length > 763) throw new Error(`${realmName} must be 1 to 763 bytes`);
+  const [portText, portName] = get("port", "WARDLINE_RELAY_PORT") ?? ["3478", "--port"];
+  const listenPort = port(portText, portName);
   const listen: RelayConfig["listen"] = {};
-  const l4 = get("listen4", "WARDLINE_RELAY_LISTEN4") ?? "0.0.0.0";
-  const l6 = get("listen6", "WARDLINE_RELAY_LISTEN6") ?? "::";
+  const [l4, l4Name] = get("listen4", "WARDLINE_RELAY_LISTEN4") ?? ["0.0.0.0", "--listen4"];
+  const [l6, l6Name] = get("listen6", "WARDLINE_RELAY_LISTEN6") ?? ["::", "--listen6"];
   if (l4 !== "off") {
-    if (!IPV4.test(l4)) throw new Error(`--listen4 must be an IPv4 address or off, got '${l4}'`);
+    if (!isIPv4(l4)) throw new Error(`${l4Name} must be an IPv4 address or off, got '${l4}'`);
     listen[4] = l4;
   }
   if (l6 !== "off") {
-    if (!isIpv6(l6)) throw new Error(`--listen6 must be an IPv6 address or off, got '${l6}'`);
+    if (!isIPv6(l6)) throw new Error(`${l6Name} must be an IPv6 address or off, got '${l6}'`);
     listen[6] = l6;
   }
-  if (listen[4] === undefined && listen[6] === undefined) throw new Error("--listen4 and --listen6 are both off: nothing to serve");
+  if (listen[4] === undefined && listen[6] === undefined) throw new Error(`${l4Name} and ${l6Name} are both off: nothing to serve`);
   const publicAddress: RelayConfig["publicAddress"] = {};
-  const p4 = get("public-ip4", "WARDLINE_RELAY_PUBLIC_IP4") ?? (listen[4] !== undefined && listen[4] !== "0.0.0.0" ? listen[4] : firstAddress(4));
-  const p6 = get("public-ip6", "WARDLINE_RELAY_PUBLIC_IP6") ?? (listen[6] !== undefined && listen[6] !== "::" ? listen[6] : firstAddress(6));
+  const [p4, p4Name] = get("public-ip4", "WARDLINE_RELAY_PUBLIC_IP4") ?? [listen[4] !== undefined && listen[4] !== "0.0.0.0" ? listen[4] : firstAddress(4), "--public-ip4"];
+  const [p6, p6Name] = get("public-ip6", "WARDLINE_RELAY_PUBLIC_IP6") ?? [listen[6] !== undefined && listen[6] !== "::" ? listen[6] : firstAddress(6), "--public-ip6"];
   if (p4 !== undefined) {
-    if (!IPV4.test(p4)) throw new Error(`--public-ip4 must be an IPv4 address, got '${p4}'`);
+    if (!isIPv4(p4)) throw new Error(`${p4Name} must be an IPv4 address, got '${p4}'`);
     publicAddress[4] = p4;
   }
   if (p6 !== undefined) {
-    if (!isIpv6(p6)) throw new Error(`--public-ip6 must be an IPv6 address, got '${p6}'`);
+    if (!isIPv6(p6)) throw new Error(`${p6Name} must be an IPv6 address, got '${p6}'`);
     publicAddress[6] = p6;
   }
-  const range = get("ports", "WARDLINE_RELAY_PORTS") ?? "49152-65535";
+  const [range, rangeName] = get("ports", "WARDLINE_RELAY_PORTS") ?? ["49152-65535", "--ports"];
   const m = /^(\d+)-(\d+)$/.exec(range);
-  if (m === null) throw new Error(`--ports must be low-high, got '${range}'`);
-  const ports: [number, number] = [port(m[1]!, "--ports low", 1), port(m[2]!, "--ports high", 1)];
-  if (ports[0] > ports[1]) throw new Error(`--ports: ${ports[0]} is above ${ports[1]}`);
-  const allow = values["allow-private-peers"] === true || env.WARDLINE_RELAY_ALLOW_PRIVATE_PEERS === "1";
-  const maxText = get("max-allocations", "WARDLINE_RELAY_MAX_ALLOCATIONS") ?? "10";
-  if (!/^\d{1,6}$/.test(maxText) || Number(maxText) < 1) throw new Error(`--max-allocations must be a positive number, got '${maxText}'`);
-  const httpText = get("http", "WARDLINE_RELAY_HTTP") ?? "127.0.0.1:9478";
+  if (m === null) throw new Error(`${rangeName} must be low-high, got '${range}'`);
+  const ports: [number, number] = [port(m[1]!, `${rangeName} low`, 1), port(m[2]!, `${rangeName} high`, 1)];
+  if (ports[0] > ports[1]) throw new Error(`${rangeName}: ${ports[0]} is above ${ports[1]}`);
+  const allowText = env.WARDLINE_RELAY_ALLOW_PRIVATE_PEERS;
+  if (allowText !== undefined && !/^(1|0|true|false|yes|no|)$/i.test(allowText)) {
+    throw new Error(`WARDLINE_RELAY_ALLOW_PRIVATE_PEERS must be 1/true/yes or 0/false/no, got '${allowText}'`);
+  }
+  const allow = values["allow-private-peers"] === true || /^(1|true|yes)$/i.test(allowText ?? "");
+  const [maxText, maxName] = get("max-allocations", "WARDLINE_RELAY_MAX_ALLOCATIONS") ?? ["10", "--max-allocations"];
+  if (!/^\d{1,6}$/.test(maxText) || Number(maxText) < 1) throw new Error(`${maxName} must be a positive number, got '${maxText}'`);
+  const [httpText, httpName] = get("http", "WARDLINE_RELAY_HTTP") ?? ["127.0.0.1:9478", "--http"];
   let http: RelayConfig["http"];
   if (httpText !== "off") {
     const colon = httpText.lastIndexOf(":");
-    if (colon <= 0) throw new Error(`--http must be addr:port or off, got '${httpText}'`);
-    http = { host: httpText.slice(0, colon).replace(/^\[(.*)\]$/, "$1"), port: port(httpText.slice(colon + 1), "--http port") };
+    const host = colon <= 0 ? "" : httpText.slice(0, colon).replace(/^\[(.*)\]$/, "$1");
+    if (!isIPv4(host) && !isIPv6(host)) throw new Error(`${httpName} must be addr:port (or [v6]:port) or off, got '${httpText}'`);
+    http = { host, port: port(httpText.slice(colon + 1), `${httpName} port`) };
   }
   return { secret, realm, port: listenPort, listen, publicAddress, ports, allowPrivatePeers: allow, maxAllocationsPerUser: Number(maxText), http };
 }
