@@ -42,6 +42,10 @@ const SUITES: Record<string, { summary: string; load: () => Promise<BenchSuite> 
     summary: "iperf3 TCP and small-packet UDP through ours and wireguard-go between two namespaces, the bare veth as ceiling; CPU per GB",
     load: async () => (await import("../bench/tunnel.js")).tunnelSuite,
   },
+  relay: {
+    summary: "TURN ChannelData through ours and coturn's turnserver between two namespaces: messages/s at ≤ 0.1 % loss, Mbit/s, CPU per packet",
+    load: async () => (await import("../bench/relay.js")).relaySuite,
+  },
 };
 
 const MAIN_HELP = `Usage: wardline <command> [options]
