@@ -17,6 +17,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { repoRoot } from "./harness.js";
+import { onPath } from "./system.js";
 
 /** The `wardline` entry point of this checkout (found from bench/ and from dist/bench/ alike). */
 export const WARDLINE_BIN = join(repoRoot(), "bin", "wardline");
@@ -36,9 +37,6 @@ const PACKAGES: Record<string, string> = {
 
 let oursRuns: boolean | undefined; // `wardline wg --help` costs a node start-up: once is enough
 
-function onPath(tool: string): boolean {
-  return spawnSync("sh", ["-c", 'command -v "$1"', "sh", tool], { stdio: "ignore" }).status === 0;
-}
 
 /**
  * Why the namespaces and these peers cannot run here (a reason to print), or undefined when they can;

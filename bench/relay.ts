@@ -27,7 +27,7 @@
 // frames from one buffer, and the peer echoing each batch back to its sources as received. A step's
 // messages carry the step number, so late echoes of an earlier step are not counted.
 
-import { execFileSync, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { readFileSync, realpathSync } from "node:fs";
 import { join } from "node:path";
@@ -42,7 +42,7 @@ import {
   type Ratio, type ReportTable, type SuiteOptions, type SuiteReport, type TargetResult,
 } from "./harness.js";
 import { NamespacePair, WARDLINE_BIN, type NamespaceProcess } from "./netns.js";
-import { parsePidStat, parseProcStat, type CpuTicks } from "./tunnel.js";
+import { firstLine, onPath, parsePidStat, parseProcStat, ticksPerSecond, type CpuTicks } from "./system.js";
 
 // --- What is measured ---
 
@@ -129,9 +129,6 @@ const QUICK: Mode = {
 
 const PACKAGES: Record<string, string> = { ip: "iproute2", ss: "iproute2", turnserver: "coturn" };
 
-function onPath(tool: string): boolean {
-  return spawnSync("sh", ["-c", 'command -v "$1"', "sh", tool], { stdio: "ignore" }).status === 0;
-}
 
 /** Why the suite cannot run here, or undefined when it can. */
 export function missingPrerequisite(): string | undefined {
@@ -235,20 +232,6 @@ class LoadGenerator {
   }
 }
 
-let clockTicks: number | undefined;
-
-function ticksPerSecond(): number {
-  if (clockTicks === undefined) {
-    let value = Number.NaN;
-    try {
-      value = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim());
-    } catch {
-      // no getconf: keep the universal default
-    }
-    clockTicks = Number.isFinite(value) && value > 0 ? value : 100;
-  }
-  return clockTicks;
-}
 
 function readCpu(relay: NamespaceProcess, generator: NamespaceProcess): CpuReading {
   return {
@@ -560,11 +543,6 @@ export interface RelayRunOptions {
   sizes?: readonly number[];
 }
 
-function firstLine(cmd: string, args: string[]): string {
-  const r = spawnSync(cmd, args, { encoding: "utf8" });
-  const text = `${r.stdout ?? ""}${r.stderr ?? ""}`.split("\n").find((l) => l.trim() !== "");
-  return text?.trim() ?? "unknown";
-}
 
 export async function runRelaySuite(options: SuiteOptions, narrow: RelayRunOptions = {}): Promise<SuiteReport> {
   const missing = missingPrerequisite();

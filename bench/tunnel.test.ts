@@ -4,9 +4,10 @@
 
 import { describe, expect, it } from "vitest";
 import {
-  CASES, cpuSecondsPerGB, cpuSpent, figureId, parseIperf, parsePidStat, parseProcStat, tunnelFigure, tunnelRatios,
+  CASES, cpuSecondsPerGB, cpuSpent, figureId, parseIperf, tunnelFigure, tunnelRatios,
   tunnelTargets, type IperfRun, type PairName, type TunnelFigure,
 } from "./tunnel.js";
+import { parsePidStat, parseProcStat } from "./system.js";
 import { formatConfig, pointToPointConfig } from "./netns.js";
 
 const interval = (seconds: number, bytes: number, extra: Record<string, unknown> = {}) => ({

@@ -18,13 +18,13 @@
 //    intervals over all rounds; CPU seconds per GB received over each client run, median of rounds.
 // 5. Ratios (ours ÷ wireguard-go, each ÷ veth; CPU per GB inverted so ≥ 1 favours ours) and targets.
 
-import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import {
   checkTarget, findFigure, formatRate, formatRatio, formatSize, formatSpread, formatTarget, loadWarning, ratioOf,
   startRun, stats, type BenchSuite, type Figure, type Ratio, type ReportTable, type SuiteOptions, type SuiteReport,
   type TargetResult,
 } from "./harness.js";
+import { firstLine, parsePidStat, parseProcStat, ticksPerSecond, type CpuTicks } from "./system.js";
 import {
   generateKeyPair, missingPrerequisites, NamespacePair, type NamespaceProcess, type PeerKind, type TunnelPeer,
 } from "./netns.js";
@@ -194,21 +194,6 @@ async function waitForPath(net: NamespacePair, address: string, pair: PairName, 
   throw new Error(`${pair}: no ping reply from ${address} within 15 s${daemons.map((d) => `\n${d.diagnostics()}`).join("")}`);
 }
 
-let clockTicks: number | undefined;
-
-/** USER_HZ, the unit of /proc/stat: 100 on every mainstream Linux, read once to be sure. */
-function ticksPerSecond(): number {
-  if (clockTicks === undefined) {
-    let value = Number.NaN;
-    try {
-      value = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim());
-    } catch {
-      // no getconf: keep the universal default
-    }
-    clockTicks = Number.isFinite(value) && value > 0 ? value : 100;
-  }
-  return clockTicks;
-}
 
 function readCpu(daemons: readonly NamespaceProcess[]): { cpu: CpuTicks; daemons: number[] } {
   return {
@@ -368,31 +353,6 @@ export function parseIperf(json: unknown): IperfRun {
 
 // --- 4. Reading /proc ---
 
-/** CPU time of all CPUs in clock ticks: busy (user, nice, system, irq, softirq) and everything. */
-export interface CpuTicks {
-  busy: number;
-  total: number;
-}
-
-/** Reads the aggregate `cpu` line of /proc/stat. */
-export function parseProcStat(text: string): CpuTicks {
-  const line = text.split("\n").find((l) => l.startsWith("cpu "));
-  if (line === undefined) throw new Error("/proc/stat: no aggregate cpu line");
-  // user nice system idle iowait irq softirq steal guest guest_nice; guest time is already in user.
-  const [user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0] = line.trim().split(/\s+/).slice(1).map(Number);
-  const busy = user + nice + system + irq + softirq;
-  return { busy, total: busy + idle + iowait + steal };
-}
-
-/** utime + stime, in clock ticks, from /proc/<pid>/stat (all of the process's threads). */
-export function parsePidStat(text: string): number {
-  // The command name is in parentheses and may hold spaces or parentheses itself: fields count from the last ")".
-  const rest = text.slice(text.lastIndexOf(")") + 2).trim().split(/\s+/);
-  const utime = Number(rest[11]);
-  const stime = Number(rest[12]);
-  if (!Number.isFinite(utime) || !Number.isFinite(stime)) throw new Error("/proc/<pid>/stat: no utime or stime");
-  return utime + stime;
-}
 
 /** CPU seconds per 10^9 bytes; infinite when nothing arrived. */
 export function cpuSecondsPerGB(cpuSeconds: number, bytes: number): number {
@@ -530,13 +490,6 @@ export interface TunnelRunOptions {
   seconds?: number;
 }
 
-function firstLine(cmd: string, args: string[]): string {
-  try {
-    return execFileSync(cmd, args, { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).split("\n")[0]!.trim();
-  } catch {
-    return "unknown";
-  }
-}
 
 /** Runs the suite; the CLI's entry is `tunnelSuite.run`, which measures all three pairs. */
 export async function runTunnelSuite(options: SuiteOptions, narrow: TunnelRunOptions = {}): Promise<SuiteReport> {
