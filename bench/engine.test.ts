@@ -95,7 +95,7 @@ describe("wardline CLI", () => {
   });
 
   it("exits 2 with usage on unknown or unimplemented commands and bad bench options", async () => {
-    for (const argv of [["frobnicate"], ["portal"], [], ["bench"], ["bench", "nope"], ["bench", "engine", "--build", "fast"], ["bench", "engine", "--nope"]]) {
+    for (const argv of [["frobnicate"], ["gateway"], [], ["bench"], ["bench", "nope"], ["bench", "engine", "--build", "fast"], ["bench", "engine", "--nope"]]) {
       const io = capture();
       expect(await main(argv, io), argv.join(" ")).toBe(2);
       expect(io.err).toMatch(/^wardline: /);

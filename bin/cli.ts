@@ -1,6 +1,6 @@
 // `wardline <command>`: the one entry point for every Wardline process. Today it runs a standalone
-// WireGuard interface (wg), the TURN relay and benchmarks; portal, gateway, client and up arrive with
-// their own issues and are refused until then.
+// WireGuard interface (wg), the TURN relay, the portal and benchmarks; gateway, client and up arrive
+// with their own issues and are refused until then.
 //
 // Exit status: 0 on success, 1 when a command fails at run time, 2 on a usage error.
 
@@ -26,7 +26,7 @@ const processIo: CliIo = {
 
 
 /** Commands the design names that do not exist yet; asking for one says so instead of "unknown". */
-const PLANNED = ["portal", "gateway", "client", "up"] as const;
+const PLANNED = ["gateway", "client", "up"] as const;
 
 /** Benchmark suites, loaded only when run so `--help` stays instant. */
 const SUITES: Record<string, { summary: string; load: () => Promise<BenchSuite> }> = {
@@ -51,6 +51,7 @@ const SUITES: Record<string, { summary: string; load: () => Promise<BenchSuite> 
 const MAIN_HELP = `Usage: wardline <command> [options]
 
 Commands:
+  portal            run the portal (REST API) on the embedded database or DATABASE_URL
   wg <interface>    run a standalone userspace WireGuard interface (a drop-in for wireguard-go)
   relay             run a TURN relay for clients and gateways
   bench <suite>     measure a part of Wardline against reference implementations
@@ -183,6 +184,7 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
       else if (topic === "bench") io.stdout(benchHelp());
       else if (topic === "wg") io.stdout((await import("./wg.js")).WG_HELP);
       else if (topic === "relay") io.stdout((await import("./relay.js")).RELAY_HELP);
+      else if (topic === "portal") io.stdout((await import("./portal.js")).PORTAL_HELP);
       else if ((PLANNED as readonly string[]).includes(topic)) return usageError(io, `'${topic}' is not implemented yet`, MAIN_HELP);
       else return usageError(io, `no help for '${topic}': it is not a command`, MAIN_HELP);
       return EXIT_OK;
@@ -197,6 +199,8 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
       return (await import("./wg.js")).wgCommand(rest, io);
     case "relay":
       return (await import("./relay.js")).relayCommand(rest, io);
+    case "portal":
+      return (await import("./portal.js")).portalCommand(rest, io);
     default:
       if ((PLANNED as readonly string[]).includes(command)) {
         return usageError(io, `'${command}' is not implemented yet`, MAIN_HELP);

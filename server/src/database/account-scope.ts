@@ -1,0 +1,131 @@
+// The one way the portal touches tenant tables: an AccountScope, made from the authenticated
+// account, hands out repositories that put that account into every query they run. A caller
+// cannot forget the `where account_id = ...` (there is no method without it) and cannot widen it
+// (the account is applied after the caller's conditions, so a caller's accountId is overwritten).
+//
+// Every insert, update and delete also writes the change log (who, what, before, after) in the
+// same transaction, so a mutation and its record land together or not at all.
+
+import { randomUUID } from "node:crypto";
+import type { DataSource, EntityManager, EntitySchema, FindOptionsOrder, FindOptionsWhere } from "typeorm";
+import { ChangeLogEntity, type TenantRow } from "./entities.js";
+
+/** What a list call may ask for: conditions, order and a page size; the account is not among them. */
+export interface ListOptions<T> {
+  where?: FindOptionsWhere<T>;
+  order?: FindOptionsOrder<T>;
+  take?: number;
+}
+
+/** A repository confined to one account. */
+export class TenantRepository<T extends TenantRow> {
+  constructor(
+    private readonly manager: EntityManager,
+    private readonly schema: EntitySchema<T>,
+    readonly accountId: string,
+    private readonly actorId: string | null,
+  ) {}
+
+  private scoped(where: FindOptionsWhere<T> = {}): FindOptionsWhere<T> {
+    return { ...where, accountId: this.accountId } as FindOptionsWhere<T>;
+  }
+
+  private get table(): string {
+    return this.manager.connection.getMetadata(this.schema).tableName;
+  }
+
+  list(options: ListOptions<T> = {}): Promise<T[]> {
+    return this.manager.getRepository(this.schema).find({
+      where: this.scoped(options.where),
+      ...(options.order !== undefined ? { order: options.order } : {}),
+      ...(options.take !== undefined ? { take: options.take } : {}),
+    });
+  }
+
+  get(id: string): Promise<T | null> {
+    return this.manager.getRepository(this.schema).findOne({ where: this.scoped({ id } as FindOptionsWhere<T>) });
+  }
+
+  count(where: FindOptionsWhere<T> = {}): Promise<number> {
+    return this.manager.getRepository(this.schema).count({ where: this.scoped(where) });
+  }
+
+  /** Inserts a row of this account (a fresh id unless given) and logs it; returns the row as stored. */
+  async insert(values: Omit<Partial<T>, "accountId">): Promise<T> {
+    return this.inTransaction(async (manager) => {
+      const repo = manager.getRepository(this.schema);
+      const row = repo.create({ ...values, id: (values as Partial<T>).id ?? randomUUID(), accountId: this.accountId } as T);
+      await repo.insert(row as never);
+      const stored = (await repo.findOneOrFail({ where: this.scoped({ id: row.id } as FindOptionsWhere<T>) })) as T;
+      await this.log(manager, "insert", row.id, null, stored);
+      return stored;
+    });
+  }
+
+  /** Changes a row of this account and logs before and after; null when the account has no such row. */
+  async update(id: string, patch: Omit<Partial<T>, "accountId" | "id">): Promise<T | null> {
+    return this.inTransaction(async (manager) => {
+      const repo = manager.getRepository(this.schema);
+      const where = this.scoped({ id } as FindOptionsWhere<T>);
+      const before = await repo.findOne({ where });
+      if (before === null) return null;
+      const clean = { ...patch } as Record<string, unknown>;
+      delete clean.accountId;
+      delete clean.id;
+      await repo.update(where as never, clean as never);
+      const after = (await repo.findOneOrFail({ where })) as T;
+      await this.log(manager, "update", id, before, after);
+      return after;
+    });
+  }
+
+  /** Deletes a row of this account and logs it; false when the account has no such row. */
+  async delete(id: string): Promise<boolean> {
+    return this.inTransaction(async (manager) => {
+      const repo = manager.getRepository(this.schema);
+      const where = this.scoped({ id } as FindOptionsWhere<T>);
+      const before = await repo.findOne({ where });
+      if (before === null) return false;
+      await repo.delete(where as never);
+      await this.log(manager, "delete", id, before, null);
+      return true;
+    });
+  }
+
+  private inTransaction<R>(work: (manager: EntityManager) => Promise<R>): Promise<R> {
+    // Inside a scope's transaction already: join it; otherwise open one.
+    return this.manager.queryRunner?.isTransactionActive ? work(this.manager) : this.manager.transaction(work);
+  }
+
+  private async log(manager: EntityManager, action: "insert" | "update" | "delete", objectId: string, before: unknown, after: unknown): Promise<void> {
+    await manager.getRepository(ChangeLogEntity).insert({
+      accountId: this.accountId,
+      id: randomUUID(),
+      actorId: this.actorId,
+      action,
+      objectTable: this.table,
+      objectId,
+      before: before as never,
+      after: after as never,
+    });
+  }
+}
+
+/** The authenticated account (and actor, for the change log): the source of every tenant repository. */
+export class AccountScope {
+  constructor(
+    private readonly dataSource: DataSource,
+    readonly accountId: string,
+    readonly actorId: string | null = null,
+    private readonly manager: EntityManager = dataSource.manager,
+  ) {}
+
+  repository<T extends TenantRow>(schema: EntitySchema<T>): TenantRepository<T> {
+    return new TenantRepository(this.manager, schema, this.accountId, this.actorId);
+  }
+
+  /** Runs work in one transaction; repositories taken from the scope it is given share it. */
+  transaction<R>(work: (scope: AccountScope) => Promise<R>): Promise<R> {
+    return this.dataSource.transaction((manager) => work(new AccountScope(this.dataSource, this.accountId, this.actorId, manager)));
+  }
+}

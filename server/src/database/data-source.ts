@@ -1,0 +1,40 @@
+// The portal's database: PostgreSQL through `pg` when DATABASE_URL is given, otherwise PGlite (the
+// same PostgreSQL, compiled to WebAssembly) in the data directory, so the portal starts with nothing
+// installed. The committed migrations serve both, and opening the database runs any pending ones.
+
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { DataSource } from "typeorm";
+import { ENTITIES } from "./entities.js";
+import { Initial1764000000000 } from "./migrations/1764000000000-initial.js";
+import { pgliteDriver } from "./pglite-driver.js";
+
+export const MIGRATIONS = [Initial1764000000000];
+
+export type DatabaseLocation = { url: string } | { dataDir: string } | { memory: true };
+
+/** Where the database is and what kind it is, for logs (never the password). */
+export function describeLocation(location: DatabaseLocation): string {
+  if ("url" in location) {
+    const url = new URL(location.url);
+    return `PostgreSQL at ${url.hostname}${url.port ? `:${url.port}` : ""}${url.pathname}`;
+  }
+  return "dataDir" in location ? `embedded PGlite in ${join(location.dataDir, "pglite")}` : "embedded PGlite in memory";
+}
+
+/** Opens the database and brings its schema up to date. */
+export async function openDatabase(location: DatabaseLocation): Promise<DataSource> {
+  const common = { entities: ENTITIES, migrations: MIGRATIONS, migrationsRun: true, migrationsTransactionMode: "each" as const };
+  let dataSource: DataSource;
+  if ("url" in location) {
+    dataSource = new DataSource({ type: "postgres", url: location.url, ...common });
+  } else {
+    let dataDir: string | undefined;
+    if ("dataDir" in location) {
+      dataDir = join(location.dataDir, "pglite");
+      mkdirSync(dataDir, { recursive: true });
+    }
+    dataSource = new DataSource({ type: "postgres", driver: pgliteDriver(dataDir === undefined ? {} : { dataDir }), ...common });
+  }
+  return dataSource.initialize();
+}

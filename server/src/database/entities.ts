@@ -1,0 +1,189 @@
+// The tables as TypeORM entity schemas (no decorators: the shape is data, and the migrations in
+// ./migrations are what creates the tables). Column names are snake_case in SQL, camelCase here.
+
+import { EntitySchema } from "typeorm";
+
+/** Every tenant row: the account it belongs to, and its id within that account. */
+export interface TenantRow {
+  accountId: string;
+  id: string;
+}
+
+export interface Account {
+  id: string;
+  slug: string;
+  name: string;
+  createdAt: Date;
+}
+
+export type ActorType = "user" | "admin" | "service_account" | "api_client";
+
+export interface Actor extends TenantRow {
+  type: ActorType;
+  name: string;
+  email: string | null;
+  passwordHash: string | null;
+  disabledAt: Date | null;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export interface Group extends TenantRow {
+  name: string;
+  kind: "static" | "everyone";
+  createdAt: Date;
+}
+
+export interface Site extends TenantRow {
+  name: string;
+  createdAt: Date;
+}
+
+export interface Device extends TenantRow {
+  kind: "client" | "gateway";
+  actorId: string | null;
+  siteId: string | null;
+  name: string;
+  publicKey: string;
+  ipv4: string;
+  ipv6: string;
+  verifiedAt: Date | null;
+  lastSeenAt: Date | null;
+  createdAt: Date;
+}
+
+export interface Resource extends TenantRow {
+  type: "dns" | "ip" | "cidr" | "internet";
+  name: string;
+  address: string | null;
+  addressDescription: string | null;
+  filters: unknown[];
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export interface Policy extends TenantRow {
+  groupId: string;
+  resourceId: string;
+  description: string;
+  conditions: unknown[];
+  disabledAt: Date | null;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export interface ChangeLogEntry extends TenantRow {
+  actorId: string | null;
+  action: "insert" | "update" | "delete";
+  objectTable: string;
+  objectId: string;
+  before: unknown;
+  after: unknown;
+  at: Date;
+}
+
+const tenantKey = {
+  accountId: { name: "account_id", type: "uuid", primary: true },
+  id: { type: "uuid", primary: true },
+} as const;
+
+const createdAt = { createdAt: { name: "created_at", type: "timestamptz", createDate: true } } as const;
+const updatedAt = { updatedAt: { name: "updated_at", type: "timestamptz", updateDate: true } } as const;
+
+export const AccountEntity = new EntitySchema<Account>({
+  name: "Account",
+  tableName: "accounts",
+  columns: { id: { type: "uuid", primary: true }, slug: { type: "text" }, name: { type: "text" }, ...createdAt },
+});
+
+export const ActorEntity = new EntitySchema<Actor>({
+  name: "Actor",
+  tableName: "actors",
+  columns: {
+    ...tenantKey,
+    type: { type: "text" },
+    name: { type: "text" },
+    email: { type: "text", nullable: true },
+    passwordHash: { name: "password_hash", type: "text", nullable: true },
+    disabledAt: { name: "disabled_at", type: "timestamptz", nullable: true },
+    ...createdAt,
+    ...updatedAt,
+  },
+});
+
+export const GroupEntity = new EntitySchema<Group>({
+  name: "Group",
+  tableName: "groups",
+  columns: { ...tenantKey, name: { type: "text" }, kind: { type: "text" }, ...createdAt },
+});
+
+export const SiteEntity = new EntitySchema<Site>({
+  name: "Site",
+  tableName: "sites",
+  columns: { ...tenantKey, name: { type: "text" }, ...createdAt },
+});
+
+export const DeviceEntity = new EntitySchema<Device>({
+  name: "Device",
+  tableName: "devices",
+  columns: {
+    ...tenantKey,
+    kind: { type: "text" },
+    actorId: { name: "actor_id", type: "uuid", nullable: true },
+    siteId: { name: "site_id", type: "uuid", nullable: true },
+    name: { type: "text" },
+    publicKey: { name: "public_key", type: "text" },
+    ipv4: { type: "inet" },
+    ipv6: { type: "inet" },
+    verifiedAt: { name: "verified_at", type: "timestamptz", nullable: true },
+    lastSeenAt: { name: "last_seen_at", type: "timestamptz", nullable: true },
+    ...createdAt,
+  },
+});
+
+export const ResourceEntity = new EntitySchema<Resource>({
+  name: "Resource",
+  tableName: "resources",
+  columns: {
+    ...tenantKey,
+    type: { type: "text" },
+    name: { type: "text" },
+    address: { type: "text", nullable: true },
+    addressDescription: { name: "address_description", type: "text", nullable: true },
+    filters: { type: "jsonb" },
+    ...createdAt,
+    ...updatedAt,
+  },
+});
+
+export const PolicyEntity = new EntitySchema<Policy>({
+  name: "Policy",
+  tableName: "policies",
+  columns: {
+    ...tenantKey,
+    groupId: { name: "group_id", type: "uuid" },
+    resourceId: { name: "resource_id", type: "uuid" },
+    description: { type: "text" },
+    conditions: { type: "jsonb" },
+    disabledAt: { name: "disabled_at", type: "timestamptz", nullable: true },
+    ...createdAt,
+    ...updatedAt,
+  },
+});
+
+export const ChangeLogEntity = new EntitySchema<ChangeLogEntry>({
+  name: "ChangeLogEntry",
+  tableName: "change_log",
+  columns: {
+    ...tenantKey,
+    actorId: { name: "actor_id", type: "uuid", nullable: true },
+    action: { type: "text" },
+    objectTable: { name: "object_table", type: "text" },
+    objectId: { name: "object_id", type: "text" },
+    before: { type: "jsonb", nullable: true },
+    after: { type: "jsonb", nullable: true },
+    at: { type: "timestamptz", createDate: true },
+  },
+});
+
+export const ENTITIES = [AccountEntity, ActorEntity, GroupEntity, SiteEntity, DeviceEntity, ResourceEntity, PolicyEntity, ChangeLogEntity];

@@ -1,0 +1,69 @@
+// RFC 7807 problem details for every error the API returns: `type` is a stable URI per error code,
+// `title` says what kind of error, `detail` what happened this time, `code` the stable code a
+// client switches on, and `errors` the fields at fault when a request was invalid.
+
+import { Catch, HttpException, HttpStatus, type ArgumentsHost, type ExceptionFilter } from "@nestjs/common";
+
+export interface FieldProblem {
+  field: string;
+  code: string;
+  message: string;
+}
+
+export interface ProblemDetails {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  code: string;
+  errors?: FieldProblem[];
+}
+
+const TYPE_BASE = "https://wardline.dev/problems/";
+
+/** An error the API answers with as problem details. */
+export class Problem extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    readonly title: string,
+    detail: string,
+    readonly errors?: FieldProblem[],
+  ) {
+    super(detail);
+  }
+
+  static notFound(what: string): Problem {
+    return new Problem(404, "not_found", "Not found", `${what} does not exist in this account`);
+  }
+
+  static invalid(errors: FieldProblem[]): Problem {
+    return new Problem(422, "invalid_request", "Invalid request", `${errors.length} field${errors.length === 1 ? "" : "s"} not accepted`, errors);
+  }
+}
+
+function toProblem(error: unknown): ProblemDetails {
+  if (error instanceof Problem) {
+    return { type: TYPE_BASE + error.code, title: error.title, status: error.status, detail: error.message, code: error.code, ...(error.errors ? { errors: error.errors } : {}) };
+  }
+  if (error instanceof HttpException) {
+    const status = error.getStatus();
+    const code = status === 404 ? "not_found" : status === 405 ? "method_not_allowed" : status === 429 ? "rate_limited" : `http_${status}`;
+    const title = HttpStatus[status]?.toLowerCase().replace(/_/g, " ") ?? "error";
+    return { type: TYPE_BASE + code, title: title.charAt(0).toUpperCase() + title.slice(1), status, detail: error.message, code };
+  }
+  return { type: TYPE_BASE + "internal", title: "Internal error", status: 500, detail: "the portal failed to handle this request; it is logged", code: "internal" };
+}
+
+/** The global exception filter: everything leaves as application/problem+json. */
+@Catch()
+export class ProblemFilter implements ExceptionFilter {
+  constructor(private readonly log: (error: unknown) => void = () => {}) {}
+
+  catch(error: unknown, host: ArgumentsHost): void {
+    const problem = toProblem(error);
+    if (problem.status >= 500) this.log(error);
+    const response = host.switchToHttp().getResponse<{ status(code: number): { type(t: string): { send(body: string): void } } }>();
+    response.status(problem.status).type("application/problem+json").send(JSON.stringify(problem));
+  }
+}
