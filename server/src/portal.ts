@@ -2,20 +2,26 @@
 // the REST API under /api/ with its OpenAPI document at /api/openapi.json and an explorer at /api/docs.
 
 import "reflect-metadata";
-import { Module, type DynamicModule, type INestApplication } from "@nestjs/common";
-import { NestFactory } from "@nestjs/core";
+import { Global, Module, type DynamicModule, type INestApplication } from "@nestjs/common";
+import { APP_GUARD, NestFactory } from "@nestjs/core";
 import { DocumentBuilder, SwaggerModule } from "@nestjs/swagger";
 import type { DataSource } from "typeorm";
 import { describeLocation, openDatabase, type DatabaseLocation } from "./database/data-source.js";
 import { HealthController } from "./http/health.controller.js";
 import { ProblemFilter } from "./http/problem.js";
-import { DATA_SOURCE } from "./tokens.js";
+import { AuthGuard } from "./auth/auth.guard.js";
+import { DEFAULT_RATE_LIMIT, RateLimiter, type RateLimitOptions } from "./auth/rate-limit.js";
+import { FEATURE_MODULES } from "./features.js";
+import { DATA_SOURCE, RATE_LIMITER } from "./tokens.js";
+
 
 export interface PortalOptions {
   host: string;
   port: number;
   database: DatabaseLocation;
   log?: (level: "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => void;
+  /** Requests per API token (default DEFAULT_RATE_LIMIT). */
+  rateLimit?: RateLimitOptions;
 }
 
 export interface Portal {
@@ -24,10 +30,28 @@ export interface Portal {
   close(): Promise<void>;
 }
 
+/** What every feature module may inject: the database and the per-token rate limiter. */
+@Global()
+@Module({})
+class CoreModule {
+  static with(db: DataSource, limiter: RateLimiter): DynamicModule {
+    const providers = [
+      { provide: DATA_SOURCE, useValue: db },
+      { provide: RATE_LIMITER, useValue: limiter },
+    ];
+    return { module: CoreModule, providers, exports: providers.map((p) => p.provide) };
+  }
+}
+
 @Module({})
 class PortalModule {
-  static with(db: DataSource): DynamicModule {
-    return { module: PortalModule, controllers: [HealthController], providers: [{ provide: DATA_SOURCE, useValue: db }] };
+  static with(db: DataSource, limiter: RateLimiter): DynamicModule {
+    return {
+      module: PortalModule,
+      imports: [CoreModule.with(db, limiter), ...FEATURE_MODULES],
+      controllers: [HealthController],
+      providers: [{ provide: APP_GUARD, useClass: AuthGuard }],
+    };
   }
 }
 
@@ -47,7 +71,7 @@ export async function startPortal(options: PortalOptions): Promise<Portal> {
   const database = await openDatabase(options.database);
   let app: INestApplication;
   try {
-    app = await NestFactory.create(PortalModule.with(database), { logger: false, abortOnError: false });
+    app = await NestFactory.create(PortalModule.with(database, new RateLimiter(options.rateLimit ?? DEFAULT_RATE_LIMIT)), { logger: false, abortOnError: false });
     app.useGlobalFilters(new ProblemFilter((error) => log("error", "request failed", { error: String((error as Error)?.stack ?? error) })));
     SwaggerModule.setup("api/docs", app, () => openApiDocument(app), { jsonDocumentUrl: "api/openapi.json" });
     await app.listen(options.port, options.host);

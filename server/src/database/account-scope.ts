@@ -7,7 +7,7 @@
 // same transaction, so a mutation and its record land together or not at all.
 
 import { randomUUID } from "node:crypto";
-import type { DataSource, EntityManager, EntitySchema, FindOptionsOrder, FindOptionsWhere } from "typeorm";
+import { MoreThan, type DataSource, type EntityManager, type EntitySchema, type FindOptionsOrder, type FindOptionsWhere } from "typeorm";
 import { ChangeLogEntity, type TenantRow } from "./entities.js";
 
 /** What a list call may ask for: conditions, order and a page size; the account is not among them. */
@@ -15,6 +15,12 @@ export interface ListOptions<T> {
   where?: FindOptionsWhere<T>;
   order?: FindOptionsOrder<T>;
   take?: number;
+}
+
+/** One page of a keyset-paginated list: rows in id order, and the cursor of the next page if any. */
+export interface Page<T> {
+  rows: T[];
+  next: string | null;
 }
 
 /** A repository confined to one account. */
@@ -40,6 +46,22 @@ export class TenantRepository<T extends TenantRow> {
       ...(options.order !== undefined ? { order: options.order } : {}),
       ...(options.take !== undefined ? { take: options.take } : {}),
     });
+  }
+
+  /**
+   * A page of rows in id order, after the row `after` names (keyset pagination: a page stays right
+   * while rows are inserted and deleted around it, unlike an offset).
+   */
+  async page(options: { where?: FindOptionsWhere<T>; after?: string; limit: number }): Promise<Page<T>> {
+    const where = { ...options.where, ...(options.after !== undefined ? { id: MoreThan(options.after) } : {}) } as FindOptionsWhere<T>;
+    const rows = await this.manager.getRepository(this.schema).find({
+      where: this.scoped(where),
+      order: { id: "ASC" } as FindOptionsOrder<T>,
+      take: options.limit + 1,
+    });
+    const more = rows.length > options.limit;
+    if (more) rows.length = options.limit;
+    return { rows, next: more ? rows[rows.length - 1]!.id : null };
   }
 
   get(id: string): Promise<T | null> {
@@ -97,18 +119,104 @@ export class TenantRepository<T extends TenantRow> {
     return this.manager.queryRunner?.isTransactionActive ? work(this.manager) : this.manager.transaction(work);
   }
 
-  private async log(manager: EntityManager, action: "insert" | "update" | "delete", objectId: string, before: unknown, after: unknown): Promise<void> {
-    await manager.getRepository(ChangeLogEntity).insert({
-      accountId: this.accountId,
-      id: randomUUID(),
-      actorId: this.actorId,
-      action,
-      objectTable: this.table,
-      objectId,
-      before: before as never,
-      after: after as never,
+  private log(manager: EntityManager, action: "insert" | "update" | "delete", objectId: string, before: unknown, after: unknown): Promise<void> {
+    return logChange(manager, this.accountId, this.actorId, action, this.table, objectId, before, after);
+  }
+}
+
+/**
+ * Rows that link two tenant objects (memberships, a resource's sites): keyed by their columns, not by
+ * an id, and confined to one account the same way; adding and removing are logged.
+ */
+export class TenantLinks<T extends { accountId: string }> {
+  constructor(
+    private readonly manager: EntityManager,
+    private readonly schema: EntitySchema<T>,
+    readonly accountId: string,
+    private readonly actorId: string | null,
+  ) {}
+
+  private scoped(where: Partial<T>): FindOptionsWhere<T> {
+    return { ...where, accountId: this.accountId } as FindOptionsWhere<T>;
+  }
+
+  list(where: Omit<Partial<T>, "accountId"> = {} as Omit<Partial<T>, "accountId">): Promise<T[]> {
+    return this.manager.getRepository(this.schema).find({ where: this.scoped(where as Partial<T>) });
+  }
+
+  /** Adds the link unless it exists; true when it was added. */
+  async add(key: Omit<T, "accountId" | "createdAt">): Promise<boolean> {
+    return this.inTransaction(async (manager) => {
+      const repo = manager.getRepository(this.schema);
+      const where = this.scoped(key as unknown as Partial<T>);
+      if ((await repo.count({ where })) > 0) return false;
+      await repo.insert({ ...key, accountId: this.accountId } as never);
+      await logChange(manager, this.accountId, this.actorId, "insert", this.table(manager), linkId(key), null, key);
+      return true;
     });
   }
+
+  /** Removes the links matching `where` (within the account); how many went. */
+  async remove(where: Omit<Partial<T>, "accountId">): Promise<number> {
+    return this.inTransaction(async (manager) => {
+      const repo = manager.getRepository(this.schema);
+      const rows = await repo.find({ where: this.scoped(where as Partial<T>) });
+      for (const row of rows) {
+        const { accountId: _account, ...key } = row as T & Record<string, unknown>;
+        void _account;
+        await repo.delete(this.scoped(key as Partial<T>) as never);
+        await logChange(manager, this.accountId, this.actorId, "delete", this.table(manager), linkId(key), key, null);
+      }
+      return rows.length;
+    });
+  }
+
+  private table(manager: EntityManager): string {
+    return manager.connection.getMetadata(this.schema).tableName;
+  }
+
+  private inTransaction<R>(work: (manager: EntityManager) => Promise<R>): Promise<R> {
+    return this.manager.queryRunner?.isTransactionActive ? work(this.manager) : this.manager.transaction(work);
+  }
+}
+
+/** A link's id in the change log: its key columns' values, in a fixed order. */
+function linkId(key: object): string {
+  return Object.entries(key)
+    .filter(([name]) => name !== "createdAt")
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([, value]) => String(value))
+    .join(":");
+}
+
+/** Columns whose values never go into the change log: a hash is still a thing to guess against. */
+const REDACTED = new Set(["secretHash", "passwordHash"]);
+
+function redact(row: unknown): unknown {
+  if (row === null || typeof row !== "object") return row;
+  return Object.fromEntries(Object.entries(row).map(([key, value]) => [key, REDACTED.has(key) && value !== null ? "[redacted]" : value]));
+}
+
+async function logChange(
+  manager: EntityManager,
+  accountId: string,
+  actorId: string | null,
+  action: "insert" | "update" | "delete",
+  objectTable: string,
+  objectId: string,
+  before: unknown,
+  after: unknown,
+): Promise<void> {
+  await manager.getRepository(ChangeLogEntity).insert({
+    accountId,
+    id: randomUUID(),
+    actorId,
+    action,
+    objectTable,
+    objectId,
+    before: redact(before) as never,
+    after: redact(after) as never,
+  });
 }
 
 /** The authenticated account (and actor, for the change log): the source of every tenant repository. */
@@ -122,6 +230,10 @@ export class AccountScope {
 
   repository<T extends TenantRow>(schema: EntitySchema<T>): TenantRepository<T> {
     return new TenantRepository(this.manager, schema, this.accountId, this.actorId);
+  }
+
+  links<T extends { accountId: string }>(schema: EntitySchema<T>): TenantLinks<T> {
+    return new TenantLinks(this.manager, schema, this.accountId, this.actorId);
   }
 
   /** Runs work in one transaction; repositories taken from the scope it is given share it. */

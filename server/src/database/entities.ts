@@ -72,6 +72,32 @@ export interface Policy extends TenantRow {
   updatedAt: Date;
 }
 
+export interface Membership {
+  accountId: string;
+  groupId: string;
+  actorId: string;
+  createdAt: Date;
+}
+
+export interface ResourceSite {
+  accountId: string;
+  resourceId: string;
+  siteId: string;
+}
+
+export type TokenKind = "browser" | "client" | "gateway" | "relay" | "api";
+
+export interface Token extends TenantRow {
+  kind: TokenKind;
+  actorId: string | null;
+  siteId: string | null;
+  name: string;
+  secretHash: string;
+  expiresAt: Date | null;
+  lastUsedAt: Date | null;
+  createdAt: Date;
+}
+
 export interface ChangeLogEntry extends TenantRow {
   actorId: string | null;
   action: "insert" | "update" | "delete";
@@ -171,6 +197,43 @@ export const PolicyEntity = new EntitySchema<Policy>({
   },
 });
 
+export const MembershipEntity = new EntitySchema<Membership>({
+  name: "Membership",
+  tableName: "memberships",
+  columns: {
+    accountId: { name: "account_id", type: "uuid", primary: true },
+    groupId: { name: "group_id", type: "uuid", primary: true },
+    actorId: { name: "actor_id", type: "uuid", primary: true },
+    ...createdAt,
+  },
+});
+
+export const ResourceSiteEntity = new EntitySchema<ResourceSite>({
+  name: "ResourceSite",
+  tableName: "resource_sites",
+  columns: {
+    accountId: { name: "account_id", type: "uuid", primary: true },
+    resourceId: { name: "resource_id", type: "uuid", primary: true },
+    siteId: { name: "site_id", type: "uuid", primary: true },
+  },
+});
+
+export const TokenEntity = new EntitySchema<Token>({
+  name: "Token",
+  tableName: "tokens",
+  columns: {
+    ...tenantKey,
+    kind: { type: "text" },
+    actorId: { name: "actor_id", type: "uuid", nullable: true },
+    siteId: { name: "site_id", type: "uuid", nullable: true },
+    name: { type: "text" },
+    secretHash: { name: "secret_hash", type: "text" },
+    expiresAt: { name: "expires_at", type: "timestamptz", nullable: true },
+    lastUsedAt: { name: "last_used_at", type: "timestamptz", nullable: true },
+    ...createdAt,
+  },
+});
+
 export const ChangeLogEntity = new EntitySchema<ChangeLogEntry>({
   name: "ChangeLogEntry",
   tableName: "change_log",
@@ -186,4 +249,16 @@ export const ChangeLogEntity = new EntitySchema<ChangeLogEntry>({
   },
 });
 
-export const ENTITIES = [AccountEntity, ActorEntity, GroupEntity, SiteEntity, DeviceEntity, ResourceEntity, PolicyEntity, ChangeLogEntity];
+export const ENTITIES = [
+  AccountEntity,
+  ActorEntity,
+  GroupEntity,
+  MembershipEntity,
+  SiteEntity,
+  DeviceEntity,
+  ResourceEntity,
+  ResourceSiteEntity,
+  PolicyEntity,
+  TokenEntity,
+  ChangeLogEntity,
+];

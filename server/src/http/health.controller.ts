@@ -3,9 +3,11 @@
 import { Controller, Get, Inject } from "@nestjs/common";
 import { ApiOkResponse, ApiTags } from "@nestjs/swagger";
 import type { DataSource } from "typeorm";
+import { Public } from "../auth/access.js";
 import { DATA_SOURCE } from "../tokens.js";
 
 @ApiTags("health")
+@Public()
 @Controller("api/health")
 export class HealthController {
   constructor(@Inject(DATA_SOURCE) private readonly db: DataSource) {}
