@@ -27,6 +27,8 @@ export interface PortalOptions {
 export interface Portal {
   readonly url: string;
   readonly database: DataSource;
+  /** Every route the HTTP server answers, as Express holds them (method upper-case, path with :params). */
+  routes(): { method: string; path: string }[];
   close(): Promise<void>;
 }
 
@@ -66,6 +68,20 @@ export function openApiDocument(app: INestApplication): ReturnType<typeof Swagge
   return SwaggerModule.createDocument(app, config);
 }
 
+interface ExpressLayer {
+  route?: { path: string | string[]; methods: Record<string, boolean> };
+}
+
+function routeTable(app: INestApplication): { method: string; path: string }[] {
+  const express = app.getHttpAdapter().getInstance() as { router: { stack: ExpressLayer[] } };
+  return express.router.stack.flatMap((layer) => {
+    const route = layer.route;
+    if (route === undefined) return [];
+    const paths = Array.isArray(route.path) ? route.path : [route.path];
+    return paths.flatMap((path) => Object.keys(route.methods).filter((m) => m !== "_all").map((method) => ({ method: method.toUpperCase(), path })));
+  });
+}
+
 export async function startPortal(options: PortalOptions): Promise<Portal> {
   const log = options.log ?? (() => {});
   const database = await openDatabase(options.database);
@@ -85,6 +101,7 @@ export async function startPortal(options: PortalOptions): Promise<Portal> {
   return {
     url: `http://${host}:${address.port}`,
     database,
+    routes: () => routeTable(app),
     close: async () => {
       await app.close();
       if (database.isInitialized) await database.destroy();
