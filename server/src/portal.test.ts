@@ -28,6 +28,19 @@ describe("the portal on embedded PGlite", () => {
     const doc = (await (await fetch(`${portal.url}/api/openapi.json`)).json()) as { openapi: string; paths: Record<string, unknown> };
     expect(doc.openapi).toMatch(/^3\./);
     expect(Object.keys(doc.paths)).toContain("/api/health");
+    // Every API route the application answers is in the document, with its problem answers.
+    const apiRoutes = portal.routes().filter((r) => r.path.startsWith("/api/") && !/^\/api\/(docs|openapi)/.test(r.path));
+    expect(apiRoutes.length).toBeGreaterThan(5);
+    const full = doc as unknown as { paths: Record<string, Record<string, { responses: Record<string, unknown> }>>; components: { schemas: Record<string, unknown> } };
+    for (const route of apiRoutes) {
+      const path = route.path.replace(/:(\w+)/g, "{$1}");
+      const operation = full.paths[path]?.[route.method.toLowerCase()];
+      expect(operation, `${route.method} ${path} is documented`).toBeDefined();
+      expect(Object.keys(operation!.responses)).toContain("422");
+    }
+    expect(full.components.schemas.Problem).toBeDefined();
+    expect(Object.keys(full.paths["/api/sites"]!.post!.responses)).toEqual(expect.arrayContaining(["401", "403", "409", "422", "429"]));
+    expect(Object.keys(full.paths["/api/health"]!.get!.responses)).not.toContain("401");
     const docs = await fetch(`${portal.url}/api/docs`);
     expect(docs.status).toBe(200);
     expect(await docs.text()).toContain("swagger");

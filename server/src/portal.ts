@@ -8,6 +8,7 @@ import { DocumentBuilder, SwaggerModule } from "@nestjs/swagger";
 import type { DataSource } from "typeorm";
 import { describeLocation, openDatabase, type DatabaseLocation } from "./database/data-source.js";
 import { HealthController } from "./http/health.controller.js";
+import { withProblemResponses } from "./http/openapi.js";
 import { ProblemFilter } from "./http/problem.js";
 import { AuthGuard } from "./auth/auth.guard.js";
 import { DEFAULT_RATE_LIMIT, RateLimiter, type RateLimitOptions } from "./auth/rate-limit.js";
@@ -65,8 +66,11 @@ export function openApiDocument(app: INestApplication): ReturnType<typeof Swagge
     .setVersion("1")
     .addBearerAuth()
     .build();
-  return SwaggerModule.createDocument(app, config);
+  return withProblemResponses(SwaggerModule.createDocument(app, config), (path) => PUBLIC_PATHS.some((re) => re.test(path)));
 }
+
+/** Paths that take no token (their controllers are @Public()). */
+const PUBLIC_PATHS = [/^\/api\/health$/, /^\/api\/auth\/\{slug\}\//];
 
 interface ExpressLayer {
   route?: { path: string | string[]; methods: Record<string, boolean> };
