@@ -8,13 +8,15 @@
 
 import { randomUUID } from "node:crypto";
 import { MoreThan, type DataSource, type EntityManager, type EntitySchema, type FindOptionsOrder, type FindOptionsWhere } from "typeorm";
-import { ChangeLogEntity, type TenantRow } from "./entities.js";
+import { AccountEntity, ChangeLogEntity, type Account, type TenantRow } from "./entities.js";
 
 /** What a list call may ask for: conditions, order and a page size; the account is not among them. */
 export interface ListOptions<T> {
   where?: FindOptionsWhere<T>;
   order?: FindOptionsOrder<T>;
   take?: number;
+  /** Lock the rows until the transaction ends (FOR UPDATE): for invariants over a set of rows. */
+  lock?: "pessimistic_write";
 }
 
 /** One page of a keyset-paginated list: rows in id order, and the cursor of the next page if any. */
@@ -45,6 +47,7 @@ export class TenantRepository<T extends TenantRow> {
       where: this.scoped(options.where),
       ...(options.order !== undefined ? { order: options.order } : {}),
       ...(options.take !== undefined ? { take: options.take } : {}),
+      ...(options.lock !== undefined ? { lock: { mode: options.lock } } : {}),
     });
   }
 
@@ -140,8 +143,25 @@ export class TenantLinks<T extends { accountId: string }> {
     return { ...where, accountId: this.accountId } as FindOptionsWhere<T>;
   }
 
-  list(where: Omit<Partial<T>, "accountId"> = {} as Omit<Partial<T>, "accountId">): Promise<T[]> {
+  /** The links matching `where`, whose values may be TypeORM operators (a resource's sites for a page: In(ids)). */
+  list(where: Omit<FindOptionsWhere<T>, "accountId"> = {} as Omit<FindOptionsWhere<T>, "accountId">): Promise<T[]> {
     return this.manager.getRepository(this.schema).find({ where: this.scoped(where as Partial<T>) });
+  }
+
+  /**
+   * A page of the links matching `where`, in order of the key column `by` (a group's members by actor
+   * id), after the value `after`: keyset pagination, as TenantRepository.page.
+   */
+  async page(options: { where: Omit<Partial<T>, "accountId">; by: keyof T & string; after?: string; limit: number }): Promise<Page<T>> {
+    const where = { ...options.where, ...(options.after !== undefined ? { [options.by]: MoreThan(options.after) } : {}) } as Partial<T>;
+    const rows = await this.manager.getRepository(this.schema).find({
+      where: this.scoped(where),
+      order: { [options.by]: "ASC" } as FindOptionsOrder<T>,
+      take: options.limit + 1,
+    });
+    const more = rows.length > options.limit;
+    if (more) rows.length = options.limit;
+    return { rows, next: more ? String(rows[rows.length - 1]![options.by]) : null };
   }
 
   /** Adds the link unless it exists; true when it was added. */
@@ -164,7 +184,11 @@ export class TenantLinks<T extends { accountId: string }> {
       for (const row of rows) {
         const { accountId: _account, ...key } = row as T & Record<string, unknown>;
         void _account;
-        await repo.delete(this.scoped(key as Partial<T>) as never);
+        // By the key columns only: created_at holds microseconds a JavaScript Date cannot, so matching
+        // on it would delete nothing.
+        const { createdAt: _created, ...columns } = key;
+        void _created;
+        await repo.delete(this.scoped(columns as Partial<T>) as never);
         await logChange(manager, this.accountId, this.actorId, "delete", this.table(manager), linkId(key), key, null);
       }
       return rows.length;
@@ -190,7 +214,7 @@ function linkId(key: object): string {
 }
 
 /** Columns whose values never go into the change log: a hash is still a thing to guess against. */
-const REDACTED = new Set(["secretHash", "passwordHash"]);
+const REDACTED = new Set(["secretHash", "passwordHash", "clientSecret"]);
 
 function redact(row: unknown): unknown {
   if (row === null || typeof row !== "object") return row;
@@ -230,6 +254,11 @@ export class AccountScope {
 
   repository<T extends TenantRow>(schema: EntitySchema<T>): TenantRepository<T> {
     return new TenantRepository(this.manager, schema, this.accountId, this.actorId);
+  }
+
+  /** The scope's own account (slug and name): not a tenant row, read by the scope's account id. */
+  account(): Promise<Account> {
+    return this.manager.getRepository(AccountEntity).findOneOrFail({ where: { id: this.accountId } });
   }
 
   links<T extends { accountId: string }>(schema: EntitySchema<T>): TenantLinks<T> {

@@ -1,6 +1,7 @@
-// The groups feature: its controllers and services (filled in by the groups API work).
+// The groups feature: groups and their memberships.
 
 import { Module } from "@nestjs/common";
+import { GroupsController } from "./groups.controller.js";
 
-@Module({})
+@Module({ controllers: [GroupsController] })
 export class GroupsModule {}

@@ -1,6 +1,7 @@
-// The policies feature: its controllers and services (filled in by the policies API work).
+// The policies feature: which group reaches which resource, under which conditions.
 
 import { Module } from "@nestjs/common";
+import { PoliciesController } from "./policies.controller.js";
 
-@Module({})
+@Module({ controllers: [PoliciesController] })
 export class PoliciesModule {}

@@ -1,6 +1,7 @@
-// The resources feature: its controllers and services (filled in by the resources API work).
+// The resources feature: resources and the sites that serve them.
 
 import { Module } from "@nestjs/common";
+import { ResourcesController } from "./resources.controller.js";
 
-@Module({})
+@Module({ controllers: [ResourcesController] })
 export class ResourcesModule {}
