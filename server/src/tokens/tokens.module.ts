@@ -1,6 +1,9 @@
-// The tokens feature: its controllers and services (filled in by the tokens API work).
+// The tokens feature: tokens of API clients, service accounts and relays, revocation, and /api/me.
 
 import { Module } from "@nestjs/common";
+import { MeController } from "./me.controller.js";
+import { RelayTokensController, TokensController } from "./tokens.controller.js";
+import { TokensService } from "./tokens.service.js";
 
-@Module({})
+@Module({ controllers: [TokensController, RelayTokensController, MeController], providers: [{ provide: TokensService, useValue: new TokensService() }], exports: [TokensService] })
 export class TokensModule {}
