@@ -1,13 +1,19 @@
-// /api/me: who the presented token acts as. Every actor may ask, whatever its role, from a browser,
-// an API token or a client.
+// /api/me: who the presented token acts as (every actor may ask, whatever its role, from a browser,
+// an API token or a client), and the client tokens a signed-in person mints for their own devices.
 
-import { Controller, Get } from "@nestjs/common";
-import { ApiBearerAuth, ApiOkResponse, ApiTags } from "@nestjs/swagger";
+import { Body, Controller, Get, Post } from "@nestjs/common";
+import { ApiBearerAuth, ApiBody, ApiCreatedResponse, ApiOkResponse, ApiTags } from "@nestjs/swagger";
+import { issueToken } from "../accounts/accounts.service.js";
 import { Access, Caller, Scope } from "../auth/access.js";
 import type { Principal } from "../auth/principal.js";
 import type { AccountScope } from "../database/account-scope.js";
 import { ActorEntity, type ActorType, type TokenKind } from "../database/entities.js";
+import { BodyReader } from "../http/input.js";
 import { Problem } from "../http/problem.js";
+import { tokenView, type TokenView } from "../sites/sites.controller.js";
+
+/** How long a client token lives when its request names no expiry. */
+export const CLIENT_TOKEN_DAYS = 30;
 
 export interface MeView {
   account: { id: string; slug: string; name: string };
@@ -31,5 +37,19 @@ export class MeController {
       actor: { id: actor.id, type: actor.type, name: actor.name, email: actor.email },
       token: { id: caller.tokenId, kind: caller.tokenKind },
     };
+  }
+
+  @Post("client_tokens")
+  @Access({ kinds: ["browser"], roles: ["user", "admin"] })
+  @ApiBody({ schema: { type: "object", properties: { name: { type: "string", maxLength: 255 }, expires_at: { type: "string", format: "date-time" } }, additionalProperties: false } })
+  @ApiCreatedResponse({ description: `A client token for one of the caller's own devices; \`token\` is shown this once. Expires after ${CLIENT_TOKEN_DAYS} days unless expires_at says otherwise.` })
+  async clientToken(@Scope() scope: AccountScope, @Caller() caller: Principal, @Body() body: unknown): Promise<TokenView & { token: string }> {
+    const input = new BodyReader(body ?? {}, ["name", "expires_at"], "a client token");
+    const name = input.text("name", { required: false });
+    const now = new Date();
+    const expiresAt = input.futureTime("expires_at", now) ?? new Date(now.getTime() + CLIENT_TOKEN_DAYS * 86_400_000);
+    input.done();
+    const issued = await issueToken(scope, { kind: "client", actorId: caller.actorId, name: name ?? "", expiresAt });
+    return { ...tokenView(issued.row), token: issued.token };
   }
 }

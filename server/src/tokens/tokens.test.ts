@@ -5,7 +5,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { issueToken } from "../accounts/accounts.service.js";
-import { hashSecret, parseToken } from "../auth/secrets.js";
+import { csrfTokenFor, hashSecret, parseToken } from "../auth/secrets.js";
 import { ChangeLogEntity, TokenEntity } from "../database/entities.js";
 import { DATABASES, startTestPortal, type TestPortal } from "../testing/api.js";
 
@@ -162,5 +162,33 @@ describe.each(DATABASES)("tokens API on $name", (kind) => {
     const site = (await t.call("POST", "/api/sites", { body: { name: "me-site" } })).body;
     const gateway = (await t.call("POST", `/api/sites/${site.id}/gateway_tokens`, { body: {} })).body.token as string;
     expect((await t.call("GET", "/api/me", { token: gateway })).status).toBe(403);
+  });
+
+  run("a signed-in person mints client tokens for their own devices, and the client registers with one", async () => {
+    const user = await t.actorWithToken(t.a, "user");
+    const session = await issueToken(t.a.scope, { kind: "browser", actorId: user.actor.id });
+    const headers = { cookie: `wardline_session=${encodeURIComponent(session.token)}`, "x-csrf-token": csrfTokenFor(parseToken(session.token)!.secret) };
+    const minted = await t.call("POST", "/api/me/client_tokens", { token: undefined, headers, body: { name: "laptop" } });
+    expect(minted.status).toBe(201);
+    expect(parseToken(minted.body.token)?.kind).toBe("client");
+    expect(minted.body.actor_id).toBe(user.actor.id);
+    const days = (Date.parse(minted.body.expires_at) - Date.now()) / 86_400_000;
+    expect(days).toBeGreaterThan(29.9);
+    expect(days).toBeLessThanOrEqual(30);
+    const stored = await t.portal.database.getRepository(TokenEntity).findOneByOrFail({ id: minted.body.id });
+    expect(stored.secretHash).toBe(hashSecret(parseToken(minted.body.token)!.secret));
+
+    const key = Buffer.alloc(32, 9);
+    key[0] = 0x42;
+    const device = await t.call("POST", "/api/devices/register", { token: minted.body.token, body: { name: "laptop", public_key: key.toString("base64") } });
+    expect(device.status).toBe(201);
+    expect(device.body.actor_id).toBe(user.actor.id);
+
+    // Only from a browser session: an API token, a client token or a service account cannot mint one.
+    expect((await t.call("POST", "/api/me/client_tokens", { token: user.token, body: {} })).status).toBe(403);
+    expect((await t.call("POST", "/api/me/client_tokens", { token: minted.body.token, body: {} })).status).toBe(403);
+    const bad = await t.call("POST", "/api/me/client_tokens", { token: undefined, headers, body: { expires_at: "yesterday", actor_id: t.a.admin.id } });
+    expect(bad.status).toBe(422);
+    expect(bad.body.errors.map((e: { field: string }) => e.field).sort()).toEqual(["actor_id", "expires_at"]);
   });
 });
