@@ -1,7 +1,10 @@
 // `wardline portal`: the portal, on the embedded database unless DATABASE_URL names a PostgreSQL.
-// JSON logs on stderr; runs until SIGINT or SIGTERM.
+// JSON logs on stderr; runs until SIGINT or SIGTERM. With --init-admin it only prepares an account's
+// first admin (a password and a one-time sign-in link on stdout) and exits.
 
-import { resolve } from "node:path";
+import { join, resolve } from "node:path";
+import { initAdmin, initAdminProblem } from "../server/src/auth/init-admin.js";
+import { openDatabase, type DatabaseLocation } from "../server/src/database/data-source.js";
 import { startPortal } from "../server/src/portal.js";
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, parseCommandLine } from "./args.js";
 
@@ -18,10 +21,26 @@ with DATABASE_URL=postgresql://... it uses that PostgreSQL server. Either way it
 schema up to date when it starts.
 
 Options:
-  --port <n>         HTTP port (default 8080)
-  --host <addr>      address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)
-  --data-dir <dir>   where the embedded database lives (default ./.wardline)
-  -h, --help         show this help
+  --port <n>             HTTP port (default 8080)
+  --host <addr>          address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)
+  --data-dir <dir>       where the embedded database lives (default ./.wardline)
+  --public-url <url>     where browsers reach the portal, for sign-in links, OIDC redirect URIs
+                         and Secure cookies (env WARDLINE_PUBLIC_URL; default http://<host>:<port>)
+  --init-admin <email>   create the account (if missing) and an admin with this email (if
+                         missing), set a new generated password for it, print the password and
+                         a one-time sign-in link (valid 15 minutes) to stdout, and exit without
+                         serving. Run again to reset that admin's password. With the embedded
+                         database, run it while the portal is stopped.
+  --account <slug>       the account of --init-admin (default "default"); people sign in at
+                         /api/auth/<slug>/...
+  -h, --help             show this help
+
+Environment:
+  DATABASE_URL           postgresql://... to use that server instead of the embedded database
+  WARDLINE_PUBLIC_URL    as --public-url
+  WARDLINE_SMTP_URL      smtp://user:pass@host:587 or smtps://... relay for sign-in codes; without
+                         it, mail is appended to <data-dir>/mailbox (an mbox file) for development
+  WARDLINE_MAIL_FROM     the From address of that mail (default wardline@localhost)
 `;
 
 export async function portalCommand(argv: readonly string[], io: PortalIo, env: NodeJS.ProcessEnv = process.env): Promise<number> {
@@ -29,6 +48,9 @@ export async function portalCommand(argv: readonly string[], io: PortalIo, env: 
     port: { type: "string", default: "8080" },
     host: { type: "string", default: "127.0.0.1" },
     "data-dir": { type: "string", default: "./.wardline" },
+    "public-url": { type: "string" },
+    "init-admin": { type: "string" },
+    account: { type: "string", default: "default" },
     help: { type: "boolean", short: "h", default: false },
   });
   if ("error" in parsed) {
@@ -53,15 +75,31 @@ export async function portalCommand(argv: readonly string[], io: PortalIo, env: 
     io.stderr("wardline portal: DATABASE_URL must be a postgresql:// URL\n");
     return EXIT_USAGE;
   }
+  const host = values.host.includes(":") ? `[${values.host}]` : values.host;
+  const publicUrl = (values["public-url"] ?? env.WARDLINE_PUBLIC_URL ?? `http://${host === "0.0.0.0" || host === "[::]" ? "127.0.0.1" : host}:${values.port}`).replace(/\/+$/, "");
+  if (!/^https?:\/\/[^/?#\s]+(\/[^?#\s]*)?$/.test(publicUrl)) {
+    io.stderr(`wardline portal: --public-url must be an http:// or https:// URL without query or fragment, got '${publicUrl}'\n`);
+    return EXIT_USAGE;
+  }
+  const smtpUrl = env.WARDLINE_SMTP_URL;
+  if (smtpUrl !== undefined && !/^smtps?:\/\//.test(smtpUrl)) {
+    io.stderr("wardline portal: WARDLINE_SMTP_URL must be an smtp:// or smtps:// URL\n");
+    return EXIT_USAGE;
+  }
+  const dataDir = resolve(values["data-dir"]);
+  const database: DatabaseLocation = url !== undefined ? { url } : { dataDir };
   const log = (level: string, msg: string, fields: Record<string, unknown> = {}): void =>
     io.stderr(`${JSON.stringify({ ts: new Date().toISOString(), level, msg, ...fields })}\n`);
+  if (values["init-admin"] !== undefined) return initAdminCommand(io, database, { email: values["init-admin"], slug: values.account, publicUrl }, log);
   let portal;
   try {
     portal = await startPortal({
       host: values.host,
       port: Number(values.port),
-      database: url !== undefined ? { url } : { dataDir: resolve(values["data-dir"]) },
+      database,
       log,
+      publicUrl,
+      mail: { ...(smtpUrl !== undefined ? { smtpUrl } : { mailbox: join(dataDir, "mailbox") }), ...(env.WARDLINE_MAIL_FROM ? { from: env.WARDLINE_MAIL_FROM } : {}) },
     });
   } catch (error) {
     log("error", "cannot start the portal", { error: (error as Error).message });
@@ -75,4 +113,50 @@ export async function portalCommand(argv: readonly string[], io: PortalIo, env: 
     process.once("SIGINT", () => stop("SIGINT"));
     process.once("SIGTERM", () => stop("SIGTERM"));
   });
+}
+
+/** --init-admin: the account's admin, its new password and a sign-in link on stdout; the portal does not start. */
+async function initAdminCommand(
+  io: PortalIo,
+  database: DatabaseLocation,
+  options: { email: string; slug: string; publicUrl: string },
+  log: (level: string, msg: string, fields?: Record<string, unknown>) => void,
+): Promise<number> {
+  const problem = initAdminProblem(options);
+  if (problem !== undefined) {
+    io.stderr(`wardline portal: --init-admin: ${problem}\n`);
+    return EXIT_USAGE;
+  }
+  let db;
+  try {
+    db = await openDatabase(database);
+  } catch (error) {
+    log("error", "cannot open the database", { error: (error as Error).message });
+    return EXIT_FAILURE;
+  }
+  try {
+    const done = await initAdmin(db, options);
+    io.stdout(
+      [
+        `account   ${done.account.slug} (${done.createdAccount ? "created" : "existing"})`,
+        `admin     ${done.admin.email} (${done.createdAdmin ? "created" : "existing; password reset"})`,
+        `password  ${done.password}`,
+        `sign in   ${done.link}`,
+        "",
+        "The link works once, within 15 minutes, once the portal runs (wardline portal). The password is",
+        `shown only now: sign in with POST /api/auth/${done.account.slug}/password and change it with PUT /api/me/password.`,
+        "",
+      ].join("\n"),
+    );
+    return EXIT_OK;
+  } catch (error) {
+    if (error instanceof RangeError) {
+      io.stderr(`wardline portal: --init-admin: ${error.message}\n`);
+      return EXIT_USAGE;
+    }
+    log("error", "cannot create the admin", { error: (error as Error).message });
+    return EXIT_FAILURE;
+  } finally {
+    await db.destroy();
+  }
 }

@@ -1,8 +1,8 @@
 // The feature modules of the portal's API; their controllers together are its route table.
-// Sign-in (auth) arrives with the identity work.
 
 import type { Type } from "@nestjs/common";
 import { ActorsModule } from "./actors/actors.module.js";
+import { AuthModule } from "./auth/auth.module.js";
 import { DevicesModule } from "./devices/devices.module.js";
 import { GroupsModule } from "./groups/groups.module.js";
 import { PoliciesModule } from "./policies/policies.module.js";
@@ -10,4 +10,4 @@ import { ResourcesModule } from "./resources/resources.module.js";
 import { SitesModule } from "./sites/sites.module.js";
 import { TokensModule } from "./tokens/tokens.module.js";
 
-export const FEATURE_MODULES: Type[] = [ActorsModule, GroupsModule, SitesModule, ResourcesModule, PoliciesModule, DevicesModule, TokensModule];
+export const FEATURE_MODULES: Type[] = [AuthModule, ActorsModule, GroupsModule, SitesModule, ResourcesModule, PoliciesModule, DevicesModule, TokensModule];

@@ -5,6 +5,7 @@ import "reflect-metadata";
 import { Global, Module, type DynamicModule, type INestApplication } from "@nestjs/common";
 import { APP_GUARD, NestFactory } from "@nestjs/core";
 import { DocumentBuilder, SwaggerModule } from "@nestjs/swagger";
+import { join } from "node:path";
 import type { DataSource } from "typeorm";
 import { describeLocation, openDatabase, type DatabaseLocation } from "./database/data-source.js";
 import { HealthController } from "./http/health.controller.js";
@@ -12,6 +13,7 @@ import { withProblemResponses } from "./http/openapi.js";
 import { ProblemFilter } from "./http/problem.js";
 import { AuthGuard } from "./auth/auth.guard.js";
 import { DEFAULT_RATE_LIMIT, RateLimiter, type RateLimitOptions } from "./auth/rate-limit.js";
+import { AUTH_SETTINGS, type AuthSettings } from "./auth/settings.js";
 import { FEATURE_MODULES } from "./features.js";
 import { DATA_SOURCE, RATE_LIMITER } from "./tokens.js";
 
@@ -23,6 +25,13 @@ export interface PortalOptions {
   log?: (level: "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => void;
   /** Requests per API token (default DEFAULT_RATE_LIMIT). */
   rateLimit?: RateLimitOptions;
+  /**
+   * Where browsers reach the portal (https://portal.example.com), for sign-in links, OIDC redirect URIs
+   * and Secure cookies; default the address it listens on.
+   */
+  publicUrl?: string;
+  /** Outgoing mail (sign-in codes): an SMTP relay, else an mbox file (default <data dir>/mailbox). */
+  mail?: { smtpUrl?: string; from?: string; mailbox?: string };
 }
 
 export interface Portal {
@@ -37,10 +46,11 @@ export interface Portal {
 @Global()
 @Module({})
 class CoreModule {
-  static with(db: DataSource, limiter: RateLimiter): DynamicModule {
+  static with(db: DataSource, limiter: RateLimiter, auth: AuthSettings): DynamicModule {
     const providers = [
       { provide: DATA_SOURCE, useValue: db },
       { provide: RATE_LIMITER, useValue: limiter },
+      { provide: AUTH_SETTINGS, useValue: auth },
     ];
     return { module: CoreModule, providers, exports: providers.map((p) => p.provide) };
   }
@@ -48,10 +58,10 @@ class CoreModule {
 
 @Module({})
 class PortalModule {
-  static with(db: DataSource, limiter: RateLimiter): DynamicModule {
+  static with(db: DataSource, limiter: RateLimiter, auth: AuthSettings): DynamicModule {
     return {
       module: PortalModule,
-      imports: [CoreModule.with(db, limiter), ...FEATURE_MODULES],
+      imports: [CoreModule.with(db, limiter, auth), ...FEATURE_MODULES],
       controllers: [HealthController],
       providers: [{ provide: APP_GUARD, useClass: AuthGuard }],
     };
@@ -89,9 +99,16 @@ function routeTable(app: INestApplication): { method: string; path: string }[] {
 export async function startPortal(options: PortalOptions): Promise<Portal> {
   const log = options.log ?? (() => {});
   const database = await openDatabase(options.database);
+  const mailbox = options.mail?.mailbox ?? ("dataDir" in options.database ? join(options.database.dataDir, "mailbox") : undefined);
+  // publicUrl is known once listening when not configured (port 0 picks one); filled in below.
+  const auth: AuthSettings = {
+    publicUrl: options.publicUrl?.replace(/\/+$/, "") ?? "",
+    mail: { smtpUrl: options.mail?.smtpUrl, from: options.mail?.from ?? "wardline@localhost", mailbox },
+    log,
+  };
   let app: INestApplication;
   try {
-    app = await NestFactory.create(PortalModule.with(database, new RateLimiter(options.rateLimit ?? DEFAULT_RATE_LIMIT)), { logger: false, abortOnError: false });
+    app = await NestFactory.create(PortalModule.with(database, new RateLimiter(options.rateLimit ?? DEFAULT_RATE_LIMIT), auth), { logger: false, abortOnError: false });
     app.useGlobalFilters(new ProblemFilter((error) => log("error", "request failed", { error: String((error as Error)?.stack ?? error) })));
     SwaggerModule.setup("api/docs", app, () => openApiDocument(app), { jsonDocumentUrl: "api/openapi.json" });
     await app.listen(options.port, options.host);
@@ -101,6 +118,7 @@ export async function startPortal(options: PortalOptions): Promise<Portal> {
   }
   const address = app.getHttpServer().address() as { port: number };
   const host = options.host.includes(":") ? `[${options.host}]` : options.host;
+  if (auth.publicUrl === "") auth.publicUrl = `http://${host}:${address.port}`;
   log("info", "portal up", { url: `http://${host}:${address.port}`, database: describeLocation(options.database) });
   return {
     url: `http://${host}:${address.port}`,

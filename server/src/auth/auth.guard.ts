@@ -1,6 +1,6 @@
 // The one gate in front of every route:
 //
-// 1. @Public() routes pass.
+// 1. @Public() routes pass, within a rate limit per client address.
 // 2. The credential: `Authorization: Bearer <token>`, else the `wardline_session` cookie of a browser.
 // 3. The token row by its id, its secret against the stored hash, its expiry, its actor (not disabled)
 //    and account. Every failure is the same 401, so a caller learns nothing about which part was wrong.
@@ -30,6 +30,7 @@ const LAST_USED_EVERY_MS = 60_000;
 
 interface HttpRequest extends AuthenticatedRequest {
   method: string;
+  ip?: string;
   headers: Record<string, string | string[] | undefined>;
 }
 
@@ -54,9 +55,15 @@ export class AuthGuard implements CanActivate {
 
   async canActivate(ctx: ExecutionContext): Promise<boolean> {
     const targets = [ctx.getHandler(), ctx.getClass()];
-    if (this.reflector.getAllAndOverride<boolean>(PUBLIC_ROUTE, targets) === true) return true;
-    const access = this.reflector.getAllAndOverride<RouteAccess>(ROUTE_ACCESS, targets) ?? DEFAULT_ACCESS;
     const request = ctx.switchToHttp().getRequest<HttpRequest>();
+    if (this.reflector.getAllAndOverride<boolean>(PUBLIC_ROUTE, targets) === true) {
+      // No token to count against: sign-in routes write rows (challenges, mail), so they are limited
+      // per client address instead.
+      const wait = this.limiter.take(`ip:${request.ip ?? "unknown"}`);
+      if (wait > 0) throw Problem.rateLimited(wait, "this client address");
+      return true;
+    }
+    const access = this.reflector.getAllAndOverride<RouteAccess>(ROUTE_ACCESS, targets) ?? DEFAULT_ACCESS;
 
     const authorization = request.headers.authorization;
     const bearer = typeof authorization === "string" ? /^Bearer\s+(\S+)\s*$/i.exec(authorization)?.[1] : undefined;

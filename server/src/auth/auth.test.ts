@@ -160,4 +160,15 @@ describe.each(DATABASES)("the API gate on $name", (kind) => {
     const other = await t.actorWithToken(t.a, "api_client");
     expect((await t.call("GET", "/api/sites?limit=1", { token: other.token })).status).toBe(200);
   });
+
+  run("limits routes that take no token per client address", async () => {
+    const statuses: number[] = [];
+    for (let i = 0; i < 50; i++) statuses.push((await t.call("GET", "/api/health", { token: undefined })).status);
+    expect(statuses.filter((s) => s === 200).length).toBeGreaterThanOrEqual(40);
+    const limited = await t.call("GET", "/api/health", { token: undefined });
+    expect(limited.status).toBe(429);
+    expect(limited.body.detail).toMatch(/client address/);
+    // Tokens are counted on their own: the address being over its rate does not stop them.
+    expect((await t.call("GET", "/api/sites?limit=1")).status).toBe(200);
+  });
 });

@@ -7,9 +7,10 @@ import { join } from "node:path";
 import { DataSource } from "typeorm";
 import { ENTITIES } from "./entities.js";
 import { Initial1764000000000 } from "./migrations/1764000000000-initial.js";
+import { Identity1764100000000 } from "./migrations/1764100000000-identity.js";
 import { pgliteDriver } from "./pglite-driver.js";
 
-export const MIGRATIONS = [Initial1764000000000];
+export const MIGRATIONS = [Initial1764000000000, Identity1764100000000];
 
 export type DatabaseLocation = { url: string } | { dataDir: string } | { memory: true };
 

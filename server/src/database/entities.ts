@@ -2,6 +2,7 @@
 // ./migrations are what creates the tables). Column names are snake_case in SQL, camelCase here.
 
 import { EntitySchema } from "typeorm";
+import { IDENTITY_ENTITIES } from "../auth/entities.js";
 
 /** Every tenant row: the account it belongs to, and its id within that account. */
 export interface TenantRow {
@@ -261,4 +262,5 @@ export const ENTITIES = [
   PolicyEntity,
   TokenEntity,
   ChangeLogEntity,
+  ...IDENTITY_ENTITIES,
 ];

@@ -46,9 +46,9 @@ export class Problem extends Error {
     return new Problem(409, code, "Conflict", detail, errors);
   }
 
-  static rateLimited(retryAfterSeconds: number): Problem {
+  static rateLimited(retryAfterSeconds: number, who = "this token"): Problem {
     const seconds = Math.max(1, Math.ceil(retryAfterSeconds));
-    return new Problem(429, "rate_limited", "Too many requests", `this token is over its request rate; retry in ${seconds} s`, undefined, { "Retry-After": String(seconds) });
+    return new Problem(429, "rate_limited", "Too many requests", `${who} is over its request rate; retry in ${seconds} s`, undefined, { "Retry-After": String(seconds) });
   }
 
   static notFound(what: string): Problem {

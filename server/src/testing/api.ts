@@ -11,7 +11,7 @@ import type { RateLimitOptions } from "../auth/rate-limit.js";
 import { AccountScope } from "../database/account-scope.js";
 import type { Account, Actor } from "../database/entities.js";
 import type { DatabaseLocation } from "../database/data-source.js";
-import { startPortal, type Portal } from "../portal.js";
+import { startPortal, type Portal, type PortalOptions } from "../portal.js";
 
 const pgMissing = missingPostgres();
 if (pgMissing !== undefined && (process.env.CI === "true" || process.env.CI === "1")) throw new Error(`PostgreSQL API tests cannot run under CI: ${pgMissing}`);
@@ -64,11 +64,14 @@ export interface TestPortal {
 let accounts = 0;
 
 /** A portal on `kind` with tenants A and B. */
-export async function startTestPortal(kind: DatabaseKind, options: { rateLimit?: RateLimitOptions } = {}): Promise<TestPortal> {
+export async function startTestPortal(
+  kind: DatabaseKind,
+  options: { rateLimit?: RateLimitOptions; portal?: Partial<Pick<PortalOptions, "publicUrl" | "mail">> } = {},
+): Promise<TestPortal> {
   const db = await kind.open();
   let portal: Portal;
   try {
-    portal = await startPortal({ host: "127.0.0.1", port: 0, database: db.location, ...(options.rateLimit ? { rateLimit: options.rateLimit } : {}) });
+    portal = await startPortal({ host: "127.0.0.1", port: 0, database: db.location, ...(options.rateLimit ? { rateLimit: options.rateLimit } : {}), ...options.portal });
   } catch (error) {
     await db.stop();
     throw error;
