@@ -4,7 +4,7 @@
 
 import { randomBytes, randomInt } from "node:crypto";
 import { randomUUID } from "node:crypto";
-import { IsNull } from "typeorm";
+import { IsNull, LessThan } from "typeorm";
 import type { AccountScope } from "../database/account-scope.js";
 import { SignInChallengeEntity, type ChallengeKind, type SignInChallenge } from "./entities.js";
 import { hashSecret, secretMatches } from "./secrets.js";
@@ -14,6 +14,8 @@ export const EMAIL_CODE_TTL_MS = 10 * 60_000;
 export const OIDC_FLOW_TTL_MS = 10 * 60_000;
 export const EMAIL_CODE_DIGITS = 8;
 export const EMAIL_CODE_TRIES = 5;
+/** Challenges are kept this long past their expiry (for inspection), then swept. */
+export const CHALLENGE_KEEP_MS = 24 * 3_600_000;
 
 const challengeHash = (id: string, secret: string): string => hashSecret(`${id}.${secret}`);
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -25,6 +27,9 @@ export async function createChallenge(
   scope: AccountScope,
   values: { kind: ChallengeKind; actorId?: string | null; providerId?: string | null; ttlMs: number; secret?: string },
 ): Promise<{ row: SignInChallenge; secret: string }> {
+  // Each new challenge sweeps its account's long-expired ones, so the table stays as large as the
+  // sign-ins of the last day, however many flows are started and abandoned (OIDC starts are public).
+  await scope.repository(SignInChallengeEntity).sweep({ expiresAt: LessThan(new Date(Date.now() - CHALLENGE_KEEP_MS)) });
   const id = randomUUID();
   const secret = values.secret ?? randomBytes(32).toString("base64url");
   const row = await scope.repository(SignInChallengeEntity).insert({

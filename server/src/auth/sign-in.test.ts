@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createActor } from "../accounts/accounts.service.js";
 import { ActorEntity, TokenEntity, type Actor } from "../database/entities.js";
 import { DATABASES, startTestPortal, type TestPortal } from "../testing/api.js";
-import { createChallenge, challengeToken, MAGIC_LINK_TTL_MS } from "./challenges.js";
+import { CHALLENGE_KEEP_MS, createChallenge, challengeToken, MAGIC_LINK_TTL_MS } from "./challenges.js";
 import { SignInChallengeEntity } from "./entities.js";
 import { initAdmin } from "./init-admin.js";
 import { formatMessage, Mailer, mboxEntry } from "./mail.js";
@@ -308,6 +308,15 @@ describe.each(DATABASES)("sign-in on $name", (kind) => {
     expect((await open(`${t.portal.url}/api/auth/${t.a.account.slug}/magic?token=garbage`)).status).toBe(401);
     expect((await open(`${t.portal.url}/api/auth/${t.a.account.slug}/magic`)).status).toBe(401);
     expect((await open(`${t.portal.url}/api/auth/${t.a.account.slug}/magic?token=${token}`)).status).toBe(302);
+
+    // A new challenge sweeps the account's challenges that expired over a day ago, and no others.
+    const challenges = scope.repository(SignInChallengeEntity);
+    const stale = await createChallenge(scope, { kind: "magic_link", actorId: t.a.admin.id, ttlMs: -CHALLENGE_KEEP_MS - 60_000 });
+    const staleB = await createChallenge(t.b.scope, { kind: "magic_link", actorId: t.b.admin.id, ttlMs: -CHALLENGE_KEEP_MS - 60_000 });
+    await createChallenge(scope, { kind: "magic_link", actorId: t.a.admin.id, ttlMs: MAGIC_LINK_TTL_MS });
+    expect(await challenges.get(stale.row.id)).toBeNull();
+    expect(await challenges.get(expired.row.id), "expired within the day: kept").not.toBeNull();
+    expect(await t.b.scope.repository(SignInChallengeEntity).get(staleB.row.id), "another account's: not this sweep's").not.toBeNull();
   });
 
   run("cookies are Secure when the public URL is https", async () => {

@@ -117,6 +117,15 @@ export class TenantRepository<T extends TenantRow> {
     });
   }
 
+  /**
+   * Deletes rows matching `where` without a change-log entry: only for bookkeeping rows whose end is
+   * no one's change (expired sign-in challenges), so sweeping them does not grow the log instead.
+   */
+  async sweep(where: FindOptionsWhere<T>): Promise<number> {
+    const result = await this.manager.getRepository(this.schema).delete(this.scoped(where) as never);
+    return result.affected ?? 0;
+  }
+
   private inTransaction<R>(work: (manager: EntityManager) => Promise<R>): Promise<R> {
     // Inside a scope's transaction already: join it; otherwise open one.
     return this.manager.queryRunner?.isTransactionActive ? work(this.manager) : this.manager.transaction(work);
