@@ -52,7 +52,8 @@ class CoreModule {
       { provide: RATE_LIMITER, useValue: limiter },
       { provide: AUTH_SETTINGS, useValue: auth },
     ];
-    return { module: CoreModule, providers, exports: providers.map((p) => p.provide) };
+    // The guard is also what the realtime channels authenticate device tokens with.
+    return { module: CoreModule, providers: [...providers, AuthGuard], exports: [...providers.map((p) => p.provide), AuthGuard] };
   }
 }
 
@@ -63,7 +64,7 @@ class PortalModule {
       module: PortalModule,
       imports: [CoreModule.with(db, limiter, auth), ...FEATURE_MODULES],
       controllers: [HealthController],
-      providers: [{ provide: APP_GUARD, useClass: AuthGuard }],
+      providers: [{ provide: APP_GUARD, useExisting: AuthGuard }],
     };
   }
 }

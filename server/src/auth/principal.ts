@@ -11,6 +11,8 @@ export interface Principal {
   role: ActorType | undefined;
   tokenId: string;
   tokenKind: TokenKind;
+  /** When the token stops working (a realtime session ends then, and authorizations with it). */
+  tokenExpiresAt: Date | null;
   /** The gateway token's site. */
   siteId: string | null;
 }

@@ -60,7 +60,7 @@ export class Problem extends Error {
   }
 }
 
-function toProblem(error: unknown): ProblemDetails {
+export function toProblem(error: unknown): ProblemDetails {
   if (error instanceof Problem) {
     return { type: TYPE_BASE + error.code, title: error.title, status: error.status, detail: error.message, code: error.code, ...(error.errors ? { errors: error.errors } : {}) };
   }
