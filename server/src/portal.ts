@@ -15,6 +15,8 @@ import { AuthGuard } from "./auth/auth.guard.js";
 import { DEFAULT_RATE_LIMIT, RateLimiter, type RateLimitOptions } from "./auth/rate-limit.js";
 import { AUTH_SETTINGS, type AuthSettings } from "./auth/settings.js";
 import { FEATURE_MODULES } from "./features.js";
+import { DevicesService } from "./devices/devices.service.js";
+import { startRealtime, type Realtime, type RealtimeSettings } from "./realtime/realtime.js";
 import { DATA_SOURCE, RATE_LIMITER } from "./tokens.js";
 
 
@@ -25,6 +27,8 @@ export interface PortalOptions {
   log?: (level: "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => void;
   /** Requests per API token (default DEFAULT_RATE_LIMIT). */
   rateLimit?: RateLimitOptions;
+  /** Realtime settings (upstream DNS for clients, a GeoIP database, presence timings). */
+  realtime?: RealtimeSettings;
   /**
    * Where browsers reach the portal (https://portal.example.com), for sign-in links, OIDC redirect URIs
    * and Secure cookies; default the address it listens on.
@@ -39,6 +43,8 @@ export interface Portal {
   readonly database: DataSource;
   /** Every route the HTTP server answers, as Express holds them (method upper-case, path with :params). */
   routes(): { method: string; path: string }[];
+  /** The node's realtime side: channels, hub, buses and presence. */
+  readonly realtime: Realtime;
   close(): Promise<void>;
 }
 
@@ -107,11 +113,16 @@ export async function startPortal(options: PortalOptions): Promise<Portal> {
     mail: { smtpUrl: options.mail?.smtpUrl, from: options.mail?.from ?? "wardline@localhost", mailbox },
     log,
   };
+  const limiter = new RateLimiter(options.rateLimit ?? DEFAULT_RATE_LIMIT);
   let app: INestApplication;
+  let realtime: Realtime;
   try {
-    app = await NestFactory.create(PortalModule.with(database, new RateLimiter(options.rateLimit ?? DEFAULT_RATE_LIMIT), auth), { logger: false, abortOnError: false });
+    app = await NestFactory.create(PortalModule.with(database, limiter, auth), { logger: false, abortOnError: false });
     app.useGlobalFilters(new ProblemFilter((error) => log("error", "request failed", { error: String((error as Error)?.stack ?? error) })));
     SwaggerModule.setup("api/docs", app, () => openApiDocument(app), { jsonDocumentUrl: "api/openapi.json" });
+    // The channels listen before the HTTP server does, so no device connects to a half-started node.
+    realtime = await startRealtime({ db: database, guard: app.get(AuthGuard), limiter, devices: app.get(DevicesService), log, ...(options.realtime ?? {}) });
+    realtime.channels.attach(app.getHttpServer());
     await app.listen(options.port, options.host);
   } catch (error) {
     await database.destroy();
@@ -120,12 +131,14 @@ export async function startPortal(options: PortalOptions): Promise<Portal> {
   const address = app.getHttpServer().address() as { port: number };
   const host = options.host.includes(":") ? `[${options.host}]` : options.host;
   if (auth.publicUrl === "") auth.publicUrl = `http://${host}:${address.port}`;
-  log("info", "portal up", { url: `http://${host}:${address.port}`, database: describeLocation(options.database) });
+  log("info", "portal up", { url: `http://${host}:${address.port}`, database: describeLocation(options.database), node: realtime.nodes.nodeId });
   return {
     url: `http://${host}:${address.port}`,
     database,
+    realtime,
     routes: () => routeTable(app),
     close: async () => {
+      await realtime.stop();
       await app.close();
       if (database.isInitialized) await database.destroy();
     },

@@ -4,7 +4,9 @@
 // (the account is applied after the caller's conditions, so a caller's accountId is overwritten).
 //
 // Every insert, update and delete also writes the change log (who, what, before, after) in the
-// same transaction, so a mutation and its record land together or not at all.
+// same transaction, so a mutation and its record land together or not at all. The same transaction
+// also queues a NOTIFY on CHANGES_CHANNEL naming the change, which PostgreSQL delivers to every
+// listening portal node when, and only if, the transaction commits (realtime/change-bus.ts).
 
 import { randomUUID } from "node:crypto";
 import { MoreThan, type DataSource, type EntityManager, type EntitySchema, type FindOptionsOrder, type FindOptionsWhere } from "typeorm";
@@ -222,6 +224,25 @@ function linkId(key: object): string {
     .join(":");
 }
 
+/** The NOTIFY channel of committed changes: one notification per change_log row. */
+export const CHANGES_CHANNEL = "wardline_changes";
+
+/**
+ * A change notification's payload: which change_log row to read for the before and after, which the
+ * payload leaves out because NOTIFY carries at most 8000 bytes.
+ */
+export interface ChangePayload {
+  account_id: string;
+  change_id: string;
+  table: string;
+  action: "insert" | "update" | "delete";
+  /** Null when the id was too long to carry (no id the portal makes is); read it from the row. */
+  object_id: string | null;
+}
+
+// An object id longer than this is left out of the payload rather than failing the mutation.
+const MAX_NOTIFIED_ID = 1000;
+
 /** Columns whose values never go into the change log: a hash is still a thing to guess against. */
 const REDACTED = new Set(["secretHash", "passwordHash", "clientSecret"]);
 
@@ -240,9 +261,10 @@ async function logChange(
   before: unknown,
   after: unknown,
 ): Promise<void> {
+  const id = randomUUID();
   await manager.getRepository(ChangeLogEntity).insert({
     accountId,
-    id: randomUUID(),
+    id,
     actorId,
     action,
     objectTable,
@@ -250,6 +272,8 @@ async function logChange(
     before: redact(before) as never,
     after: redact(after) as never,
   });
+  const payload: ChangePayload = { account_id: accountId, change_id: id, table: objectTable, action, object_id: objectId.length <= MAX_NOTIFIED_ID ? objectId : null };
+  await manager.query(`SELECT pg_notify($1, $2)`, [CHANGES_CHANNEL, JSON.stringify(payload)]);
 }
 
 /** The authenticated account (and actor, for the change log): the source of every tenant repository. */

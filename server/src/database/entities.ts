@@ -3,6 +3,7 @@
 
 import { EntitySchema } from "typeorm";
 import { IDENTITY_ENTITIES } from "../auth/entities.js";
+import { REALTIME_ENTITIES } from "../realtime/entities.js";
 
 /** Every tenant row: the account it belongs to, and its id within that account. */
 export interface TenantRow {
@@ -263,4 +264,5 @@ export const ENTITIES = [
   TokenEntity,
   ChangeLogEntity,
   ...IDENTITY_ENTITIES,
+  ...REALTIME_ENTITIES,
 ];

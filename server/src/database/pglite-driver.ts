@@ -5,6 +5,10 @@
 // PGlite is one connection. A pool that handed that connection to two callers at once would let
 // their transactions interleave (BEGIN, BEGIN, ...), so this pool leases it exclusively: connect()
 // waits until the previous holder releases it. Each DataSource gets its own PGlite instance.
+//
+// LISTEN is the one thing done outside the pool (realtime/ listens while queries run): it takes the
+// same lease, so a LISTEN never lands inside another caller's transaction, where a rollback would
+// undo it.
 
 import { EventEmitter } from "node:events";
 import { PGlite, types, type PGliteOptions } from "@electric-sql/pglite";
@@ -14,6 +18,18 @@ interface PgResult {
   rowCount: number;
   command: string;
   fields: { name: string; dataTypeID: number }[];
+}
+
+/** Starts listening on a channel of one PGlite database; resolves with the function that stops it. */
+export type PgliteListen = (channel: string, callback: (payload: string) => void) => Promise<() => Promise<void>>;
+
+// The listen function of each driver object pgliteDriver() made, found again from a DataSource's options.
+const LISTENERS = new WeakMap<object, PgliteListen>();
+
+/** LISTEN on the PGlite behind a DataSource opened with pgliteDriver(); undefined for any other database. */
+export function pgliteListen(dataSource: { options: object }): PgliteListen | undefined {
+  const driver = (dataSource.options as { driver?: unknown }).driver;
+  return typeof driver === "object" && driver !== null ? LISTENERS.get(driver) : undefined;
 }
 
 type ConnectCallback = (error: Error | null, client: PgliteClient | null, release: (error?: unknown) => void) => void;
@@ -43,7 +59,7 @@ function commandOf(text: string): string {
 }
 
 /** A `pg`-shaped module over one PGlite database; pass it as TypeORM's `driver` option. */
-export function pgliteDriver(options: PGliteOptions = {}): { Pool: new () => EventEmitter; close(): Promise<void> } {
+export function pgliteDriver(options: PGliteOptions = {}): { Pool: new () => EventEmitter; close(): Promise<void>; listen: PgliteListen } {
   // TypeORM sends booleans as JavaScript values; PGlite's default serializer would send "true".
   const db = new PGlite({
     ...options,
@@ -90,5 +106,25 @@ export function pgliteDriver(options: PGliteOptions = {}): { Pool: new () => Eve
     }
   }
 
-  return { Pool, close: () => db.close() };
+  const lease = async (): Promise<void> => {
+    await db.waitReady;
+    if (!leased) leased = true;
+    else await new Promise<void>((resolve) => waiting.push(resolve));
+  };
+  const whileLeased = async <R>(work: () => Promise<R>): Promise<R> => {
+    await lease();
+    try {
+      return await work();
+    } finally {
+      release();
+    }
+  };
+  const listen: PgliteListen = async (channel, callback) => {
+    const unlisten = await whileLeased(() => db.listen(channel, callback));
+    return () => whileLeased(() => unlisten());
+  };
+
+  const driver = { Pool, close: () => db.close(), listen };
+  LISTENERS.set(driver, listen);
+  return driver;
 }

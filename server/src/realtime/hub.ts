@@ -1,0 +1,495 @@
+// The realtime hub: what the portal says to the devices connected to this node, and how it decides.
+//
+// 1. Join: a device's account gets a compiled AccountView (loaded once per node, then kept current from
+//    the change bus); the device is marked present and gets its `init`.
+// 2. Changes: each change notification is read from the change log and applied to the account's view;
+//    each client of the account connected here gets the difference between the resources it was sent
+//    and the ones it may now see; each of its authorizations is evaluated again and revoked if the
+//    policy no longer allows it.
+// 3. request_authorization: evaluate → pick a gateway (online, in one of the resource's sites; one the
+//    client names as connected first, then the one with the fewest authorizations from this node) →
+//    derive the pair's secrets → record the authorization (durable before anyone hears of it) →
+//    create_authorization to the gateway, over the node bus when its socket is on another node → the
+//    gateway's acknowledgement → authorization_created to the client. No acknowledgement within
+//    AUTHORIZATION_TIMEOUT_MS fails closed: both sides are told.
+// 4. Revocation (a policy, resource, membership or actor change, a time window closing, the client
+//    token expiring): the record is marked, the gateway gets reject_access, the client resource_deleted.
+//
+// Clients' authorizations live on the node holding the client's socket; gateways' sockets may be on any
+// node, and messages between nodes go through the NodeBus.
+
+import { randomUUID } from "node:crypto";
+import type { DataSource } from "typeorm";
+import type {
+  AuthorizationForGateway,
+  ClientResource,
+  Filter,
+  GatewayResource,
+  Interface,
+  ViolatedCondition,
+} from "../../../daemons/proto/portal/index.js";
+import { AccountScope } from "../database/account-scope.js";
+import { DeviceEntity, SiteEntity, type Device } from "../database/entities.js";
+import { AccountView, VIEW_TABLES, type ViewResource } from "../policy/account-view.js";
+import { evaluate, type Decision } from "../policy/evaluator.js";
+import type { GeoIpReader } from "../policy/geoip.js";
+import type { AuthorizationRecorder } from "./authorization-recorder.js";
+import type { ChangeBus, ChangeNotification } from "./change-bus.js";
+import type { ChannelHandlers, DeviceConnection } from "./channel-server.js";
+import type { NodeBus } from "./node-bus.js";
+import { pairSecrets } from "./pair-secrets.js";
+import type { Presence } from "./presence.js";
+
+export const AUTHORIZATION_TIMEOUT_MS = 15_000;
+/** The longest an authorization runs before the client must ask again, whatever the policy allows. */
+export const AUTHORIZATION_MAX_MS = 24 * 3_600_000;
+
+export interface HubOptions {
+  db: DataSource;
+  changes: ChangeBus;
+  nodes: NodeBus;
+  presence: Presence;
+  recorder: AuthorizationRecorder;
+  pairSecret: Buffer;
+  geoip?: GeoIpReader | undefined;
+  upstreamDns?: string[];
+  log: (level: "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => void;
+  now?: () => number;
+}
+
+/** An authorization a client connected here holds. */
+interface ClientAuthorization {
+  id: string;
+  resourceId: string;
+  policyId: string;
+  gatewayDeviceId: string;
+  gatewayNode: string;
+  expiresAt: number;
+  timer: NodeJS.Timeout;
+}
+
+interface ClientState {
+  /** Resources last sent, as sent, by id: what a change is compared against. */
+  sent: Map<string, string>;
+  authorizations: Map<string, ClientAuthorization>;
+}
+
+interface AccountState {
+  view: Promise<AccountView>;
+  /** The tail of this account's change queue. */
+  applying: Promise<void>;
+  clients: Set<DeviceConnection>;
+  gateways: Set<DeviceConnection>;
+}
+
+/** Messages between portal nodes. */
+type NodeMessage =
+  | { type: "create_authorization"; accountId: string; gatewayDeviceId: string; payload: AuthorizationForGateway; replyTo: string }
+  | { type: "authorization_ack"; accountId: string; authorizationId: string; ok: boolean; reason?: string }
+  | { type: "reject_access"; accountId: string; gatewayDeviceId: string; payload: { authorization_id: string; client_id: string; resource_id: string } }
+  | { type: "to_client"; accountId: string; clientDeviceId: string; event: string; payload: object }
+  | { type: "to_gateway"; accountId: string; gatewayDeviceId: string; event: string; payload: object };
+
+const filtersOf = (resource: ViewResource): Filter[] => resource.filters as Filter[];
+
+export class RealtimeHub implements ChannelHandlers {
+  private readonly accounts = new Map<string, AccountState>();
+  private readonly clients = new WeakMap<DeviceConnection, ClientState>();
+  private readonly pendingAcks = new Map<string, { resolve: (ok: boolean, reason?: string) => void; timer: NodeJS.Timeout }>();
+  /** Authorizations from this node per gateway device: the load the picker balances. */
+  private readonly gatewayLoad = new Map<string, number>();
+  private readonly now: () => number;
+  private readonly unsubscribe: (() => void)[] = [];
+  /** Decisions made here: for tests and the benchmark. */
+  decisions = { allowed: 0, denied: 0, failed: 0 };
+
+  constructor(private readonly options: HubOptions) {
+    this.now = options.now ?? (() => Date.now());
+    this.unsubscribe.push(options.changes.subscribe((change) => void this.onChange(change)));
+    this.unsubscribe.push(options.changes.onResync(() => void this.resync()));
+    this.unsubscribe.push(options.nodes.onMessage((message) => void this.onNodeMessage(message as NodeMessage)));
+  }
+
+  stop(): void {
+    for (const off of this.unsubscribe) off();
+    for (const pending of this.pendingAcks.values()) clearTimeout(pending.timer);
+    for (const state of this.accounts.values()) for (const client of state.clients) this.dropClientTimers(client);
+  }
+
+  // --- 1. Join ---
+
+  private account(accountId: string): AccountState {
+    let state = this.accounts.get(accountId);
+    if (state === undefined) {
+      state = { view: AccountView.load(new AccountScope(this.options.db, accountId, null)), applying: Promise.resolve(), clients: new Set(), gateways: new Set() };
+      this.accounts.set(accountId, state);
+    }
+    return state;
+  }
+
+  async joined(connection: DeviceConnection): Promise<void> {
+    const accountId = connection.principal.accountId;
+    const state = this.account(accountId);
+    const view = await state.view;
+    if (connection.role === "relay") {
+      connection.push("init", {});
+      await this.options.presence.join(accountId, connection.principal.tokenId, "relay");
+      return;
+    }
+    const device = connection.device!;
+    await this.options.presence.join(accountId, device.id, connection.role);
+    if (connection.role === "client") {
+      state.clients.add(connection);
+      const resources = await this.clientResources(connection, view);
+      const client: ClientState = { sent: new Map(resources.map((r) => [r.id, JSON.stringify(r)])), authorizations: new Map() };
+      this.clients.set(connection, client);
+      connection.push("init", { interface: this.interfaceOf(device), resources, relays: [] });
+    } else {
+      state.gateways.add(connection);
+      connection.push("init", { interface: this.interfaceOf(device), relays: [], authorizations: [] });
+    }
+  }
+
+  closed(connection: DeviceConnection): void {
+    const accountId = connection.principal.accountId;
+    const state = this.accounts.get(accountId);
+    state?.clients.delete(connection);
+    state?.gateways.delete(connection);
+    this.dropClientTimers(connection);
+    const deviceId = connection.device?.id ?? connection.principal.tokenId;
+    void this.options.presence.leave(accountId, deviceId).catch((error: unknown) => this.options.log("warn", "presence leave failed", { error: String(error) }));
+  }
+
+  private interfaceOf(device: Device): Interface {
+    return { ipv4: device.ipv4, ipv6: device.ipv6, upstream_dns: this.options.upstreamDns ?? [] };
+  }
+
+  private async clientResources(connection: DeviceConnection, view: AccountView): Promise<ClientResource[]> {
+    const visible = view.resourcesVisibleTo(connection.principal.actorId!);
+    if (visible.length === 0) return [];
+    const sites = new Map((await connection.scope.repository(SiteEntity).list()).map((s) => [s.id, s.name]));
+    return visible
+      .map((r) => ({
+        id: r.id,
+        type: r.type,
+        name: r.name,
+        address: r.address,
+        address_description: r.addressDescription,
+        sites: [...r.siteIds].filter((id) => sites.has(id)).map((id) => ({ id, name: sites.get(id)! })),
+        filters: filtersOf(r),
+      }))
+      .sort((a, b) => a.id.localeCompare(b.id));
+  }
+
+  // --- 2. Changes ---
+
+  /**
+   * Changes are applied one at a time per account, in the order they were notified (commit order):
+   * two applied concurrently could land in either order, and a policy applied before the resource it
+   * names would be dropped.
+   */
+  private onChange(change: ChangeNotification): Promise<void> {
+    const state = this.accounts.get(change.accountId);
+    if (state === undefined || !VIEW_TABLES.has(change.table)) return Promise.resolve();
+    state.applying = state.applying.then(() => this.applyChange(state, change));
+    return state.applying;
+  }
+
+  private async applyChange(state: AccountState, change: ChangeNotification): Promise<void> {
+    try {
+      const rows = (await this.options.db.query(`SELECT object_table, action, object_id, before, after FROM change_log WHERE account_id = $1 AND id = $2`, [
+        change.accountId,
+        change.changeId,
+      ])) as { object_table: string; action: "insert" | "update" | "delete"; object_id: string; before: unknown; after: unknown }[];
+      const row = rows[0];
+      if (row === undefined) return;
+      const view = await state.view;
+      view.apply({ objectTable: row.object_table, action: row.action, objectId: row.object_id, before: row.before, after: row.after });
+      for (const client of state.clients) await this.refreshClient(client, view);
+    } catch (error) {
+      this.options.log("error", "applying a change failed", { error: String((error as Error)?.stack ?? error), account: change.accountId });
+    }
+  }
+
+  /** Notifications may have been missed: reload every view and bring every client up to date. */
+  private async resync(): Promise<void> {
+    for (const [accountId, state] of this.accounts) {
+      state.applying = state.applying.then(async () => {
+        state.view = AccountView.load(new AccountScope(this.options.db, accountId, null));
+        const view = await state.view;
+        for (const client of state.clients) await this.refreshClient(client, view);
+      });
+      await state.applying.catch((error: unknown) => this.options.log("error", "resync failed", { error: String(error), account: accountId }));
+    }
+  }
+
+  private async refreshClient(connection: DeviceConnection, view: AccountView): Promise<void> {
+    const client = this.clients.get(connection);
+    if (client === undefined) return;
+    // Authorizations first: access the policy no longer allows ends before anything else is said.
+    for (const authorization of [...client.authorizations.values()]) {
+      const decision = this.decide(connection, view, authorization.resourceId);
+      if (!decision.allowed) await this.revoke(connection, authorization, "policy");
+    }
+    const now = await this.clientResources(connection, view);
+    const seen = new Set<string>();
+    for (const resource of now) {
+      seen.add(resource.id);
+      const text = JSON.stringify(resource);
+      if (client.sent.get(resource.id) !== text) {
+        client.sent.set(resource.id, text);
+        connection.push("resource_created_or_updated", resource);
+      }
+    }
+    for (const id of [...client.sent.keys()]) {
+      if (!seen.has(id)) {
+        client.sent.delete(id);
+        connection.push("resource_deleted", { id });
+      }
+    }
+  }
+
+  // --- 3. Authorization ---
+
+  private decide(connection: DeviceConnection, view: AccountView, resourceId: string): Decision {
+    const actorId = connection.principal.actorId!;
+    const clientIp = connection.remoteAddress.replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/, "$1") || null;
+    return evaluate(
+      view.policiesFor(resourceId),
+      {
+        actorId,
+        groupIds: view.groupsOf(actorId),
+        providerId: null,
+        clientIp,
+        region: clientIp !== null && this.options.geoip !== undefined ? this.options.geoip.lookupCountry(clientIp) : null,
+        clientVerified: connection.device?.verifiedAt !== null && connection.device?.verifiedAt !== undefined,
+        tokenExpiresAt: connection.principal.tokenExpiresAt,
+      },
+      resourceId,
+      new Date(this.now()),
+    );
+  }
+
+  async event(connection: DeviceConnection, event: string, payload: Record<string, unknown>): Promise<object | void> {
+    if (connection.role === "client" && event === "request_authorization") {
+      void this.authorize(connection, payload.resource_id as string, (payload.connected_gateway_ids as string[] | undefined) ?? []).catch((error: unknown) => {
+        this.options.log("error", "authorization failed", { error: String((error as Error)?.stack ?? error) });
+        connection.push("authorization_creation_failed", { resource_id: payload.resource_id as string, reason: "gateway_failed" });
+      });
+      return {};
+    }
+    if (connection.role === "gateway" && (event === "authorization_created" || event === "authorization_creation_failed")) {
+      this.settleAck(payload.authorization_id as string, event === "authorization_created", payload.reason as string | undefined);
+      return {};
+    }
+    return {};
+  }
+
+  private async authorize(connection: DeviceConnection, resourceId: string, preferred: string[]): Promise<void> {
+    const accountId = connection.principal.accountId;
+    const view = await this.account(accountId).view;
+    const fail = (reason: string, violated?: ViolatedCondition[]): void => {
+      connection.push("authorization_creation_failed", { resource_id: resourceId, reason, ...(violated !== undefined ? { violated_conditions: violated } : {}) });
+    };
+    const resource = view.resource(resourceId);
+    if (resource === undefined) return fail("not_found");
+    const decision = this.decide(connection, view, resourceId);
+    if (!decision.allowed) {
+      this.decisions.denied++;
+      // No policy grants it to this actor at all: the client was never told of it, and is not now.
+      if (decision.reason === "no_policy") return fail("not_found");
+      return fail("denied", decision.violated.flatMap((v) => v.conditions) as ViolatedCondition[]);
+    }
+    const gateway = await this.pickGateway(connection.scope, accountId, resource, preferred);
+    if (gateway === undefined) {
+      this.decisions.failed++;
+      return fail("offline");
+    }
+    const now = this.now();
+    const expiresAt = Math.min(decision.until?.getTime() ?? Infinity, now + AUTHORIZATION_MAX_MS);
+    const client = connection.device!;
+    const secrets = pairSecrets(this.options.pairSecret, accountId, client.publicKey, gateway.device.publicKey);
+    const id = randomUUID();
+    await this.options.recorder.record({
+      accountId,
+      id,
+      clientDeviceId: client.id,
+      gatewayDeviceId: gateway.device.id,
+      resourceId,
+      policyId: decision.policyId,
+      actorId: connection.principal.actorId!,
+      createdAt: new Date(now),
+      expiresAt: new Date(expiresAt),
+    });
+    const forGateway: AuthorizationForGateway = {
+      authorization_id: id,
+      client: { id: client.id, public_key: client.publicKey, ipv4: client.ipv4, ipv6: client.ipv6, preshared_key: secrets.presharedKey },
+      resource: { id: resource.id, type: resource.type, name: resource.name, address: resource.address, filters: filtersOf(resource) } satisfies GatewayResource,
+      client_ice: secrets.clientIce,
+      gateway_ice: secrets.gatewayIce,
+      expires_at: new Date(expiresAt).toISOString(),
+    };
+    const acked = this.awaitAck(id);
+    await this.toGateway(accountId, gateway.device.id, gateway.node, { type: "create_authorization", accountId, gatewayDeviceId: gateway.device.id, payload: forGateway, replyTo: this.options.nodes.nodeId });
+    const ack = await acked;
+    if (!ack.ok) {
+      this.decisions.failed++;
+      await this.options.recorder.revoke(accountId, [id], ack.reason ?? "gateway_failed");
+      // The gateway may have installed it after all: it is told to drop it.
+      await this.toGateway(accountId, gateway.device.id, gateway.node, { type: "reject_access", accountId, gatewayDeviceId: gateway.device.id, payload: { authorization_id: id, client_id: client.id, resource_id: resourceId } });
+      return fail(ack.reason === "timeout" ? "timeout" : "gateway_failed");
+    }
+    this.decisions.allowed++;
+    const state = this.clients.get(connection);
+    if (state === undefined || connection.closed) return;
+    const authorization: ClientAuthorization = {
+      id,
+      resourceId,
+      policyId: decision.policyId,
+      gatewayDeviceId: gateway.device.id,
+      gatewayNode: gateway.node,
+      expiresAt,
+      timer: setTimeout(() => void this.expire(connection, id), Math.max(0, Math.min(expiresAt - this.now(), 2 ** 31 - 1))),
+    };
+    authorization.timer.unref();
+    state.authorizations.set(id, authorization);
+    this.gatewayLoad.set(gateway.device.id, (this.gatewayLoad.get(gateway.device.id) ?? 0) + 1);
+    connection.push("authorization_created", {
+      resource_id: resourceId,
+      gateway_id: gateway.device.id,
+      gateway_public_key: gateway.device.publicKey,
+      gateway_ipv4: gateway.device.ipv4,
+      gateway_ipv6: gateway.device.ipv6,
+      site_id: gateway.device.siteId!,
+      preshared_key: secrets.presharedKey,
+      client_ice: secrets.clientIce,
+      gateway_ice: secrets.gatewayIce,
+      expires_at: new Date(expiresAt).toISOString(),
+    });
+  }
+
+  /** An online gateway of one of the resource's sites, and the node its socket is on. */
+  private async pickGateway(scope: AccountScope, accountId: string, resource: ViewResource, preferred: string[]): Promise<{ device: Device; node: string } | undefined> {
+    const siteIds = [...resource.siteIds];
+    if (siteIds.length === 0) return undefined;
+    const devices = (await scope.repository(DeviceEntity).list({ where: { kind: "gateway" } })).filter((d) => d.siteId !== null && resource.siteIds.has(d.siteId));
+    if (devices.length === 0) return undefined;
+    const online = await this.options.presence.online(accountId, devices.map((d) => d.id));
+    const candidates = devices.filter((d) => (online.get(d.id) ?? []).length > 0);
+    if (candidates.length === 0) return undefined;
+    const preferredOnline = candidates.filter((d) => preferred.includes(d.id));
+    const pool = preferredOnline.length > 0 ? preferredOnline : candidates;
+    pool.sort((a, b) => (this.gatewayLoad.get(a.id) ?? 0) - (this.gatewayLoad.get(b.id) ?? 0));
+    const device = pool[0]!;
+    return { device, node: online.get(device.id)![0]! };
+  }
+
+  private awaitAck(authorizationId: string): Promise<{ ok: boolean; reason?: string }> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.pendingAcks.delete(authorizationId);
+        resolve({ ok: false, reason: "timeout" });
+      }, AUTHORIZATION_TIMEOUT_MS);
+      timer.unref();
+      this.pendingAcks.set(authorizationId, {
+        timer,
+        resolve: (ok, reason) => resolve(reason === undefined ? { ok } : { ok, reason }),
+      });
+    });
+  }
+
+  /** A gateway connected here answered: the node that asked hears of it. */
+  private settleAck(authorizationId: string, ok: boolean, reason?: string): void {
+    const node = this.ackRoutes.get(authorizationId);
+    if (node === undefined) return;
+    this.ackRoutes.delete(authorizationId);
+    this.replyAck(node, authorizationId, ok, reason);
+  }
+
+  // --- 4. Revocation ---
+
+  private async expire(connection: DeviceConnection, authorizationId: string): Promise<void> {
+    const authorization = this.clients.get(connection)?.authorizations.get(authorizationId);
+    if (authorization !== undefined) await this.revoke(connection, authorization, "expired");
+  }
+
+  private async revoke(connection: DeviceConnection, authorization: ClientAuthorization, reason: string): Promise<void> {
+    const state = this.clients.get(connection);
+    if (state === undefined || !state.authorizations.delete(authorization.id)) return;
+    clearTimeout(authorization.timer);
+    this.gatewayLoad.set(authorization.gatewayDeviceId, Math.max(0, (this.gatewayLoad.get(authorization.gatewayDeviceId) ?? 1) - 1));
+    const accountId = connection.principal.accountId;
+    await this.options.recorder.revoke(accountId, [authorization.id], reason);
+    await this.toGateway(accountId, authorization.gatewayDeviceId, authorization.gatewayNode, {
+      type: "reject_access",
+      accountId,
+      gatewayDeviceId: authorization.gatewayDeviceId,
+      payload: { authorization_id: authorization.id, client_id: connection.device!.id, resource_id: authorization.resourceId },
+    });
+    state.sent.delete(authorization.resourceId);
+    connection.push("resource_deleted", { id: authorization.resourceId });
+  }
+
+  private dropClientTimers(connection: DeviceConnection): void {
+    const state = this.clients.get(connection);
+    if (state === undefined) return;
+    for (const authorization of state.authorizations.values()) clearTimeout(authorization.timer);
+  }
+
+  // --- Between nodes ---
+
+  /** Delivers a message for a gateway: to its socket when it is here, else to its node. */
+  private async toGateway(accountId: string, gatewayDeviceId: string, node: string, message: NodeMessage): Promise<void> {
+    if (node === this.options.nodes.nodeId) this.deliverToGateway(accountId, gatewayDeviceId, message);
+    else await this.options.nodes.send(node, message);
+  }
+
+  private deliverToGateway(accountId: string, gatewayDeviceId: string, message: NodeMessage): void {
+    const gateways = this.accounts.get(accountId)?.gateways ?? new Set<DeviceConnection>();
+    const gateway = [...gateways].find((g) => g.device?.id === gatewayDeviceId);
+    if (message.type === "create_authorization") {
+      if (gateway === undefined) {
+        this.replyAck(message.replyTo, message.payload.authorization_id, false, "gateway_failed");
+        return;
+      }
+      const authorizationId = message.payload.authorization_id;
+      this.ackRoutes.set(authorizationId, message.replyTo);
+      // The asking node gives up after AUTHORIZATION_TIMEOUT_MS; the route is not needed after that.
+      setTimeout(() => this.ackRoutes.delete(authorizationId), 2 * AUTHORIZATION_TIMEOUT_MS).unref();
+      gateway.push("create_authorization", message.payload);
+    } else if (message.type === "reject_access") {
+      gateway?.push("reject_access", message.payload);
+    }
+  }
+
+  /** Where each create_authorization sent to a gateway here came from, for its acknowledgement. */
+  private readonly ackRoutes = new Map<string, string>();
+
+  private replyAck(node: string, authorizationId: string, ok: boolean, reason?: string): void {
+    if (node === this.options.nodes.nodeId) this.settleLocal(authorizationId, ok, reason);
+    else void this.options.nodes.send(node, { type: "authorization_ack", accountId: "", authorizationId, ok, ...(reason !== undefined ? { reason } : {}) } satisfies NodeMessage);
+  }
+
+  private settleLocal(authorizationId: string, ok: boolean, reason?: string): void {
+    const pending = this.pendingAcks.get(authorizationId);
+    if (pending === undefined) return;
+    clearTimeout(pending.timer);
+    this.pendingAcks.delete(authorizationId);
+    pending.resolve(ok, reason);
+  }
+
+  private async onNodeMessage(message: NodeMessage): Promise<void> {
+    if (typeof message !== "object" || message === null) return;
+    switch (message.type) {
+      case "create_authorization":
+      case "reject_access":
+        this.deliverToGateway(message.accountId, message.gatewayDeviceId, message);
+        break;
+      case "authorization_ack":
+        this.settleLocal(message.authorizationId, message.ok, message.reason);
+        break;
+      default:
+        break;
+    }
+  }
+}
