@@ -341,7 +341,12 @@ export class RealtimeHub implements ChannelHandlers {
     }
     this.decisions.allowed++;
     const state = this.clients.get(connection);
-    if (state === undefined || connection.closed) return;
+    if (state === undefined || connection.closed) {
+      // The client left while the gateway installed it: nobody holds it, so it ends now.
+      await this.options.recorder.revoke(accountId, [id], "client_gone");
+      await this.toGateway(accountId, gateway.device.id, gateway.node, { type: "reject_access", accountId, gatewayDeviceId: gateway.device.id, payload: { authorization_id: id, client_id: client.id, resource_id: resourceId } });
+      return;
+    }
     const authorization: ClientAuthorization = {
       id,
       resourceId,
