@@ -6,3 +6,4 @@ export * from "./constants.js";
 export * from "./frames.js";
 export * from "./schema.js";
 export * from "./examples.js";
+export * from "./relay-credentials.js";

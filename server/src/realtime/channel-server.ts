@@ -48,6 +48,8 @@ export class DeviceConnection {
   joined = false;
   lastHeard: number;
   closed = false;
+  /** The validated payload of its phx_join (a relay's addresses). */
+  joinPayload: Record<string, unknown> = {};
   /** Frames this connection sent that we could not use, for logs and tests. */
   badFrames = 0;
 
@@ -235,6 +237,7 @@ export class ChannelServer {
         return;
       }
       connection.joined = true;
+      connection.joinPayload = valid.value as Record<string, unknown>;
       connection.reply(frame, "ok", {});
       await this.options.handlers.joined(connection);
       return;

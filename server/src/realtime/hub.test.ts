@@ -4,8 +4,11 @@
 // conditions; an offline gateway or a silent one fails closed; changes made through the REST API are
 // pushed at once, and a deleted policy revokes what it granted on both sides.
 
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { relayTurnSecretFromTokenSecret } from "../../../daemons/proto/portal/index.js";
+import { passwordFor } from "../../../daemons/proto/stun/credentials.js";
 import { issueToken } from "../accounts/accounts.service.js";
+import { parseToken } from "../auth/secrets.js";
 import { DATABASES, startTestPortal, type TestPortal } from "../testing/api.js";
 import { randomPublicKey, ScriptedDevice } from "../testing/device.js";
 
@@ -44,10 +47,11 @@ describe.each(DATABASES)("the realtime hub on $name", (kind) => {
     clientToken = (await issueToken(t.a.scope, { kind: "client", actorId: user.actor.id, expiresAt: new Date(Date.now() + 86_400_000) })).token;
     gatewayToken = (await api("POST", `/api/sites/${site.id}/gateway_tokens`, {})).token as string;
   }, 60_000);
-  afterAll(async () => {
-    for (const d of open) await d.close();
-    await t?.close();
+  // Each test starts with no device of an earlier one online, so it knows which gateway is picked.
+  afterEach(async () => {
+    for (const d of open.splice(0)) await d.close();
   });
+  afterAll(async () => t?.close());
   const run = it.skipIf(kind.missing !== undefined);
 
   run("authorizes an allowed resource through an online gateway, with matching secrets on both sides", async () => {
@@ -129,5 +133,94 @@ describe.each(DATABASES)("the realtime hub on $name", (kind) => {
     await api("DELETE", `/api/groups/${group.id}/members/${user.actor.id}`);
     const gone = await client.next("resource_deleted");
     expect(gone.payload).toHaveProperty("id");
+    await api("PUT", `/api/groups/${group.id}/members/${user.actor.id}`);
+  });
+
+  run("hands clients and gateways two relays with working TURN credentials, and tells them as relays come and go", async () => {
+    const relayTokens = await Promise.all([1, 2, 3].map(() => issueToken(t.a.scope, { kind: "relay" })));
+    const relays: ScriptedDevice[] = [];
+    for (const [i, token] of relayTokens.entries()) {
+      const relay = await ScriptedDevice.connect(t.portal.url, "relay", token.token);
+      open.push(relay);
+      expect((await relay.join({ ipv4: `203.0.113.${i + 1}`, port: 3478 })).status).toBe("ok");
+      await relay.next("init");
+      relays.push(relay);
+    }
+    const client = await device("client", clientToken);
+    const init = (await client.next("init")).payload as { relays: { id: string; addr: string; username: string; password: string; expires_at: string }[] };
+    expect(init.relays).toHaveLength(2);
+    for (const relay of init.relays) {
+      const index = relayTokens.findIndex((r) => r.row.id === relay.id);
+      expect(index).toBeGreaterThanOrEqual(0);
+      expect(relay.addr).toBe(`203.0.113.${index + 1}:3478`);
+      // The relay derives the same TURN secret from its own token, so it accepts these credentials.
+      const turnSecret = relayTurnSecretFromTokenSecret(parseToken(relayTokens[index]!.token)!.secret);
+      expect(relay.password).toBe(passwordFor(turnSecret, relay.username));
+      expect(Date.parse(relay.expires_at)).toBeGreaterThan(Date.now() + 23 * 3_600_000);
+    }
+    const gateway = await device("gateway", gatewayToken);
+    expect(((await gateway.next("init")).payload as { relays: unknown[] }).relays).toHaveLength(2);
+
+    // One of the client's relays leaves: the client hears it gone, and gets the third in its place.
+    const leaving = relays[relayTokens.findIndex((r) => r.row.id === init.relays[0]!.id)]!;
+    await leaving.close();
+    const presence = (await client.next("relays_presence")).payload as { connected: { id: string }[]; disconnected_ids: string[] };
+    expect(presence.disconnected_ids).toEqual([init.relays[0]!.id]);
+    expect(presence.connected.map((r) => r.id)).not.toContain(init.relays[0]!.id);
+    expect(presence.connected).toHaveLength(2);
+    for (const relay of relays) if (relay !== leaving) await relay.close();
+  });
+
+  run("a gateway that reconnects gets back the authorizations still valid; revoked ones stay gone", async () => {
+    const db = await resource("db");
+    await api("POST", "/api/policies", { group_id: group.id, resource_id: db.id });
+    const gatewayKey = randomPublicKey();
+    const first = await ScriptedDevice.connect(t.portal.url, "gateway", gatewayToken, { public_key: gatewayKey });
+    open.push(first);
+    await first.join();
+    await first.next("init");
+    const client = await device("client", clientToken);
+    await client.next("init");
+    const gatewayId = ((await t.call("GET", "/api/devices?kind=gateway&limit=500")).body.data as { id: string; public_key: string }[]).find((d) => d.public_key === gatewayKey)!.id;
+    await client.request("request_authorization", { resource_id: db.id, connected_gateway_ids: [gatewayId] });
+    const create = (await first.next("create_authorization")).payload as { authorization_id: string };
+    await first.request("authorization_created", { authorization_id: create.authorization_id });
+    await client.next("authorization_created");
+    await first.close();
+
+    const again = await ScriptedDevice.connect(t.portal.url, "gateway", gatewayToken, { public_key: gatewayKey });
+    open.push(again);
+    await again.join();
+    const init = (await again.next("init")).payload as { authorizations: { authorization_id: string; resource: { id: string } }[] };
+    expect(init.authorizations.map((a) => a.authorization_id)).toContain(create.authorization_id);
+    await t.portal.database.query(`UPDATE authorizations SET revoked_at = now(), revoke_reason = 'test' WHERE id = $1`, [create.authorization_id]);
+    await again.close();
+    const third = await ScriptedDevice.connect(t.portal.url, "gateway", gatewayToken, { public_key: gatewayKey });
+    open.push(third);
+    await third.join();
+    const after = (await third.next("init")).payload as { authorizations: { authorization_id: string }[] };
+    expect(after.authorizations.map((a) => a.authorization_id)).not.toContain(create.authorization_id);
+  });
+
+  run("disconnects a disabled actor's clients, a revoked token's socket, and a socket whose token expires", async () => {
+    const person = await t.actorWithToken(t.a, "user");
+    const token = await issueToken(t.a.scope, { kind: "client", actorId: person.actor.id });
+    const client = await device("client", token.token);
+    await client.next("init");
+    await api("POST", `/api/actors/${person.actor.id}/disable`);
+    expect((await client.next("disconnect")).payload).toEqual({ reason: "actor_disabled" });
+    expect((await client.whenClosed()).code).toBe(4003);
+    await api("POST", `/api/actors/${person.actor.id}/enable`);
+
+    const revoked = await issueToken(t.a.scope, { kind: "client", actorId: person.actor.id });
+    const second = await device("client", revoked.token);
+    await second.next("init");
+    await api("DELETE", `/api/tokens/${revoked.row.id}`);
+    expect((await second.next("disconnect")).payload).toEqual({ reason: "token_revoked" });
+
+    const shortLived = await issueToken(t.a.scope, { kind: "client", actorId: person.actor.id, expiresAt: new Date(Date.now() + 1500) });
+    const third = await device("client", shortLived.token);
+    await third.next("init");
+    expect((await third.next("disconnect", 5000)).payload).toEqual({ reason: "token_expired" });
   });
 });

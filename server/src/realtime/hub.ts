@@ -18,7 +18,7 @@
 // Clients' authorizations live on the node holding the client's socket; gateways' sockets may be on any
 // node, and messages between nodes go through the NodeBus.
 
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import type { DataSource } from "typeorm";
 import type {
   AuthorizationForGateway,
@@ -26,8 +26,10 @@ import type {
   Filter,
   GatewayResource,
   Interface,
+  Relay,
   ViolatedCondition,
 } from "../../../daemons/proto/portal/index.js";
+import { relayCredentials, relayTurnSecret } from "../../../daemons/proto/portal/index.js";
 import { AccountScope } from "../database/account-scope.js";
 import { DeviceEntity, SiteEntity, type Device } from "../database/entities.js";
 import { AccountView, VIEW_TABLES, type ViewResource } from "../policy/account-view.js";
@@ -38,11 +40,15 @@ import type { ChangeBus, ChangeNotification } from "./change-bus.js";
 import type { ChannelHandlers, DeviceConnection } from "./channel-server.js";
 import type { NodeBus } from "./node-bus.js";
 import { pairSecrets } from "./pair-secrets.js";
-import type { Presence } from "./presence.js";
+import type { Presence, PresenceChange } from "./presence.js";
 
 export const AUTHORIZATION_TIMEOUT_MS = 15_000;
 /** The longest an authorization runs before the client must ask again, whatever the policy allows. */
 export const AUTHORIZATION_MAX_MS = 24 * 3_600_000;
+/** How long relay credentials handed out last; a device gets fresh ones with each init and relays_presence. */
+export const RELAY_CREDENTIALS_MS = 24 * 3_600_000;
+/** Relays per device: two, so a device has a second path ready when one relay goes away. */
+export const RELAYS_PER_DEVICE = 2;
 
 export interface HubOptions {
   db: DataSource;
@@ -80,6 +86,7 @@ interface AccountState {
   applying: Promise<void>;
   clients: Set<DeviceConnection>;
   gateways: Set<DeviceConnection>;
+  relays: Set<DeviceConnection>;
 }
 
 /** Messages between portal nodes. */
@@ -95,6 +102,7 @@ const filtersOf = (resource: ViewResource): Filter[] => resource.filters as Filt
 export class RealtimeHub implements ChannelHandlers {
   private readonly accounts = new Map<string, AccountState>();
   private readonly clients = new WeakMap<DeviceConnection, ClientState>();
+  private readonly tokenTimers = new WeakMap<DeviceConnection, NodeJS.Timeout>();
   private readonly pendingAcks = new Map<string, { resolve: (ok: boolean, reason?: string) => void; timer: NodeJS.Timeout }>();
   /** Authorizations from this node per gateway device: the load the picker balances. */
   private readonly gatewayLoad = new Map<string, number>();
@@ -108,6 +116,7 @@ export class RealtimeHub implements ChannelHandlers {
     this.unsubscribe.push(options.changes.subscribe((change) => void this.onChange(change)));
     this.unsubscribe.push(options.changes.onResync(() => void this.resync()));
     this.unsubscribe.push(options.nodes.onMessage((message) => void this.onNodeMessage(message as NodeMessage)));
+    this.unsubscribe.push(options.presence.onChange((change) => void this.onPresence(change)));
   }
 
   stop(): void {
@@ -121,7 +130,7 @@ export class RealtimeHub implements ChannelHandlers {
   private account(accountId: string): AccountState {
     let state = this.accounts.get(accountId);
     if (state === undefined) {
-      state = { view: AccountView.load(new AccountScope(this.options.db, accountId, null)), applying: Promise.resolve(), clients: new Set(), gateways: new Set() };
+      state = { view: AccountView.load(new AccountScope(this.options.db, accountId, null)), applying: Promise.resolve(), clients: new Set(), gateways: new Set(), relays: new Set() };
       this.accounts.set(accountId, state);
     }
     return state;
@@ -131,22 +140,128 @@ export class RealtimeHub implements ChannelHandlers {
     const accountId = connection.principal.accountId;
     const state = this.account(accountId);
     const view = await state.view;
+    const expiresAt = connection.principal.tokenExpiresAt?.getTime();
+    if (expiresAt !== undefined) {
+      // The token ends, and the socket with it (its authorizations end by their own expiry, which
+      // the token's caps).
+      const timer = setTimeout(() => this.disconnect(state, (c) => c === connection, "token_expired"), Math.max(0, Math.min(expiresAt - this.now(), 2 ** 31 - 1)));
+      timer.unref();
+      this.tokenTimers.set(connection, timer);
+    }
     if (connection.role === "relay") {
+      const join = connection.joinPayload as { ipv4?: string; ipv6?: string; port: number };
+      await this.options.db.query(
+        `INSERT INTO relay_endpoints (account_id, relay_id, ipv4, ipv6, port, updated_at) VALUES ($1, $2, $3, $4, $5, now())
+         ON CONFLICT (account_id, relay_id) DO UPDATE SET ipv4 = EXCLUDED.ipv4, ipv6 = EXCLUDED.ipv6, port = EXCLUDED.port, updated_at = now()`,
+        [accountId, connection.principal.tokenId, join.ipv4 ?? null, join.ipv6 ?? null, join.port],
+      );
+      state.relays.add(connection);
       connection.push("init", {});
+      // Joining presence announces the relay to every node, whose devices then hear relays_presence.
       await this.options.presence.join(accountId, connection.principal.tokenId, "relay");
       return;
     }
     const device = connection.device!;
     await this.options.presence.join(accountId, device.id, connection.role);
+    const relays = await this.relaysFor(accountId, device.id);
     if (connection.role === "client") {
       state.clients.add(connection);
       const resources = await this.clientResources(connection, view);
       const client: ClientState = { sent: new Map(resources.map((r) => [r.id, JSON.stringify(r)])), authorizations: new Map() };
       this.clients.set(connection, client);
-      connection.push("init", { interface: this.interfaceOf(device), resources, relays: [] });
+      connection.push("init", { interface: this.interfaceOf(device), resources, relays });
     } else {
       state.gateways.add(connection);
-      connection.push("init", { interface: this.interfaceOf(device), relays: [], authorizations: [] });
+      connection.push("init", { interface: this.interfaceOf(device), relays, authorizations: await this.liveAuthorizations(accountId, device) });
+    }
+  }
+
+  /** The authorizations a gateway still holds (not revoked, not expired): what a reconnect restores. */
+  private async liveAuthorizations(accountId: string, gateway: Device): Promise<AuthorizationForGateway[]> {
+    const rows = (await this.options.db.query(
+      `SELECT a.id, a.resource_id, a.expires_at, d.id AS client_id, d.public_key, host(d.ipv4) AS ipv4, host(d.ipv6) AS ipv6
+         FROM authorizations a JOIN devices d ON d.account_id = a.account_id AND d.id = a.client_device_id
+        WHERE a.account_id = $1 AND a.gateway_device_id = $2 AND a.revoked_at IS NULL AND a.expires_at > $3
+        ORDER BY a.created_at`,
+      [accountId, gateway.id, new Date(this.now())],
+    )) as { id: string; resource_id: string; expires_at: Date; client_id: string; public_key: string; ipv4: string; ipv6: string }[];
+    const view = await this.account(accountId).view;
+    const result: AuthorizationForGateway[] = [];
+    for (const row of rows) {
+      const resource = view.resource(row.resource_id);
+      if (resource === undefined) continue;
+      const secrets = pairSecrets(this.options.pairSecret, accountId, row.public_key, gateway.publicKey);
+      result.push({
+        authorization_id: row.id,
+        client: { id: row.client_id, public_key: row.public_key, ipv4: row.ipv4, ipv6: row.ipv6, preshared_key: secrets.presharedKey },
+        resource: { id: resource.id, type: resource.type, name: resource.name, address: resource.address, filters: filtersOf(resource) },
+        client_ice: secrets.clientIce,
+        gateway_ice: secrets.gatewayIce,
+        expires_at: new Date(row.expires_at).toISOString(),
+      });
+    }
+    return result;
+  }
+
+  /**
+   * The relays a device should allocate on: of the account's relays online on any node, the
+   * RELAYS_PER_DEVICE that rank first for this device by rendezvous hashing, so devices spread
+   * evenly and each keeps its relays while others come and go; with credentials for each.
+   */
+  private async relaysFor(accountId: string, deviceId: string): Promise<Relay[]> {
+    const online = await this.options.presence.onlineOfKind(accountId, "relay");
+    const ids = [...online.keys()];
+    if (ids.length === 0) return [];
+    const rows = (await this.options.db.query(
+      `SELECT e.relay_id, host(e.ipv4) AS ipv4, host(e.ipv6) AS ipv6, e.port, t.secret_hash
+         FROM relay_endpoints e JOIN tokens t ON t.account_id = e.account_id AND t.id = e.relay_id
+        WHERE e.account_id = $1 AND e.relay_id = ANY($2::uuid[])`,
+      [accountId, ids],
+    )) as { relay_id: string; ipv4: string | null; ipv6: string | null; port: number; secret_hash: string }[];
+    const rank = (relayId: string): string => createHash("sha256").update(`${deviceId}\0${relayId}`).digest("hex");
+    const expires = Math.floor((this.now() + RELAY_CREDENTIALS_MS) / 1000);
+    return rows
+      .sort((a, b) => rank(a.relay_id).localeCompare(rank(b.relay_id)))
+      .slice(0, RELAYS_PER_DEVICE)
+      .map((row) => {
+        const credentials = relayCredentials(relayTurnSecret(row.secret_hash), deviceId, expires);
+        return {
+          id: row.relay_id,
+          type: "turn" as const,
+          addr: row.ipv4 !== null ? `${row.ipv4}:${row.port}` : `[${row.ipv6}]:${row.port}`,
+          username: credentials.username,
+          password: credentials.password,
+          expires_at: new Date(expires * 1000).toISOString(),
+        };
+      });
+  }
+
+  /** A relay came or went on some node: the devices here that should use it, or did, hear of it. */
+  private async onPresence(change: PresenceChange): Promise<void> {
+    const changed = "device" in change ? [change.device] : change.devices;
+    const relays = changed.filter((d) => d.kind === "relay");
+    for (const relay of relays) {
+      const state = this.accounts.get(relay.accountId);
+      if (state === undefined) continue;
+      const devices = [...state.clients, ...state.gateways];
+      try {
+        if (change.event === "join" || change.event === "node_up") {
+          for (const device of devices) {
+            const mine = await this.relaysFor(relay.accountId, device.device!.id);
+            if (mine.some((r) => r.id === relay.deviceId)) device.push("relays_presence", { connected: mine.filter((r) => r.id === relay.deviceId), disconnected_ids: [] });
+          }
+        } else {
+          const still = await this.options.presence.online(relay.accountId, [relay.deviceId]);
+          if ((still.get(relay.deviceId) ?? []).length > 0) continue;
+          for (const device of devices) {
+            // Its replacement: the relay that now ranks in this device's top two, if there is one.
+            const mine = await this.relaysFor(relay.accountId, device.device!.id);
+            device.push("relays_presence", { connected: mine, disconnected_ids: [relay.deviceId] });
+          }
+        }
+      } catch (error) {
+        this.options.log("warn", "relay presence push failed", { error: String(error), account: relay.accountId });
+      }
     }
   }
 
@@ -155,7 +270,9 @@ export class RealtimeHub implements ChannelHandlers {
     const state = this.accounts.get(accountId);
     state?.clients.delete(connection);
     state?.gateways.delete(connection);
+    state?.relays.delete(connection);
     this.dropClientTimers(connection);
+    clearTimeout(this.tokenTimers.get(connection));
     const deviceId = connection.device?.id ?? connection.principal.tokenId;
     void this.options.presence.leave(accountId, deviceId).catch((error: unknown) => this.options.log("warn", "presence leave failed", { error: String(error) }));
   }
@@ -190,7 +307,11 @@ export class RealtimeHub implements ChannelHandlers {
    */
   private onChange(change: ChangeNotification): Promise<void> {
     const state = this.accounts.get(change.accountId);
-    if (state === undefined || !VIEW_TABLES.has(change.table)) return Promise.resolve();
+    if (state === undefined) return Promise.resolve();
+    // A revoked token or a deleted device ends its sockets: it could not connect again either.
+    if (change.table === "tokens" && change.action === "delete") this.disconnect(state, (c) => c.principal.tokenId === change.objectId, "token_revoked");
+    if (change.table === "devices" && change.action === "delete") this.disconnect(state, (c) => c.device?.id === change.objectId, "device_deleted");
+    if (!VIEW_TABLES.has(change.table)) return Promise.resolve();
     state.applying = state.applying.then(() => this.applyChange(state, change));
     return state.applying;
   }
@@ -206,6 +327,10 @@ export class RealtimeHub implements ChannelHandlers {
       const view = await state.view;
       view.apply({ objectTable: row.object_table, action: row.action, objectId: row.object_id, before: row.before, after: row.after });
       for (const client of state.clients) await this.refreshClient(client, view);
+      // A disabled or deleted actor's clients lose their access above, then their sockets.
+      if (row.object_table === "actors") {
+        this.disconnect(state, (c) => c.role === "client" && (view.actor(c.principal.actorId!)?.disabled ?? true), "actor_disabled");
+      }
     } catch (error) {
       this.options.log("error", "applying a change failed", { error: String((error as Error)?.stack ?? error), account: change.accountId });
     }
@@ -433,6 +558,15 @@ export class RealtimeHub implements ChannelHandlers {
     });
     state.sent.delete(authorization.resourceId);
     connection.push("resource_deleted", { id: authorization.resourceId });
+  }
+
+  /** Tells the matching sockets why, then closes them (4003: the device must not simply reconnect). */
+  private disconnect(state: AccountState, match: (connection: DeviceConnection) => boolean, reason: string): void {
+    for (const connection of [...state.clients, ...state.gateways, ...state.relays]) {
+      if (!match(connection)) continue;
+      connection.push("disconnect", { reason });
+      connection.close(4003, reason);
+    }
   }
 
   private dropClientTimers(connection: DeviceConnection): void {

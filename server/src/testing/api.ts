@@ -52,6 +52,8 @@ export interface Tenant {
 
 export interface TestPortal {
   portal: Portal;
+  /** The database, for a second portal node on it (PostgreSQL; PGlite is one process's). */
+  location: DatabaseLocation;
   a: Tenant;
   b: Tenant;
   // Tests read reply bodies loosely and assert their shape; a typed body would only add casts.
@@ -105,6 +107,7 @@ export async function startTestPortal(
   };
   return {
     portal,
+    location: db.location,
     a,
     b,
     call,
