@@ -29,3 +29,6 @@ export function relayTurnSecretFromTokenSecret(tokenSecret: string): string {
 export function relayCredentials(turnSecret: string, deviceId: string, expiresAtUnix: number): TurnCredentials {
   return mintCredentials(turnSecret, deviceId, expiresAtUnix);
 }
+
+/** The password a relay expects for a username under its TURN secret (what it checks credentials with). */
+export { passwordFor as turnPassword } from "../stun/credentials.js";

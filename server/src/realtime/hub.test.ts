@@ -5,8 +5,7 @@
 // pushed at once, and a deleted policy revokes what it granted on both sides.
 
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { relayTurnSecretFromTokenSecret } from "../../../daemons/proto/portal/index.js";
-import { passwordFor } from "../../../daemons/proto/stun/credentials.js";
+import { relayTurnSecretFromTokenSecret, turnPassword } from "../../../daemons/proto/portal/index.js";
 import { issueToken } from "../accounts/accounts.service.js";
 import { parseToken } from "../auth/secrets.js";
 import { DATABASES, startTestPortal, type TestPortal } from "../testing/api.js";
@@ -155,7 +154,7 @@ describe.each(DATABASES)("the realtime hub on $name", (kind) => {
       expect(relay.addr).toBe(`203.0.113.${index + 1}:3478`);
       // The relay derives the same TURN secret from its own token, so it accepts these credentials.
       const turnSecret = relayTurnSecretFromTokenSecret(parseToken(relayTokens[index]!.token)!.secret);
-      expect(relay.password).toBe(passwordFor(turnSecret, relay.username));
+      expect(relay.password).toBe(turnPassword(turnSecret, relay.username));
       expect(Date.parse(relay.expires_at)).toBeGreaterThan(Date.now() + 23 * 3_600_000);
     }
     const gateway = await device("gateway", gatewayToken);
