@@ -57,8 +57,8 @@ export class DeviceConnection {
     readonly role: DeviceRole,
     readonly principal: Principal,
     readonly scope: AccountScope,
-    /** The client or gateway device; null for relays, which are not devices. */
-    readonly device: Device | null,
+    /** The client or gateway device; null for relays, which are not devices. Kept current by the hub (verification). */
+    public device: Device | null,
     /** What the device told us at connect: the query string, for relays their addresses. */
     readonly params: URLSearchParams,
     readonly remoteAddress: string,

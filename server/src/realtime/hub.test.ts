@@ -222,4 +222,30 @@ describe.each(DATABASES)("the realtime hub on $name", (kind) => {
     await third.next("init");
     expect((await third.next("disconnect", 5000)).payload).toEqual({ reason: "token_expired" });
   });
+
+  run("a policy that needs a verified client: denied, allowed once an admin verifies the device, revoked when unverified", async () => {
+    const vault = await resource("vault");
+    await api("POST", "/api/policies", { group_id: group.id, resource_id: vault.id, conditions: [{ property: "client_verified", operator: "is", values: ["true"] }] });
+    const gateway = await device("gateway", gatewayToken);
+    await gateway.next("init");
+    const key = randomPublicKey();
+    const client = await ScriptedDevice.connect(t.portal.url, "client", clientToken, { public_key: key });
+    open.push(client);
+    await client.join();
+    await client.next("init");
+    await client.request("request_authorization", { resource_id: vault.id });
+    expect(((await client.next("authorization_creation_failed")).payload as { violated_conditions: { property: string }[] }).violated_conditions.map((c) => c.property)).toEqual(["client_verified"]);
+
+    const deviceId = ((await t.call("GET", "/api/devices?kind=client&limit=500")).body.data as { id: string; public_key: string }[]).find((d) => d.public_key === key)!.id;
+    await api("POST", `/api/devices/${deviceId}/verify`);
+    // The verification reaches the hub through the change bus: wait until its connection shows it.
+    const connection = [...t.portal.realtime.channels.connections].find((c) => c.device?.publicKey === key)!;
+    for (let waited = 0; connection.device?.verifiedAt === null && waited < 5000; waited += 10) await new Promise((resolve) => setTimeout(resolve, 10));
+    await client.request("request_authorization", { resource_id: vault.id });
+    const create = (await gateway.next("create_authorization")).payload as { authorization_id: string };
+    await gateway.request("authorization_created", { authorization_id: create.authorization_id });
+    await client.next("authorization_created");
+    await api("POST", `/api/devices/${deviceId}/unverify`);
+    expect(((await gateway.next("reject_access")).payload as { authorization_id: string }).authorization_id).toBe(create.authorization_id);
+  });
 });

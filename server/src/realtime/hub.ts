@@ -311,6 +311,11 @@ export class RealtimeHub implements ChannelHandlers {
     // A revoked token or a deleted device ends its sockets: it could not connect again either.
     if (change.table === "tokens" && change.action === "delete") this.disconnect(state, (c) => c.principal.tokenId === change.objectId, "token_revoked");
     if (change.table === "devices" && change.action === "delete") this.disconnect(state, (c) => c.device?.id === change.objectId, "device_deleted");
+    if (change.table === "devices" && change.action === "update") {
+      // Verified or not is a condition: the client's device row is read again, its access re-checked.
+      state.applying = state.applying.then(() => this.refreshDevice(state, change.objectId));
+      return state.applying;
+    }
     if (!VIEW_TABLES.has(change.table)) return Promise.resolve();
     state.applying = state.applying.then(() => this.applyChange(state, change));
     return state.applying;
@@ -333,6 +338,22 @@ export class RealtimeHub implements ChannelHandlers {
       }
     } catch (error) {
       this.options.log("error", "applying a change failed", { error: String((error as Error)?.stack ?? error), account: change.accountId });
+    }
+  }
+
+  private async refreshDevice(state: AccountState, deviceId: string | null): Promise<void> {
+    const clients = [...state.clients].filter((c) => c.device?.id === deviceId);
+    if (clients.length === 0) return;
+    try {
+      const device = await clients[0]!.scope.repository(DeviceEntity).get(deviceId!);
+      if (device === null) return;
+      const view = await state.view;
+      for (const client of clients) {
+        client.device = device;
+        await this.refreshClient(client, view);
+      }
+    } catch (error) {
+      this.options.log("error", "refreshing a device failed", { error: String(error) });
     }
   }
 

@@ -30,14 +30,14 @@ describe("two portal nodes on one PostgreSQL", () => {
   });
 
   it.skipIf(postgres.missing !== undefined)("a client on A reaches a gateway on B; revocation from B's API reaches both; B stopping drops nothing on A", async () => {
-    const onB = async (method: string, path: string, body?: unknown): Promise<Record<string, string>> => {
+    const onB = async (method: string, path: string, body?: unknown): Promise<{ id: string; token: string }> => {
       const res = await fetch(`${nodeB!.url}${path}`, {
         method,
         headers: { authorization: `Bearer ${t.a.token}`, ...(body !== undefined ? { "content-type": "application/json" } : {}) },
         ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
       });
       expect(res.status, `${method} ${path}`).toBeLessThan(300);
-      return res.status === 204 ? {} : ((await res.json()) as Record<string, string>);
+      return (res.status === 204 ? {} : await res.json()) as { id: string; token: string };
     };
     const connect = async (url: string, role: "client" | "gateway", token: string, key = randomPublicKey()): Promise<ScriptedDevice> => {
       const device = await ScriptedDevice.connect(url, role, token, { public_key: key });
@@ -55,7 +55,7 @@ describe("two portal nodes on one PostgreSQL", () => {
     const db = await onB("POST", "/api/resources", { type: "ip", name: "db", address: "10.0.0.5", site_ids: [site.id] });
     const wikiPolicy = await onB("POST", "/api/policies", { group_id: group.id, resource_id: wiki.id });
     await onB("POST", "/api/policies", { group_id: group.id, resource_id: db.id });
-    const gatewayToken = (await onB("POST", `/api/sites/${site.id}/gateway_tokens`, {})).token!;
+    const gatewayToken = (await onB("POST", `/api/sites/${site.id}/gateway_tokens`, {})).token;
     const clientToken = (await issueToken(t.a.scope, { kind: "client", actorId: user.actor.id })).token;
 
     const gatewayKey = randomPublicKey();
