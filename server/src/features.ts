@@ -1,6 +1,7 @@
 // The feature modules of the portal's API; their controllers together are its route table.
 
 import type { Type } from "@nestjs/common";
+import { AccountModule } from "./accounts/account.controller.js";
 import { ActorsModule } from "./actors/actors.module.js";
 import { AuthModule } from "./auth/auth.module.js";
 import { DevicesModule } from "./devices/devices.module.js";
@@ -10,4 +11,4 @@ import { ResourcesModule } from "./resources/resources.module.js";
 import { SitesModule } from "./sites/sites.module.js";
 import { TokensModule } from "./tokens/tokens.module.js";
 
-export const FEATURE_MODULES: Type[] = [AuthModule, ActorsModule, GroupsModule, SitesModule, ResourcesModule, PoliciesModule, DevicesModule, TokensModule];
+export const FEATURE_MODULES: Type[] = [AccountModule, AuthModule, ActorsModule, GroupsModule, SitesModule, ResourcesModule, PoliciesModule, DevicesModule, TokensModule];

@@ -294,6 +294,19 @@ export class AccountScope {
     return this.manager.getRepository(AccountEntity).findOneOrFail({ where: { id: this.accountId } });
   }
 
+  /** Changes the scope's own account (its settings), logged and notified like any tenant change. */
+  async updateAccount(patch: Partial<Pick<Account, "name" | "upstreamDns">>): Promise<Account> {
+    const work = async (manager: EntityManager): Promise<Account> => {
+      const accounts = manager.getRepository(AccountEntity);
+      const before = await accounts.findOneOrFail({ where: { id: this.accountId } });
+      await accounts.update({ id: this.accountId }, patch as never);
+      const after = await accounts.findOneOrFail({ where: { id: this.accountId } });
+      await logChange(manager, this.accountId, this.actorId, "update", "accounts", this.accountId, before, after);
+      return after;
+    };
+    return this.manager.queryRunner?.isTransactionActive ? work(this.manager) : this.manager.transaction(work);
+  }
+
   links<T extends { accountId: string }>(schema: EntitySchema<T>): TenantLinks<T> {
     return new TenantLinks(this.manager, schema, this.accountId, this.actorId);
   }

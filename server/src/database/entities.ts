@@ -15,6 +15,8 @@ export interface Account {
   id: string;
   slug: string;
   name: string;
+  /** DNS servers the account's clients forward other queries to; empty: the portal's default. */
+  upstreamDns: string[];
   createdAt: Date;
 }
 
@@ -121,7 +123,7 @@ const updatedAt = { updatedAt: { name: "updated_at", type: "timestamptz", update
 export const AccountEntity = new EntitySchema<Account>({
   name: "Account",
   tableName: "accounts",
-  columns: { id: { type: "uuid", primary: true }, slug: { type: "text" }, name: { type: "text" }, ...createdAt },
+  columns: { id: { type: "uuid", primary: true }, slug: { type: "text" }, name: { type: "text" }, upstreamDns: { name: "upstream_dns", type: "jsonb" }, ...createdAt },
 });
 
 export const ActorEntity = new EntitySchema<Actor>({

@@ -248,4 +248,23 @@ describe.each(DATABASES)("the realtime hub on $name", (kind) => {
     await api("POST", `/api/devices/${deviceId}/unverify`);
     expect(((await gateway.next("reject_access")).payload as { authorization_id: string }).authorization_id).toBe(create.authorization_id);
   });
+
+  run("account DNS settings: validated by the API, in init, and pushed as config_changed to every device", async () => {
+    const bad = await t.call("PATCH", "/api/account", { body: { upstream_dns: ["1.1.1.1", "not-an-ip", "1.1.1.1"] } });
+    expect(bad.status).toBe(422);
+    expect(bad.body.errors.map((e: { field: string; code: string }) => `${e.field} ${e.code}`)).toEqual(["upstream_dns/1 upstream_dns.invalid", "upstream_dns/2 upstream_dns.duplicate"]);
+    const client = await device("client", clientToken);
+    expect(((await client.next("init")).payload as { interface: { upstream_dns: string[] } }).interface.upstream_dns).toEqual([]);
+    const gateway = await device("gateway", gatewayToken);
+    await gateway.next("init");
+    const changed = await api("PATCH", "/api/account", { upstream_dns: ["1.1.1.1", "2606:4700:4700:0:0:0:0:1111"] });
+    expect(changed.upstream_dns).toEqual(["1.1.1.1", "2606:4700:4700::1111"]);
+    for (const d of [client, gateway]) {
+      const pushed = (await d.next("config_changed")).payload as { interface: { upstream_dns: string[]; ipv4: string } };
+      expect(pushed.interface.upstream_dns).toEqual(["1.1.1.1", "2606:4700:4700::1111"]);
+      expect(pushed.interface.ipv4).toMatch(/^100\./);
+    }
+    const later = await device("client", clientToken);
+    expect(((await later.next("init")).payload as { interface: { upstream_dns: string[] } }).interface.upstream_dns).toEqual(["1.1.1.1", "2606:4700:4700::1111"]);
+  });
 });

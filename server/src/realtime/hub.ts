@@ -84,6 +84,8 @@ interface AccountState {
   view: Promise<AccountView>;
   /** The tail of this account's change queue. */
   applying: Promise<void>;
+  /** The account's own upstream DNS servers (empty: the portal's default). */
+  upstreamDns: Promise<string[]>;
   clients: Set<DeviceConnection>;
   gateways: Set<DeviceConnection>;
   relays: Set<DeviceConnection>;
@@ -130,7 +132,12 @@ export class RealtimeHub implements ChannelHandlers {
   private account(accountId: string): AccountState {
     let state = this.accounts.get(accountId);
     if (state === undefined) {
-      state = { view: AccountView.load(new AccountScope(this.options.db, accountId, null)), applying: Promise.resolve(), clients: new Set(), gateways: new Set(), relays: new Set() };
+      state = { view: AccountView.load(new AccountScope(this.options.db, accountId, null)), applying: Promise.resolve(),
+        upstreamDns: new AccountScope(this.options.db, accountId, null).account().then((a) => a.upstreamDns),
+        clients: new Set(),
+        gateways: new Set(),
+        relays: new Set(),
+      };
       this.accounts.set(accountId, state);
     }
     return state;
@@ -169,10 +176,10 @@ export class RealtimeHub implements ChannelHandlers {
       const resources = await this.clientResources(connection, view);
       const client: ClientState = { sent: new Map(resources.map((r) => [r.id, JSON.stringify(r)])), authorizations: new Map() };
       this.clients.set(connection, client);
-      connection.push("init", { interface: this.interfaceOf(device), resources, relays });
+      connection.push("init", { interface: await this.interfaceOf(state, device), resources, relays });
     } else {
       state.gateways.add(connection);
-      connection.push("init", { interface: this.interfaceOf(device), relays, authorizations: await this.liveAuthorizations(accountId, device) });
+      connection.push("init", { interface: await this.interfaceOf(state, device), relays, authorizations: await this.liveAuthorizations(accountId, device) });
     }
   }
 
@@ -277,8 +284,9 @@ export class RealtimeHub implements ChannelHandlers {
     void this.options.presence.leave(accountId, deviceId).catch((error: unknown) => this.options.log("warn", "presence leave failed", { error: String(error) }));
   }
 
-  private interfaceOf(device: Device): Interface {
-    return { ipv4: device.ipv4, ipv6: device.ipv6, upstream_dns: this.options.upstreamDns ?? [] };
+  private async interfaceOf(state: AccountState, device: Device): Promise<Interface> {
+    const own = await state.upstreamDns;
+    return { ipv4: device.ipv4, ipv6: device.ipv6, upstream_dns: own.length > 0 ? own : (this.options.upstreamDns ?? []) };
   }
 
   private async clientResources(connection: DeviceConnection, view: AccountView): Promise<ClientResource[]> {
@@ -314,6 +322,14 @@ export class RealtimeHub implements ChannelHandlers {
     if (change.table === "devices" && change.action === "update") {
       // Verified or not is a condition: the client's device row is read again, its access re-checked.
       state.applying = state.applying.then(() => this.refreshDevice(state, change.objectId));
+      return state.applying;
+    }
+    if (change.table === "accounts") {
+      // Settings changed: every client and gateway here gets its interface again.
+      state.applying = state.applying.then(async () => {
+        state.upstreamDns = new AccountScope(this.options.db, change.accountId, null).account().then((a) => a.upstreamDns);
+        for (const connection of [...state.clients, ...state.gateways]) connection.push("config_changed", { interface: await this.interfaceOf(state, connection.device!) });
+      });
       return state.applying;
     }
     if (!VIEW_TABLES.has(change.table)) return Promise.resolve();
