@@ -1,0 +1,67 @@
+// Authorization records on both databases: every record resolves only once it is in the table;
+// concurrent records share batches; a batch that cannot be written rejects every record in it and
+// leaves none of them behind; revocation keeps the first reason.
+
+import { randomUUID } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DeviceEntity, ResourceEntity, SiteEntity } from "../database/entities.js";
+import { DATABASES, startTestPortal, type TestPortal } from "../testing/api.js";
+import { AuthorizationRecorder, type AuthorizationRecord } from "./authorization-recorder.js";
+
+describe.each(DATABASES)("authorization records on $name", (kind) => {
+  let t: TestPortal;
+  let base: Omit<AuthorizationRecord, "id">;
+  beforeAll(async () => {
+    if (kind.missing !== undefined) return;
+    t = await startTestPortal(kind);
+    const scope = t.a.scope;
+    const site = await scope.repository(SiteEntity).insert({ name: "s" });
+    const resource = await scope.repository(ResourceEntity).insert({ type: "ip", name: "r", address: "10.0.0.1", addressDescription: null, filters: [] });
+    const client = await scope.repository(DeviceEntity).insert({ kind: "client", actorId: t.a.admin.id, siteId: null, name: "c", publicKey: Buffer.alloc(32, 1).toString("base64"), ipv4: "100.64.0.2", ipv6: "fd00:2021:1111::2", verifiedAt: null, lastSeenAt: null });
+    const gateway = await scope.repository(DeviceEntity).insert({ kind: "gateway", actorId: null, siteId: site.id, name: "g", publicKey: Buffer.alloc(32, 2).toString("base64"), ipv4: "100.64.0.3", ipv6: "fd00:2021:1111::3", verifiedAt: null, lastSeenAt: null });
+    base = { accountId: t.a.account.id, clientDeviceId: client.id, gatewayDeviceId: gateway.id, resourceId: resource.id, policyId: randomUUID(), actorId: t.a.admin.id, createdAt: new Date(), expiresAt: new Date(Date.now() + 3_600_000) };
+  }, 60_000);
+  afterAll(async () => t?.close());
+  const run = it.skipIf(kind.missing !== undefined);
+  const count = async (ids: string[]): Promise<number> =>
+    ((await t.portal.database.query(`SELECT count(*)::int AS n FROM authorizations WHERE id = ANY($1::uuid[])`, [ids])) as { n: number }[])[0]!.n;
+
+  run("writes concurrent records in shared batches, each resolved once it is stored", async () => {
+    const recorder = new AuthorizationRecorder(t.portal.database);
+    const ids = Array.from({ length: 300 }, () => randomUUID());
+    await Promise.all(
+      ids.map(async (id) => {
+        await recorder.record({ ...base, id });
+        expect(await count([id]), "stored when resolved").toBe(1);
+      }),
+    );
+    expect(recorder.written).toBe(300);
+    expect(recorder.batches).toBeLessThan(300);
+    expect(recorder.batches).toBeGreaterThanOrEqual(1);
+  });
+
+  run("a batch that fails rejects every record in it and stores none of them", async () => {
+    const recorder = new AuthorizationRecorder(t.portal.database);
+    const first = randomUUID();
+    const held = recorder.record({ ...base, id: first });
+    // While the first write is in flight these queue into one batch; one of them names no resource.
+    const good = [randomUUID(), randomUUID()];
+    const batch = [...good.map((id) => recorder.record({ ...base, id })), recorder.record({ ...base, id: randomUUID(), resourceId: randomUUID() })];
+    await held;
+    const results = await Promise.allSettled(batch);
+    expect(results.every((r) => r.status === "rejected")).toBe(true);
+    expect(await count(good)).toBe(0);
+    await recorder.record({ ...base, id: randomUUID() });
+    expect(recorder.written).toBe(2);
+  });
+
+  run("revoking keeps the first reason", async () => {
+    const recorder = new AuthorizationRecorder(t.portal.database);
+    const id = randomUUID();
+    await recorder.record({ ...base, id });
+    await recorder.revoke(base.accountId, [id], "policy");
+    await recorder.revoke(base.accountId, [id], "expired");
+    const rows = (await t.portal.database.query(`SELECT revoke_reason FROM authorizations WHERE id = $1`, [id])) as { revoke_reason: string }[];
+    expect(rows[0]!.revoke_reason).toBe("policy");
+  });
+});
