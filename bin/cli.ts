@@ -46,6 +46,10 @@ const SUITES: Record<string, { summary: string; load: () => Promise<BenchSuite> 
     summary: "TURN ChannelData through ours and coturn's turnserver between two namespaces: messages/s at ≤ 0.1 % loss, Mbit/s, CPU per packet",
     load: async () => (await import("../bench/relay.js")).relaySuite,
   },
+  portal: {
+    summary: "the portal's realtime side over WebSockets on PostgreSQL: authorizations/s with p50/p99, revocation latency, memory per connected device, against the issue's targets",
+    load: async () => (await import("../bench/portal.js")).portalSuite,
+  },
 };
 
 const MAIN_HELP = `Usage: wardline <command> [options]

@@ -38,7 +38,8 @@ describe.each(DATABASES)("the realtime hub on $name", (kind) => {
 
   beforeAll(async () => {
     if (kind.missing !== undefined) return;
-    t = await startTestPortal(kind);
+    // A gateway that does not answer is given 1.5 s here, not 15, so the timeout can be tested.
+    t = await startTestPortal(kind, { portal: { realtime: { authorizationTimeoutMs: 1500 } } });
     site = (await api("POST", "/api/sites", { name: "hq" })) as { id: string };
     group = (await api("POST", "/api/groups", { name: "engineering" })) as { id: string };
     user = await t.actorWithToken(t.a, "user");
@@ -99,6 +100,20 @@ describe.each(DATABASES)("the realtime hub on $name", (kind) => {
     await client.next("resource_created_or_updated");
     await client.request("request_authorization", { resource_id: far.id });
     expect((await client.next("authorization_creation_failed")).payload).toMatchObject({ resource_id: far.id, reason: "offline" });
+
+    // A gateway that never acknowledges: the client hears "timeout", the gateway is told to drop it,
+    // and the record says it was revoked.
+    const silent = await device("gateway", gatewayToken);
+    await silent.next("init");
+    const plain = await resource("plain");
+    await api("POST", "/api/policies", { group_id: group.id, resource_id: plain.id });
+    await client.next((f) => f.event === "resource_created_or_updated" && (f.payload as { id: string }).id === plain.id);
+    await client.request("request_authorization", { resource_id: plain.id });
+    const create = (await silent.next("create_authorization")).payload as { authorization_id: string };
+    expect((await client.next("authorization_creation_failed", 5000)).payload).toMatchObject({ resource_id: plain.id, reason: "timeout" });
+    expect(((await silent.next("reject_access")).payload as { authorization_id: string }).authorization_id).toBe(create.authorization_id);
+    const rows = (await t.portal.database.query(`SELECT revoke_reason FROM authorizations WHERE id = $1`, [create.authorization_id])) as { revoke_reason: string }[];
+    expect(rows[0]!.revoke_reason).toBe("timeout");
   });
 
   run("pushes resource changes and revokes on a deleted policy: reject_access to the gateway, resource_deleted to the client", async () => {

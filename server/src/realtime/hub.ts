@@ -59,6 +59,8 @@ export interface HubOptions {
   pairSecret: Buffer;
   geoip?: GeoIpReader | undefined;
   upstreamDns?: string[];
+  /** How long a gateway has to acknowledge; default AUTHORIZATION_TIMEOUT_MS. */
+  authorizationTimeoutMs?: number;
   log: (level: "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => void;
   now?: () => number;
 }
@@ -556,7 +558,7 @@ export class RealtimeHub implements ChannelHandlers {
       const timer = setTimeout(() => {
         this.pendingAcks.delete(authorizationId);
         resolve({ ok: false, reason: "timeout" });
-      }, AUTHORIZATION_TIMEOUT_MS);
+      }, this.options.authorizationTimeoutMs ?? AUTHORIZATION_TIMEOUT_MS);
       timer.unref();
       this.pendingAcks.set(authorizationId, {
         timer,
@@ -631,7 +633,7 @@ export class RealtimeHub implements ChannelHandlers {
       const authorizationId = message.payload.authorization_id;
       this.ackRoutes.set(authorizationId, message.replyTo);
       // The asking node gives up after AUTHORIZATION_TIMEOUT_MS; the route is not needed after that.
-      setTimeout(() => this.ackRoutes.delete(authorizationId), 2 * AUTHORIZATION_TIMEOUT_MS).unref();
+      setTimeout(() => this.ackRoutes.delete(authorizationId), 2 * (this.options.authorizationTimeoutMs ?? AUTHORIZATION_TIMEOUT_MS)).unref();
       gateway.push("create_authorization", message.payload);
     } else if (message.type === "reject_access") {
       gateway?.push("reject_access", message.payload);

@@ -20,6 +20,8 @@ export interface RealtimeSettings {
   upstreamDns?: string[];
   geoip?: GeoIpReader;
   presence?: PresenceOptions;
+  /** How long a gateway has to acknowledge an authorization (default AUTHORIZATION_TIMEOUT_MS). */
+  authorizationTimeoutMs?: number;
 }
 
 export interface Realtime {
@@ -53,6 +55,7 @@ export async function startRealtime(options: { db: DataSource; guard: AuthGuard;
     pairSecret: await sharedSecret(db, PAIR_SECRET_NAME),
     geoip: options.geoip,
     ...(options.upstreamDns !== undefined ? { upstreamDns: options.upstreamDns } : {}),
+    ...(options.authorizationTimeoutMs !== undefined ? { authorizationTimeoutMs: options.authorizationTimeoutMs } : {}),
     log,
   });
   const channels = new ChannelServer({ db, guard: options.guard, limiter: options.limiter, devices: options.devices, handlers: hub, log });

@@ -69,7 +69,7 @@ let accounts = 0;
 /** A portal on `kind` with tenants A and B. */
 export async function startTestPortal(
   kind: DatabaseKind,
-  options: { rateLimit?: RateLimitOptions; portal?: Partial<Pick<PortalOptions, "publicUrl" | "mail">> } = {},
+  options: { rateLimit?: RateLimitOptions; portal?: Partial<Pick<PortalOptions, "publicUrl" | "mail" | "realtime">> } = {},
 ): Promise<TestPortal> {
   const db = await kind.open();
   let portal: Portal;
