@@ -47,10 +47,49 @@ export class AuthorizationRecorder {
     });
   }
 
-  /** Marks authorizations revoked, with why; the ones already revoked keep their first reason. */
-  async revoke(accountId: string, ids: readonly string[], reason: string, at: Date = new Date()): Promise<void> {
-    if (ids.length === 0) return;
-    await this.db.query(`UPDATE authorizations SET revoked_at = $3, revoke_reason = $4 WHERE account_id = $1 AND id = ANY($2::uuid[]) AND revoked_at IS NULL`, [accountId, ids, at, reason]);
+  /**
+   * Marks authorizations revoked, with why; the ones already revoked keep their first reason. Batched
+   * like records: revocations queued during a write go out together, one UPDATE per account and reason.
+   */
+  revoke(accountId: string, ids: readonly string[], reason: string, at: Date = new Date()): Promise<void> {
+    if (ids.length === 0) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      this.revocations.push({ accountId, ids, reason, at, resolve, reject });
+      if (!this.revoking) void this.drainRevocations();
+    });
+  }
+
+  private revocations: { accountId: string; ids: readonly string[]; reason: string; at: Date; resolve: () => void; reject: (error: unknown) => void }[] = [];
+  private revoking = false;
+
+  private async drainRevocations(): Promise<void> {
+    this.revoking = true;
+    try {
+      while (this.revocations.length > 0) {
+        const batch = this.revocations.splice(0);
+        const groups = new Map<string, typeof batch>();
+        for (const r of batch) {
+          const key = `${r.accountId}\0${r.reason}`;
+          groups.set(key, [...(groups.get(key) ?? []), r]);
+        }
+        for (const group of groups.values()) {
+          const first = group[0]!;
+          try {
+            await this.db.query(`UPDATE authorizations SET revoked_at = $3, revoke_reason = $4 WHERE account_id = $1 AND id = ANY($2::uuid[]) AND revoked_at IS NULL`, [
+              first.accountId,
+              group.flatMap((r) => r.ids),
+              first.at,
+              first.reason,
+            ]);
+            for (const r of group) r.resolve();
+          } catch (error) {
+            for (const r of group) r.reject(error);
+          }
+        }
+      }
+    } finally {
+      this.revoking = false;
+    }
   }
 
   private async drain(): Promise<void> {

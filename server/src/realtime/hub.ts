@@ -82,12 +82,25 @@ interface ClientState {
   authorizations: Map<string, ClientAuthorization>;
 }
 
+interface Directory {
+  sites: Map<string, string>;
+  gateways: Map<string, Device>;
+  online: Map<string, Set<string>>;
+}
+
 interface AccountState {
   view: Promise<AccountView>;
   /** The tail of this account's change queue. */
   applying: Promise<void>;
   /** The account's own upstream DNS servers (empty: the portal's default). */
   upstreamDns: Promise<string[]>;
+  /**
+   * What picking a gateway and describing resources needs, kept in memory so an authorization costs
+   * no query: site names, the account's gateways, and the nodes each gateway is connected to. Loaded
+   * with the account, then kept current from the change bus (sites, devices) and presence
+   * announcements (joins and leaves on any node).
+   */
+  directory: Promise<Directory>;
   clients: Set<DeviceConnection>;
   gateways: Set<DeviceConnection>;
   relays: Set<DeviceConnection>;
@@ -110,6 +123,7 @@ export class RealtimeHub implements ChannelHandlers {
   private readonly pendingAcks = new Map<string, { resolve: (ok: boolean, reason?: string) => void; timer: NodeJS.Timeout }>();
   /** Authorizations from this node per gateway device: the load the picker balances. */
   private readonly gatewayLoad = new Map<string, number>();
+  private readonly directoryReloadedAt = new Map<string, number>();
   private readonly now: () => number;
   private readonly unsubscribe: (() => void)[] = [];
   /** Decisions made here: for tests and the benchmark. */
@@ -134,8 +148,12 @@ export class RealtimeHub implements ChannelHandlers {
   private account(accountId: string): AccountState {
     let state = this.accounts.get(accountId);
     if (state === undefined) {
-      state = { view: AccountView.load(new AccountScope(this.options.db, accountId, null)), applying: Promise.resolve(),
-        upstreamDns: new AccountScope(this.options.db, accountId, null).account().then((a) => a.upstreamDns),
+      const scope = new AccountScope(this.options.db, accountId, null);
+      state = {
+        view: AccountView.load(scope),
+        applying: Promise.resolve(),
+        upstreamDns: scope.account().then((a) => a.upstreamDns),
+        directory: this.loadDirectory(scope),
         clients: new Set(),
         gateways: new Set(),
         relays: new Set(),
@@ -143,6 +161,19 @@ export class RealtimeHub implements ChannelHandlers {
       this.accounts.set(accountId, state);
     }
     return state;
+  }
+
+  private async loadDirectory(scope: AccountScope): Promise<Directory> {
+    const [sites, gateways, online] = await Promise.all([
+      scope.repository(SiteEntity).list(),
+      scope.repository(DeviceEntity).list({ where: { kind: "gateway" } }),
+      this.options.presence.onlineOfKind(scope.accountId, "gateway"),
+    ]);
+    return {
+      sites: new Map(sites.map((site) => [site.id, site.name])),
+      gateways: new Map(gateways.map((gateway) => [gateway.id, gateway])),
+      online: new Map([...online].map(([id, nodes]) => [id, new Set(nodes)])),
+    };
   }
 
   async joined(connection: DeviceConnection): Promise<void> {
@@ -181,6 +212,10 @@ export class RealtimeHub implements ChannelHandlers {
       connection.push("init", { interface: await this.interfaceOf(state, device), resources, relays });
     } else {
       state.gateways.add(connection);
+      // Here at once, without waiting for our own announcement to come back over the node bus.
+      const directory = await state.directory;
+      directory.gateways.set(device.id, device);
+      directory.online.set(device.id, (directory.online.get(device.id) ?? new Set()).add(this.options.nodes.nodeId));
       connection.push("init", { interface: await this.interfaceOf(state, device), relays, authorizations: await this.liveAuthorizations(accountId, device) });
     }
   }
@@ -248,6 +283,17 @@ export class RealtimeHub implements ChannelHandlers {
   /** A relay came or went on some node: the devices here that should use it, or did, hear of it. */
   private async onPresence(change: PresenceChange): Promise<void> {
     const changed = "device" in change ? [change.device] : change.devices;
+    const arrived = change.event === "join" || change.event === "node_up";
+    for (const gateway of changed.filter((d) => d.kind === "gateway")) {
+      const state = this.accounts.get(gateway.accountId);
+      if (state === undefined) continue;
+      const { online } = await state.directory;
+      const nodes = online.get(gateway.deviceId) ?? new Set<string>();
+      if (arrived) nodes.add(change.nodeId);
+      else nodes.delete(change.nodeId);
+      if (nodes.size > 0) online.set(gateway.deviceId, nodes);
+      else online.delete(gateway.deviceId);
+    }
     const relays = changed.filter((d) => d.kind === "relay");
     for (const relay of relays) {
       const state = this.accounts.get(relay.accountId);
@@ -280,6 +326,9 @@ export class RealtimeHub implements ChannelHandlers {
     state?.clients.delete(connection);
     state?.gateways.delete(connection);
     state?.relays.delete(connection);
+    if (state !== undefined && connection.role === "gateway" && ![...state.gateways].some((g) => g.device?.id === connection.device?.id)) {
+      void state.directory.then((directory) => directory.online.get(connection.device!.id)?.delete(this.options.nodes.nodeId));
+    }
     this.dropClientTimers(connection);
     clearTimeout(this.tokenTimers.get(connection));
     const deviceId = connection.device?.id ?? connection.principal.tokenId;
@@ -294,7 +343,7 @@ export class RealtimeHub implements ChannelHandlers {
   private async clientResources(connection: DeviceConnection, view: AccountView): Promise<ClientResource[]> {
     const visible = view.resourcesVisibleTo(connection.principal.actorId!);
     if (visible.length === 0) return [];
-    const sites = new Map((await connection.scope.repository(SiteEntity).list()).map((s) => [s.id, s.name]));
+    const { sites } = await this.account(connection.principal.accountId).directory;
     return visible
       .map((r) => ({
         id: r.id,
@@ -321,9 +370,8 @@ export class RealtimeHub implements ChannelHandlers {
     // A revoked token or a deleted device ends its sockets: it could not connect again either.
     if (change.table === "tokens" && change.action === "delete") this.disconnect(state, (c) => c.principal.tokenId === change.objectId, "token_revoked");
     if (change.table === "devices" && change.action === "delete") this.disconnect(state, (c) => c.device?.id === change.objectId, "device_deleted");
-    if (change.table === "devices" && change.action === "update") {
-      // Verified or not is a condition: the client's device row is read again, its access re-checked.
-      state.applying = state.applying.then(() => this.refreshDevice(state, change.objectId));
+    if (change.table === "devices") {
+      state.applying = state.applying.then(() => this.applyDeviceChange(state, change));
       return state.applying;
     }
     if (change.table === "accounts") {
@@ -341,12 +389,13 @@ export class RealtimeHub implements ChannelHandlers {
 
   private async applyChange(state: AccountState, change: ChangeNotification): Promise<void> {
     try {
-      const rows = (await this.options.db.query(`SELECT object_table, action, object_id, before, after FROM change_log WHERE account_id = $1 AND id = $2`, [
-        change.accountId,
-        change.changeId,
-      ])) as { object_table: string; action: "insert" | "update" | "delete"; object_id: string; before: unknown; after: unknown }[];
-      const row = rows[0];
+      const row = await this.changeRow(change);
       if (row === undefined) return;
+      if (row.object_table === "sites") {
+        const { sites } = await state.directory;
+        if (row.action === "delete") sites.delete(row.object_id);
+        else sites.set(row.object_id, (row.after as { name: string }).name);
+      }
       const view = await state.view;
       view.apply({ objectTable: row.object_table, action: row.action, objectId: row.object_id, before: row.before, after: row.after });
       for (const client of state.clients) await this.refreshClient(client, view);
@@ -357,6 +406,30 @@ export class RealtimeHub implements ChannelHandlers {
     } catch (error) {
       this.options.log("error", "applying a change failed", { error: String((error as Error)?.stack ?? error), account: change.accountId });
     }
+  }
+
+  /** A device added, changed or removed: the gateway directory follows; a client's access is re-checked. */
+  private async applyDeviceChange(state: AccountState, change: ChangeNotification): Promise<void> {
+    try {
+      const row = await this.changeRow(change);
+      if (row === undefined) return;
+      const directory = await state.directory;
+      const after = row.after as (Device & { kind: string }) | null;
+      if (row.action === "delete") directory.gateways.delete(row.object_id);
+      else if (after !== null && after.kind === "gateway") directory.gateways.set(after.id, after);
+    } catch (error) {
+      this.options.log("error", "applying a device change failed", { error: String(error) });
+    }
+    // Verified or not is a condition: the client's device row is read again, its access re-checked.
+    if (change.action === "update") await this.refreshDevice(state, change.objectId);
+  }
+
+  private async changeRow(change: ChangeNotification): Promise<{ object_table: string; action: "insert" | "update" | "delete"; object_id: string; before: unknown; after: unknown } | undefined> {
+    const rows = (await this.options.db.query(`SELECT object_table, action, object_id, before, after FROM change_log WHERE account_id = $1 AND id = $2`, [
+      change.accountId,
+      change.changeId,
+    ])) as { object_table: string; action: "insert" | "update" | "delete"; object_id: string; before: unknown; after: unknown }[];
+    return rows[0];
   }
 
   private async refreshDevice(state: AccountState, deviceId: string | null): Promise<void> {
@@ -464,7 +537,7 @@ export class RealtimeHub implements ChannelHandlers {
       if (decision.reason === "no_policy") return fail("not_found");
       return fail("denied", decision.violated.flatMap((v) => v.conditions) as ViolatedCondition[]);
     }
-    const gateway = await this.pickGateway(connection.scope, accountId, resource, preferred);
+    const gateway = await this.pickGateway(accountId, resource, preferred);
     if (gateway === undefined) {
       this.decisions.failed++;
       return fail("offline");
@@ -521,7 +594,11 @@ export class RealtimeHub implements ChannelHandlers {
       timer: setTimeout(() => void this.expire(connection, id), Math.max(0, Math.min(expiresAt - this.now(), 2 ** 31 - 1))),
     };
     authorization.timer.unref();
+    // A client holds one authorization per resource: asking again (a reconnect, another gateway)
+    // supersedes the one before, which ends on its gateway too.
+    const superseded = [...state.authorizations.values()].filter((a) => a.resourceId === resourceId);
     state.authorizations.set(id, authorization);
+    for (const old of superseded) await this.end(connection, old, "superseded");
     this.gatewayLoad.set(gateway.device.id, (this.gatewayLoad.get(gateway.device.id) ?? 0) + 1);
     connection.push("authorization_created", {
       resource_id: resourceId,
@@ -538,19 +615,28 @@ export class RealtimeHub implements ChannelHandlers {
   }
 
   /** An online gateway of one of the resource's sites, and the node its socket is on. */
-  private async pickGateway(scope: AccountScope, accountId: string, resource: ViewResource, preferred: string[]): Promise<{ device: Device; node: string } | undefined> {
-    const siteIds = [...resource.siteIds];
-    if (siteIds.length === 0) return undefined;
-    const devices = (await scope.repository(DeviceEntity).list({ where: { kind: "gateway" } })).filter((d) => d.siteId !== null && resource.siteIds.has(d.siteId));
-    if (devices.length === 0) return undefined;
-    const online = await this.options.presence.online(accountId, devices.map((d) => d.id));
-    const candidates = devices.filter((d) => (online.get(d.id) ?? []).length > 0);
-    if (candidates.length === 0) return undefined;
+  private async pickGateway(accountId: string, resource: ViewResource, preferred: string[], retry = true): Promise<{ device: Device; node: string } | undefined> {
+    const directory = await this.account(accountId).directory;
+    const candidates: Device[] = [];
+    for (const [id, nodes] of directory.online) {
+      const gateway = directory.gateways.get(id);
+      if (nodes.size > 0 && gateway?.siteId != null && resource.siteIds.has(gateway.siteId)) candidates.push(gateway);
+    }
+    if (candidates.length === 0) {
+      // Perhaps an announcement was missed: read the directory again, at most once a second.
+      const state = this.account(accountId);
+      if (retry && this.now() - (this.directoryReloadedAt.get(accountId) ?? 0) > 1000) {
+        this.directoryReloadedAt.set(accountId, this.now());
+        state.directory = this.loadDirectory(new AccountScope(this.options.db, accountId, null));
+        return this.pickGateway(accountId, resource, preferred, false);
+      }
+      return undefined;
+    }
     const preferredOnline = candidates.filter((d) => preferred.includes(d.id));
     const pool = preferredOnline.length > 0 ? preferredOnline : candidates;
-    pool.sort((a, b) => (this.gatewayLoad.get(a.id) ?? 0) - (this.gatewayLoad.get(b.id) ?? 0));
-    const device = pool[0]!;
-    return { device, node: online.get(device.id)![0]! };
+    let device = pool[0]!;
+    for (const d of pool) if ((this.gatewayLoad.get(d.id) ?? 0) < (this.gatewayLoad.get(device.id) ?? 0)) device = d;
+    return { device, node: [...directory.online.get(device.id)!][0]! };
   }
 
   private awaitAck(authorizationId: string): Promise<{ ok: boolean; reason?: string }> {
@@ -583,8 +669,15 @@ export class RealtimeHub implements ChannelHandlers {
   }
 
   private async revoke(connection: DeviceConnection, authorization: ClientAuthorization, reason: string): Promise<void> {
+    if (!(await this.end(connection, authorization, reason))) return;
+    this.clients.get(connection)!.sent.delete(authorization.resourceId);
+    connection.push("resource_deleted", { id: authorization.resourceId });
+  }
+
+  /** Ends an authorization: forgotten here, revoked in its record, dropped by its gateway. */
+  private async end(connection: DeviceConnection, authorization: ClientAuthorization, reason: string): Promise<boolean> {
     const state = this.clients.get(connection);
-    if (state === undefined || !state.authorizations.delete(authorization.id)) return;
+    if (state === undefined || !state.authorizations.delete(authorization.id)) return false;
     clearTimeout(authorization.timer);
     this.gatewayLoad.set(authorization.gatewayDeviceId, Math.max(0, (this.gatewayLoad.get(authorization.gatewayDeviceId) ?? 1) - 1));
     const accountId = connection.principal.accountId;
@@ -595,8 +688,7 @@ export class RealtimeHub implements ChannelHandlers {
       gatewayDeviceId: authorization.gatewayDeviceId,
       payload: { authorization_id: authorization.id, client_id: connection.device!.id, resource_id: authorization.resourceId },
     });
-    state.sent.delete(authorization.resourceId);
-    connection.push("resource_deleted", { id: authorization.resourceId });
+    return true;
   }
 
   /** Tells the matching sockets why, then closes them (4003: the device must not simply reconnect). */
