@@ -15,6 +15,7 @@
 
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage, Server } from "node:http";
+import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { WebSocket, WebSocketServer, type RawData } from "ws";
 import {
@@ -78,8 +79,23 @@ export class DeviceConnection {
   }
 
   send(frame: Frame): void {
-    if (this.socket.readyState === WebSocket.OPEN) this.socket.send(encodeFrame(frame));
+    if (this.socket.readyState !== WebSocket.OPEN) return;
+    // Frames sent in one turn of the event loop leave in one write: a batch of authorizations
+    // committing together pushes many frames to the same gateway at once, and a syscall per frame
+    // was the portal's largest cost.
+    const raw = (this.socket as unknown as { _socket?: Socket })._socket;
+    if (raw !== undefined && !this.corked) {
+      this.corked = true;
+      raw.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        raw.uncork();
+      });
+    }
+    this.socket.send(encodeFrame(frame));
   }
+
+  private corked = false;
 
   close(code = 1000, reason = ""): void {
     this.socket.close(code, reason.slice(0, 120));

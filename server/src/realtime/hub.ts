@@ -39,7 +39,7 @@ import type { AuthorizationRecorder } from "./authorization-recorder.js";
 import type { ChangeBus, ChangeNotification } from "./change-bus.js";
 import type { ChannelHandlers, DeviceConnection } from "./channel-server.js";
 import type { NodeBus } from "./node-bus.js";
-import { pairSecrets } from "./pair-secrets.js";
+import { pairSecrets, type PairSecrets } from "./pair-secrets.js";
 import type { Presence, PresenceChange } from "./presence.js";
 
 export const AUTHORIZATION_TIMEOUT_MS = 15_000;
@@ -124,6 +124,8 @@ export class RealtimeHub implements ChannelHandlers {
   /** Authorizations from this node per gateway device: the load the picker balances. */
   private readonly gatewayLoad = new Map<string, number>();
   private readonly directoryReloadedAt = new Map<string, number>();
+  /** Pair secrets already derived: a pair asks again with every resource it opens. */
+  private readonly pairCache = new Map<string, PairSecrets>();
   private readonly now: () => number;
   private readonly unsubscribe: (() => void)[] = [];
   /** Decisions made here: for tests and the benchmark. */
@@ -234,7 +236,7 @@ export class RealtimeHub implements ChannelHandlers {
     for (const row of rows) {
       const resource = view.resource(row.resource_id);
       if (resource === undefined) continue;
-      const secrets = pairSecrets(this.options.pairSecret, accountId, row.public_key, gateway.publicKey);
+      const secrets = this.secretsOf(accountId, row.public_key, gateway.publicKey);
       result.push({
         authorization_id: row.id,
         client: { id: row.client_id, public_key: row.public_key, ipv4: row.ipv4, ipv6: row.ipv6, preshared_key: secrets.presharedKey },
@@ -545,7 +547,7 @@ export class RealtimeHub implements ChannelHandlers {
     const now = this.now();
     const expiresAt = Math.min(decision.until?.getTime() ?? Infinity, now + AUTHORIZATION_MAX_MS);
     const client = connection.device!;
-    const secrets = pairSecrets(this.options.pairSecret, accountId, client.publicKey, gateway.device.publicKey);
+    const secrets = this.secretsOf(accountId, client.publicKey, gateway.device.publicKey);
     const id = randomUUID();
     await this.options.recorder.record({
       accountId,
@@ -659,6 +661,17 @@ export class RealtimeHub implements ChannelHandlers {
     if (node === undefined) return;
     this.ackRoutes.delete(authorizationId);
     this.replyAck(node, authorizationId, ok, reason);
+  }
+
+  private secretsOf(accountId: string, clientPublicKey: string, gatewayPublicKey: string): PairSecrets {
+    const key = `${accountId}/${clientPublicKey}/${gatewayPublicKey}`;
+    let secrets = this.pairCache.get(key);
+    if (secrets === undefined) {
+      if (this.pairCache.size >= 50_000) this.pairCache.clear();
+      secrets = pairSecrets(this.options.pairSecret, accountId, clientPublicKey, gatewayPublicKey);
+      this.pairCache.set(key, secrets);
+    }
+    return secrets;
   }
 
   // --- 4. Revocation ---
