@@ -573,10 +573,12 @@ async function revocationPhase(databaseUrl: string, db: DataSource, s: Seed, p: 
         progress(`revocation: round ${round + 1} of ${p.revocations}`);
         const policy = await scope.repository(PolicyEntity).insert({ groupId: group.id, resourceId: resource.id, description: "", conditions: [], disabledAt: null });
         await client.next((f) => f.event === "resource_created_or_updated" && f.payload.id === resource.id, 30_000);
-        await client.request("request_authorization", { resource_id: resource.id });
+        // The request is answered once its outcome is pushed, so the gateway acknowledges first.
+        const asked = client.request("request_authorization", { resource_id: resource.id });
         const create = (await gateway.next("create_authorization", 30_000)).payload as { authorization_id: string };
         await gateway.request("authorization_created", { authorization_id: create.authorization_id });
         await client.next("authorization_created", 30_000);
+        await asked;
         const rejected = gateway.next((f) => f.event === "reject_access" && f.payload.authorization_id === create.authorization_id, 30_000);
         const started = performance.now();
         const res = await fetch(`${node.url}/api/policies/${policy.id}`, { method: "DELETE", headers: { authorization: `Bearer ${s.apiToken}` } });

@@ -58,6 +58,16 @@ describe.each(KINDS)("storage on $name", ({ missing, open }) => {
     expect(await db.runMigrations()).toEqual([]);
   });
 
+  it.skipIf(missing !== undefined)("the authorizations migration undoes and redoes: the record's keys to devices and resources come and go", async () => {
+    const foreignKeys = async (): Promise<number> =>
+      ((await db.query(`SELECT count(*)::int AS n FROM pg_constraint WHERE conrelid = 'authorizations'::regclass AND contype = 'f'`)) as { n: number }[])[0]!.n;
+    expect(await foreignKeys(), "only the account's").toBe(1);
+    await db.undoLastMigration();
+    expect(await foreignKeys(), "the account's, two devices' and the resource's").toBe(4);
+    expect(await db.runMigrations()).toHaveLength(1);
+    expect(await foreignKeys()).toBe(1);
+  });
+
   it.skipIf(missing !== undefined)("an account sees, changes and deletes only its own rows, whatever the caller asks", async () => {
     const ra = a.repository(ResourceEntity);
     const rb = b.repository(ResourceEntity);

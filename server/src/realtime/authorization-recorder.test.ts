@@ -1,6 +1,6 @@
 // Authorization records on both databases: every record resolves only once it is in the table;
 // concurrent records share batches; a batch that cannot be written rejects every record in it and
-// leaves none of them behind; revocation keeps the first reason.
+// leaves none of them behind; revocation keeps the first reason; a record outlives the devices it names.
 
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -44,15 +44,50 @@ describe.each(DATABASES)("authorization records on $name", (kind) => {
     const recorder = new AuthorizationRecorder(t.portal.database);
     const first = randomUUID();
     const held = recorder.record({ ...base, id: first });
-    // While the first write is in flight these queue into one batch; one of them names no resource.
+    // While the first write is in flight these queue into one batch; one of them names no account.
     const good = [randomUUID(), randomUUID()];
-    const batch = [...good.map((id) => recorder.record({ ...base, id })), recorder.record({ ...base, id: randomUUID(), resourceId: randomUUID() })];
+    const batch = [...good.map((id) => recorder.record({ ...base, id })), recorder.record({ ...base, id: randomUUID(), accountId: randomUUID() })];
     await held;
     const results = await Promise.allSettled(batch);
     expect(results.every((r) => r.status === "rejected")).toBe(true);
     expect(await count(good)).toBe(0);
     await recorder.record({ ...base, id: randomUUID() });
     expect(recorder.written).toBe(2);
+  });
+
+  run("a record without an expiry is stored with none", async () => {
+    const recorder = new AuthorizationRecorder(t.portal.database);
+    const ids = [randomUUID(), randomUUID()];
+    await Promise.all([recorder.record({ ...base, id: ids[0]!, expiresAt: null }), recorder.record({ ...base, id: ids[1]! })]);
+    const rows = (await t.portal.database.query(`SELECT id, expires_at FROM authorizations WHERE id = ANY($1::uuid[])`, [ids])) as { id: string; expires_at: Date | null }[];
+    const byId = new Map(rows.map((r) => [r.id, r.expires_at]));
+    expect(byId.get(ids[0]!)).toBeNull();
+    expect(new Date(byId.get(ids[1]!)!).getTime()).toBe(base.expiresAt!.getTime());
+  });
+
+  run("once the table has grown, revocations look their ids up in the primary key", async () => {
+    const recorder = new AuthorizationRecorder(t.portal.database);
+    // The statistics were taken while the table was empty; 10,000 records written are the second time
+    // the recorder has it analyzed.
+    const ids = Array.from({ length: 10_500 }, () => randomUUID());
+    await Promise.all(ids.map((id) => recorder.record({ ...base, id })));
+    await expect.poll(() => recorder.analyzed, { timeout: 10_000 }).toBe(2);
+    const plan = (await t.portal.database.query(`EXPLAIN UPDATE authorizations SET revoked_at = now(), revoke_reason = 'x' WHERE account_id = $1 AND id = ANY($2::uuid[]) AND revoked_at IS NULL`, [
+      base.accountId,
+      ids.slice(0, 50),
+    ])) as Record<string, string>[];
+    const text = plan.map((row) => Object.values(row)[0]).join("\n");
+    expect(text).toContain("authorizations_pkey");
+  });
+
+  run("a record is an audit trail: it outlives the client device it names", async () => {
+    const scope = t.a.scope;
+    const client = await scope.repository(DeviceEntity).insert({ kind: "client", actorId: t.a.admin.id, siteId: null, name: "gone", publicKey: Buffer.alloc(32, 9).toString("base64"), ipv4: "100.64.0.9", ipv6: "fd00:2021:1111::9", verifiedAt: null, lastSeenAt: null });
+    const recorder = new AuthorizationRecorder(t.portal.database);
+    const id = randomUUID();
+    await recorder.record({ ...base, id, clientDeviceId: client.id });
+    await scope.repository(DeviceEntity).delete(client.id);
+    expect(await count([id])).toBe(1);
   });
 
   run("revoking keeps the first reason", async () => {

@@ -12,7 +12,7 @@ import { SiteEntity } from "../database/entities.js";
 import { DevicesService } from "../devices/devices.service.js";
 import { DATABASES, startTestPortal, type TestPortal } from "../testing/api.js";
 import { ConnectRefused, randomPublicKey, ScriptedDevice } from "../testing/device.js";
-import { ChannelServer, type ChannelHandlers, type DeviceConnection } from "./channel-server.js";
+import { ChannelServer, LaterReply, type ChannelHandlers, type DeviceConnection } from "./channel-server.js";
 
 class RecordingHandlers implements ChannelHandlers {
   joins: DeviceConnection[] = [];
@@ -22,9 +22,13 @@ class RecordingHandlers implements ChannelHandlers {
     this.joins.push(connection);
     connection.push("init", { hello: connection.role });
   }
-  async event(_connection: DeviceConnection, event: string, payload: Record<string, unknown>): Promise<object> {
+  /** Set by a test: the next event is answered later, when the test resolves it (or fails, when it rejects). */
+  later: { promise: Promise<object>; resolve: (value: object) => void; reject: (error: Error) => void } | undefined;
+  async event(_connection: DeviceConnection, event: string, payload: Record<string, unknown>): Promise<object | LaterReply> {
     this.events.push({ event, payload });
-    return { seen: event };
+    const later = this.later;
+    this.later = undefined;
+    return later !== undefined ? new LaterReply(later.promise) : { seen: event };
   }
   closed(connection: DeviceConnection): void {
     this.closes.push(connection);
@@ -109,6 +113,28 @@ describe.each(DATABASES)("realtime channels on $name", (kind) => {
     const reply = await client.request("request_authorization", { resource_id: "8b0c3f2e-4f57-4b1e-9d0c-1f2e3d4c5b6a", extra: "ignored" });
     expect(reply).toEqual({ status: "ok", response: { seen: "request_authorization" } });
     expect(handlers.events.at(-1)).toEqual({ event: "request_authorization", payload: { resource_id: "8b0c3f2e-4f57-4b1e-9d0c-1f2e3d4c5b6a" } });
+
+    // A reply given later does not hold up the socket's next frames; a later failure is an error reply.
+    const deferred = (): NonNullable<RecordingHandlers["later"]> => {
+      let resolve!: (value: object) => void;
+      let reject!: (error: Error) => void;
+      const promise = new Promise<object>((res, rej) => ((resolve = res), (reject = rej)));
+      return { promise, resolve, reject };
+    };
+    handlers.later = deferred();
+    const release = handlers.later;
+    let answered = false;
+    const slow = client.request("request_authorization", { resource_id: "8b0c3f2e-4f57-4b1e-9d0c-1f2e3d4c5b6a" }).then((r) => ((answered = true), r));
+    expect(await client.heartbeat(), "answered while the request waits").toEqual({ status: "ok", response: {} });
+    expect(answered).toBe(false);
+    release.resolve({ done: true });
+    expect(await slow).toEqual({ status: "ok", response: { done: true } });
+    handlers.later = deferred();
+    const failing = handlers.later;
+    const failed = client.request("request_authorization", { resource_id: "8b0c3f2e-4f57-4b1e-9d0c-1f2e3d4c5b6a" });
+    await client.heartbeat();
+    failing.reject(new Error("boom"));
+    expect(await failed).toEqual({ status: "error", response: { reason: "internal" } });
 
     const before = handlers.events.length;
     const invalid = await client.request("request_authorization", { resource_id: "not-a-uuid" });

@@ -10,6 +10,9 @@
 //    the handlers push `init`.
 // 3. Frames: each is decoded and its payload validated against the schema before any handler sees it;
 //    a bad frame gets an error reply (or is dropped when it has no ref) and is counted, never thrown.
+//    A handler may answer later (LaterReply): the socket goes on with its next frames meanwhile, and
+//    the reply follows when the work is done. request_authorization is answered so, once its outcome
+//    has been pushed, so the push and the reply leave in one write.
 // 4. Heartbeats on topic `phoenix` are answered; a socket silent for HEARTBEAT_TIMEOUT_MS is closed.
 // 5. Close: the handlers hear of it once, whoever closed.
 
@@ -107,11 +110,16 @@ export class DeviceConnection {
   }
 }
 
+/** A reply a handler gives once `response` settles, without holding up the socket's next frames. */
+export class LaterReply {
+  constructor(readonly response: Promise<object>) {}
+}
+
 /** What the channels call into: init on join, the devices' events, and closes. */
 export interface ChannelHandlers {
   joined(connection: DeviceConnection): Promise<void>;
-  /** A validated event from a device; the result, if any, is the reply's response. */
-  event(connection: DeviceConnection, event: string, payload: Record<string, unknown>): Promise<object | void>;
+  /** A validated event from a device; the result, if any, is the reply's response, now or (LaterReply) later. */
+  event(connection: DeviceConnection, event: string, payload: Record<string, unknown>): Promise<object | LaterReply | void>;
   closed(connection: DeviceConnection): void;
 }
 
@@ -269,6 +277,18 @@ export class ChannelServer {
       return;
     }
     const response = await this.options.handlers.event(connection, frame.event, valid.value as Record<string, unknown>);
+    if (response instanceof LaterReply) {
+      response.response.then(
+        (later) => {
+          if (frame.ref !== null) connection.reply(frame, "ok", later);
+        },
+        (error: unknown) => {
+          this.options.log("error", "websocket event failed", { error: String((error as Error)?.stack ?? error), role: connection.role, event: frame.event });
+          if (frame.ref !== null) connection.reply(frame, "error", { reason: "internal" });
+        },
+      );
+      return;
+    }
     if (frame.ref !== null) connection.reply(frame, "ok", response ?? {});
   }
 

@@ -33,6 +33,8 @@ describe.each(DATABASES)("the realtime hub on $name", (kind) => {
     expect((await d.join()).status).toBe("ok");
     return d;
   };
+  const revokeReason = async (authorizationId: string): Promise<string | null> =>
+    ((await t.portal.database.query(`SELECT revoke_reason FROM authorizations WHERE id = $1`, [authorizationId])) as { revoke_reason: string | null }[])[0]?.revoke_reason ?? null;
   const resource = async (name: string): Promise<{ id: string }> =>
     api("POST", "/api/resources", { type: "dns", name, address: `${name}.corp.example`, site_ids: [site.id] }) as Promise<{ id: string }>;
 
@@ -68,11 +70,13 @@ describe.each(DATABASES)("the realtime hub on $name", (kind) => {
     expect(init.resources.map((r) => r.id)).toEqual([wiki.id]);
     expect(init.resources[0]!.sites).toEqual([{ id: site.id, name: "hq" }]);
 
-    expect((await client.request("request_authorization", { resource_id: wiki.id })).status).toBe("ok");
+    // Answered once the outcome is pushed: after the gateway has acknowledged.
+    const asked = client.request("request_authorization", { resource_id: wiki.id });
     const create = (await gateway.next("create_authorization")).payload as { authorization_id: string; client: { preshared_key: string; public_key: string }; resource: { id: string; address: string }; gateway_ice: unknown };
     expect(create.resource).toMatchObject({ id: wiki.id, address: "wiki.corp.example" });
     expect((await gateway.request("authorization_created", { authorization_id: create.authorization_id })).status).toBe("ok");
     const created = (await client.next("authorization_created")).payload as { resource_id: string; preshared_key: string; gateway_ice: unknown; site_id: string };
+    expect((await asked).status).toBe("ok");
     expect(created).toMatchObject({ resource_id: wiki.id, site_id: site.id });
     expect(created.preshared_key).toBe(create.client.preshared_key);
     expect(created.gateway_ice).toEqual(create.gateway_ice);
@@ -108,12 +112,12 @@ describe.each(DATABASES)("the realtime hub on $name", (kind) => {
     const plain = await resource("plain");
     await api("POST", "/api/policies", { group_id: group.id, resource_id: plain.id });
     await client.next((f) => f.event === "resource_created_or_updated" && (f.payload as { id: string }).id === plain.id);
-    await client.request("request_authorization", { resource_id: plain.id });
+    const asked = client.request("request_authorization", { resource_id: plain.id });
     const create = (await silent.next("create_authorization")).payload as { authorization_id: string };
     expect((await client.next("authorization_creation_failed", 5000)).payload).toMatchObject({ resource_id: plain.id, reason: "timeout" });
+    expect((await asked).status).toBe("ok");
     expect(((await silent.next("reject_access")).payload as { authorization_id: string }).authorization_id).toBe(create.authorization_id);
-    const rows = (await t.portal.database.query(`SELECT revoke_reason FROM authorizations WHERE id = $1`, [create.authorization_id])) as { revoke_reason: string }[];
-    expect(rows[0]!.revoke_reason).toBe("timeout");
+    expect(await revokeReason(create.authorization_id)).toBe("timeout");
   });
 
   run("pushes resource changes and revokes on a deleted policy: reject_access to the gateway, resource_deleted to the client", async () => {
@@ -128,10 +132,11 @@ describe.each(DATABASES)("the realtime hub on $name", (kind) => {
     await api("PATCH", `/api/resources/${app.id}`, { name: "app-renamed" });
     expect(((await client.next((f) => f.event === "resource_created_or_updated" && (f.payload as { id: string }).id === app.id)).payload as { name: string }).name).toBe("app-renamed");
 
-    await client.request("request_authorization", { resource_id: app.id });
+    const asked = client.request("request_authorization", { resource_id: app.id });
     const create = (await gateway.next("create_authorization")).payload as { authorization_id: string };
     await gateway.request("authorization_created", { authorization_id: create.authorization_id });
     await client.next("authorization_created");
+    expect((await asked).status).toBe("ok");
 
     const started = performance.now();
     await api("DELETE", `/api/policies/${policy.id}`);
@@ -139,8 +144,8 @@ describe.each(DATABASES)("the realtime hub on $name", (kind) => {
     const revokedMs = performance.now() - started;
     expect(reject).toMatchObject({ authorization_id: create.authorization_id, resource_id: app.id });
     expect((await client.next((f) => f.event === "resource_deleted" && (f.payload as { id: string }).id === app.id)).payload).toEqual({ id: app.id });
-    const rows = (await t.portal.database.query(`SELECT revoke_reason FROM authorizations WHERE id = $1`, [create.authorization_id])) as { revoke_reason: string }[];
-    expect(rows[0]!.revoke_reason).toBe("policy");
+    // The record is marked after the gateway and the client are told.
+    await expect.poll(() => revokeReason(create.authorization_id)).toBe("policy");
     console.log(`revocation on ${kind.name}: ${revokedMs.toFixed(1)} ms from the API call to reject_access`);
 
     // Removing the user from the group takes the rest of what the group granted.
@@ -196,10 +201,11 @@ describe.each(DATABASES)("the realtime hub on $name", (kind) => {
     const client = await device("client", clientToken);
     await client.next("init");
     const gatewayId = ((await t.call("GET", "/api/devices?kind=gateway&limit=500")).body.data as { id: string; public_key: string }[]).find((d) => d.public_key === gatewayKey)!.id;
-    await client.request("request_authorization", { resource_id: db.id, connected_gateway_ids: [gatewayId] });
+    const asked = client.request("request_authorization", { resource_id: db.id, connected_gateway_ids: [gatewayId] });
     const create = (await first.next("create_authorization")).payload as { authorization_id: string };
     await first.request("authorization_created", { authorization_id: create.authorization_id });
     await client.next("authorization_created");
+    expect((await asked).status).toBe("ok");
     await first.close();
 
     const again = await ScriptedDevice.connect(t.portal.url, "gateway", gatewayToken, { public_key: gatewayKey });
@@ -256,10 +262,11 @@ describe.each(DATABASES)("the realtime hub on $name", (kind) => {
     // The verification reaches the hub through the change bus: wait until its connection shows it.
     const connection = [...t.portal.realtime.channels.connections].find((c) => c.device?.publicKey === key)!;
     for (let waited = 0; connection.device?.verifiedAt === null && waited < 5000; waited += 10) await new Promise((resolve) => setTimeout(resolve, 10));
-    await client.request("request_authorization", { resource_id: vault.id });
+    const asked = client.request("request_authorization", { resource_id: vault.id });
     const create = (await gateway.next("create_authorization")).payload as { authorization_id: string };
     await gateway.request("authorization_created", { authorization_id: create.authorization_id });
     await client.next("authorization_created");
+    expect((await asked).status).toBe("ok");
     await api("POST", `/api/devices/${deviceId}/unverify`);
     expect(((await gateway.next("reject_access")).payload as { authorization_id: string }).authorization_id).toBe(create.authorization_id);
   });

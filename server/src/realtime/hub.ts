@@ -10,10 +10,11 @@
 //    client names as connected first, then the one with the fewest authorizations from this node) →
 //    derive the pair's secrets → record the authorization (durable before anyone hears of it) →
 //    create_authorization to the gateway, over the node bus when its socket is on another node → the
-//    gateway's acknowledgement → authorization_created to the client. No acknowledgement within
-//    AUTHORIZATION_TIMEOUT_MS fails closed: both sides are told.
+//    gateway's acknowledgement → authorization_created to the client, then the reply to its request.
+//    No acknowledgement within AUTHORIZATION_TIMEOUT_MS fails closed: both sides are told.
 // 4. Revocation (a policy, resource, membership or actor change, a time window closing, the client
-//    token expiring): the record is marked, the gateway gets reject_access, the client resource_deleted.
+//    token expiring): the gateway gets reject_access, the client resource_deleted, and the record is
+//    marked (after them: a crash in between leaves a record of access a little longer than it lasted).
 //
 // Clients' authorizations live on the node holding the client's socket; gateways' sockets may be on any
 // node, and messages between nodes go through the NodeBus.
@@ -37,7 +38,7 @@ import { evaluate, type Decision } from "../policy/evaluator.js";
 import type { GeoIpReader } from "../policy/geoip.js";
 import type { AuthorizationRecorder } from "./authorization-recorder.js";
 import type { ChangeBus, ChangeNotification } from "./change-bus.js";
-import type { ChannelHandlers, DeviceConnection } from "./channel-server.js";
+import { LaterReply, type ChannelHandlers, type DeviceConnection } from "./channel-server.js";
 import type { NodeBus } from "./node-bus.js";
 import { pairSecrets, type PairSecrets } from "./pair-secrets.js";
 import type { Presence, PresenceChange } from "./presence.js";
@@ -509,13 +510,19 @@ export class RealtimeHub implements ChannelHandlers {
     );
   }
 
-  async event(connection: DeviceConnection, event: string, payload: Record<string, unknown>): Promise<object | void> {
+  async event(connection: DeviceConnection, event: string, payload: Record<string, unknown>): Promise<object | LaterReply | void> {
     if (connection.role === "client" && event === "request_authorization") {
-      void this.authorize(connection, payload.resource_id as string, (payload.connected_gateway_ids as string[] | undefined) ?? []).catch((error: unknown) => {
-        this.options.log("error", "authorization failed", { error: String((error as Error)?.stack ?? error) });
-        connection.push("authorization_creation_failed", { resource_id: payload.resource_id as string, reason: "gateway_failed" });
-      });
-      return {};
+      // Answered once the outcome (authorization_created or authorization_creation_failed) is pushed.
+      return new LaterReply(
+        this.authorize(connection, payload.resource_id as string, (payload.connected_gateway_ids as string[] | undefined) ?? []).then(
+          () => ({}),
+          (error: unknown) => {
+            this.options.log("error", "authorization failed", { error: String((error as Error)?.stack ?? error) });
+            connection.push("authorization_creation_failed", { resource_id: payload.resource_id as string, reason: "gateway_failed" });
+            return {};
+          },
+        ),
+      );
     }
     if (connection.role === "gateway" && (event === "authorization_created" || event === "authorization_creation_failed")) {
       this.settleAck(payload.authorization_id as string, event === "authorization_created", payload.reason as string | undefined);
@@ -694,13 +701,16 @@ export class RealtimeHub implements ChannelHandlers {
     clearTimeout(authorization.timer);
     this.gatewayLoad.set(authorization.gatewayDeviceId, Math.max(0, (this.gatewayLoad.get(authorization.gatewayDeviceId) ?? 1) - 1));
     const accountId = connection.principal.accountId;
-    await this.options.recorder.revoke(accountId, [authorization.id], reason);
+    // The gateway first: access ends as soon as it can, and a crash before the record's revoked_at is
+    // written leaves a record claiming access a little longer than it lasted, never the reverse.
     await this.toGateway(accountId, authorization.gatewayDeviceId, authorization.gatewayNode, {
       type: "reject_access",
       accountId,
       gatewayDeviceId: authorization.gatewayDeviceId,
       payload: { authorization_id: authorization.id, client_id: connection.device!.id, resource_id: authorization.resourceId },
     });
+    // Nobody waits on the record: not the client's resource_deleted, nor a superseding authorization.
+    void this.options.recorder.revoke(accountId, [authorization.id], reason).catch((error: unknown) => this.options.log("error", "recording a revocation failed", { error: String(error), authorization: authorization.id, reason }));
     return true;
   }
 

@@ -63,10 +63,12 @@ describe("two portal nodes on one PostgreSQL", () => {
     const client = await connect(t.portal.url, "client", clientToken);
 
     const authorize = async (gw: ScriptedDevice, resourceId: string): Promise<string> => {
-      await client.request("request_authorization", { resource_id: resourceId });
+      // Answered once the outcome is pushed: after the gateway has acknowledged.
+      const asked = client.request("request_authorization", { resource_id: resourceId });
       const create = (await gw.next("create_authorization")).payload as { authorization_id: string; client: { preshared_key: string } };
       await gw.request("authorization_created", { authorization_id: create.authorization_id });
       const created = (await client.next("authorization_created")).payload as { resource_id: string; preshared_key: string };
+      expect((await asked).status).toBe("ok");
       expect(created.resource_id).toBe(resourceId);
       expect(created.preshared_key).toBe(create.client.preshared_key);
       return create.authorization_id;
