@@ -556,6 +556,7 @@ export class RealtimeHub implements ChannelHandlers {
     const client = connection.device!;
     const secrets = this.secretsOf(accountId, client.publicKey, gateway.device.publicKey);
     const id = randomUUID();
+    const expiresIso = new Date(expiresAt).toISOString();
     await this.options.recorder.record({
       accountId,
       id,
@@ -573,7 +574,7 @@ export class RealtimeHub implements ChannelHandlers {
       resource: { id: resource.id, type: resource.type, name: resource.name, address: resource.address, filters: filtersOf(resource) } satisfies GatewayResource,
       client_ice: secrets.clientIce,
       gateway_ice: secrets.gatewayIce,
-      expires_at: new Date(expiresAt).toISOString(),
+      expires_at: expiresIso,
     };
     const acked = this.awaitAck(id);
     await this.toGateway(accountId, gateway.device.id, gateway.node, { type: "create_authorization", accountId, gatewayDeviceId: gateway.device.id, payload: forGateway, replyTo: this.options.nodes.nodeId });
@@ -605,7 +606,8 @@ export class RealtimeHub implements ChannelHandlers {
     authorization.timer.unref();
     // A client holds one authorization per resource: asking again (a reconnect, another gateway)
     // supersedes the one before, which ends on its gateway too.
-    const superseded = [...state.authorizations.values()].filter((a) => a.resourceId === resourceId);
+    const superseded: ClientAuthorization[] = [];
+    for (const held of state.authorizations.values()) if (held.resourceId === resourceId) superseded.push(held);
     state.authorizations.set(id, authorization);
     for (const old of superseded) await this.end(connection, old, "superseded");
     this.gatewayLoad.set(gateway.device.id, (this.gatewayLoad.get(gateway.device.id) ?? 0) + 1);
@@ -619,7 +621,7 @@ export class RealtimeHub implements ChannelHandlers {
       preshared_key: secrets.presharedKey,
       client_ice: secrets.clientIce,
       gateway_ice: secrets.gatewayIce,
-      expires_at: new Date(expiresAt).toISOString(),
+      expires_at: expiresIso,
     });
   }
 
