@@ -4,7 +4,7 @@
 
 import { describe, expect, it } from "vitest";
 import { requirePostgres } from "../test/support/postgres.js";
-import { percentiles, runPortalBench, TARGETS, type PortalBenchParams, type PortalFigure } from "./portal.js";
+import { percentiles, portalSuite, runPortalBench, TARGETS, type PortalBenchParams, type PortalFigure } from "./portal.js";
 
 const TINY: PortalBenchParams = { durationMs: 1500, warmupMs: 300, clients: 4, gateways: 2, resources: 3, depth: 2, users: 2, revocations: 2, devices: 20 };
 
@@ -42,6 +42,14 @@ describe("bench portal", () => {
     expect(r.latencyMs.count).toBe(TINY.revocations);
     expect(r.latencyMs.p50).toBeGreaterThan(0);
     expect(r.latencyMs.p50).toBeLessThanOrEqual(r.latencyMs.p99);
+    // The same number of rounds across nodes: the DELETE to node A, the client and gateway on node B.
+    expect(parsed.figures[1]).toHaveProperty("revocation.acrossNodes");
+    const across = r.acrossNodes;
+    expect(across.latencyMs.count).toBe(TINY.revocations);
+    expect(across.apiMs.count).toBe(TINY.revocations);
+    expect(across.latencyMs.p50).toBeGreaterThan(0);
+    expect(across.latencyMs.p50).toBeLessThanOrEqual(across.latencyMs.p99);
+    expect(across.latencyMs.p99).toBeLessThanOrEqual(across.latencyMs.max);
 
     const m = figures[2]!.memory!;
     expect(m.devices).toBe(TINY.devices);
@@ -52,6 +60,22 @@ describe("bench portal", () => {
     expect(byOp.get("authorizations/s")).toBeCloseTo(t.perSecond / TARGETS.authorizationsPerSec, 10);
     expect(byOp.get("authorize p99")).toBeCloseTo(TARGETS.authorizeP99Ms / t.latencyMs.p99, 10);
     expect(byOp.get("revoke p99")).toBeCloseTo(TARGETS.revokeP99Ms / r.latencyMs.p99, 10);
+    expect(byOp.get("revoke p99 across nodes")).toBeCloseTo(TARGETS.revokeP99Ms / across.latencyMs.p99, 10);
+    const revokeTargets = report.ratios.filter((x) => x.op.startsWith("revoke"));
+    expect(revokeTargets.map((x) => [x.op, x.ours, x.anchor])).toEqual([
+      ["revoke p99", "revoke", `target p99 ≤ ${TARGETS.revokeP99Ms} ms`],
+      ["revoke p99 across nodes", "revoke", `target p99 ≤ ${TARGETS.revokeP99Ms} ms`],
+    ]);
     expect(report.targets.map((x) => x.met)).toEqual(report.ratios.map((x) => x.ratio >= 1));
+
+    // The revocation table has a row per case, the first column saying which.
+    const tables = portalSuite.tables(report);
+    const revocationTable = tables.find((x) => x.title.startsWith("Revocation"))!;
+    expect(revocationTable.rows.map((row) => row.slice(0, 3))).toEqual([
+      ["same node", "node A", String(TINY.revocations)],
+      ["across nodes", "node B", String(TINY.revocations)],
+    ]);
+    const targetsTable = tables.at(-1)!;
+    expect(targetsTable.rows.map((row) => row[0])).toContain("revoke p99 across nodes");
   }, 120_000);
 });

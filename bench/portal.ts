@@ -1,7 +1,8 @@
 // `wardline bench portal`: the portal's realtime side under load, over real WebSockets, one portal node
-// on a throwaway PostgreSQL. There is no anchor tool for this suite: the "anchor" of every ratio is the
-// issue's target (≥ 10,000 authorizations/s with p99 ≤ 50 ms; revocation p99 ≤ 100 ms; ≤ 50 KB per
-// connected device), and each ratio is target-relative so that ≥ 1 means met.
+// (two in the revocation phase) on a throwaway PostgreSQL. There is no anchor tool for this suite: the
+// "anchor" of every ratio is the issue's target (≥ 10,000 authorizations/s with p99 ≤ 50 ms; revocation
+// p99 ≤ 100 ms, same node and across nodes; ≤ 50 KB per connected device), and each ratio is
+// target-relative so that ≥ 1 means met.
 //
 // 1. Start PostgreSQL (test/support/postgres.ts) and seed one account directly through the server's
 //    services: an admin with an API token, users in one group with client tokens, a site with gateway
@@ -12,10 +13,15 @@
 //    request_authorization sent → authorization_created received, at the client. After a warmup,
 //    completions are counted per second over the window; CPU of the node, of this process and of the
 //    machine is read around the window.
-// 3. Revocation: a fresh node, the same client population connected and joined, and one more client and
-//    one gateway: per round a policy is inserted, the client is authorized through the gateway, then the
-//    admin API deletes the policy (DELETE /api/policies/:id) and the time until the gateway receives
-//    reject_access is taken.
+// 3. Revocation: two fresh nodes, A and B, on the one database (every node hears of each committed
+//    change over PostgreSQL LISTEN/NOTIFY), and the same client population connected and joined, half
+//    to each node. Two cases of `revocations` rounds each, with one more client and one gateway (closed after
+//    their case): per round a policy is inserted, the client is authorized through the gateway, then
+//    node A's admin API deletes the policy (DELETE /api/policies/:id) and the time until the gateway
+//    receives reject_access is taken. Same node: the client and gateway on node A. Across nodes: the
+//    client and gateway on node B (their resource in a site of its own, so B's gateway is the only one
+//    the client can be given), so it is node B's hub, not the API's node, that hears of the change and
+//    revokes.
 // 4. Memory: a fresh node; its RSS after a full GC, then `devices` clients connected and joined, then
 //    its RSS after a full GC again; the difference ÷ devices.
 // 5. Figures, target ratios, tables.
@@ -26,6 +32,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import type { DataSource } from "typeorm";
+import type { Socket } from "node:net";
 import { WebSocket } from "ws";
 import { missingPostgres, startPostgres, type PostgresDatabase } from "../test/support/postgres.js";
 import { createAccount, createActor, issueToken } from "../server/src/accounts/accounts.service.js";
@@ -71,7 +78,7 @@ export interface PortalBenchParams {
   devices: number;
 }
 
-export const FULL_PARAMS: PortalBenchParams = { durationMs: 60_000, warmupMs: 5_000, clients: 200, gateways: 4, resources: 20, depth: 2, users: 50, revocations: 50, devices: 10_000 };
+export const FULL_PARAMS: PortalBenchParams = { durationMs: 60_000, warmupMs: 5_000, clients: 200, gateways: 4, resources: 20, depth: 1, users: 50, revocations: 50, devices: 10_000 };
 export const QUICK_PARAMS: PortalBenchParams = { durationMs: 4_000, warmupMs: 1_000, clients: 100, gateways: 2, resources: 10, depth: 2, users: 20, revocations: 10, devices: 1_000 };
 
 /** Connects in flight at once while a population connects. */
@@ -371,11 +378,23 @@ class LoadClient {
 /** A gateway that acknowledges every create_authorization at once. */
 function gatewayHandler(counters: { acks: number }): (ws: WebSocket, text: string) => void {
   let ref = 1;
+  const corked = new Set<WebSocket>();
   return (ws, text) => {
     if (!text.includes('"event":"create_authorization"')) return;
     const id = AUTHORIZATION_ID.exec(text)?.[1];
     if (id === undefined) return;
     counters.acks++;
+    // Like the portal, a gateway answers what one read brought in one write: the acknowledgements of a
+    // batch of create_authorization frames leave together.
+    const raw = (ws as unknown as { _socket?: Socket })._socket;
+    if (raw !== undefined && !corked.has(ws)) {
+      corked.add(ws);
+      raw.cork();
+      process.nextTick(() => {
+        corked.delete(ws);
+        raw.uncork();
+      });
+    }
     ws.send(`{"topic":"gateway","event":"authorization_created","payload":{"authorization_id":"${id}"},"ref":"g${ref++}"}`);
   };
 }
@@ -528,36 +547,51 @@ async function throughputPhase(postgres: PostgresDatabase, db: DataSource, s: Se
 
 // --- 3. Revocation ---
 
-export interface RevocationResult {
+/** One case's rounds. */
+export interface RevocationLatency {
   /** API call sent → reject_access received at the gateway. */
   latencyMs: Percentiles;
   /** API call sent → its HTTP response. */
   apiMs: Percentiles;
-  /** Other clients of the account connected meanwhile: the hub re-checks each on a change. */
+}
+
+export interface RevocationResult extends RevocationLatency {
+  // latencyMs and apiMs: the same-node case (the DELETE, the client and the gateway all on node A).
+  /** The DELETE to node A's API, the client and the gateway on node B: node B's hub hears of the change over LISTEN/NOTIFY and revokes. */
+  acrossNodes: RevocationLatency;
+  /** Other clients of the account connected meanwhile, half to each node: each hub re-checks its own on a change. */
   population: number;
 }
 
-async function revocationPhase(databaseUrl: string, db: DataSource, s: Seed, p: PortalBenchParams, progress: (line: string) => void): Promise<RevocationResult> {
-  const node = await PortalNode.start(databaseUrl);
-  const sockets: WebSocket[] = [];
-  const stopBeats = keepAlive(() => sockets);
+/** One revocation case: the client under test, its group, and the site (with a gateway token) of its resource. */
+interface RevocationCase {
+  label: string;
+  scope: AccountScope;
+  groupId: string;
+  clientToken: string;
+  siteId: string;
+  gatewayToken: string;
+  apiToken: string;
+  rounds: number;
+  progress: (line: string) => void;
+}
+
+/**
+ * `c.rounds` revocations of a resource of its own in `c.siteId`: the scripted client and gateway
+ * connected to `deviceNode`, each policy deleted through `apiNode`'s API; the devices are closed after.
+ */
+async function revocationRounds(apiNode: PortalNode, deviceNode: PortalNode, c: RevocationCase): Promise<RevocationLatency> {
+  const { scope } = c;
+  const slug = `revoked-${c.label.replace(/\W+/g, "-")}`;
+  const resource = await scope.repository(ResourceEntity).insert({ type: "dns", name: slug, address: `${slug}.bench.example`, addressDescription: null, filters: [] });
+  await scope.links(ResourceSiteEntity).add({ resourceId: resource.id, siteId: c.siteId });
   const scripted: ScriptedDevice[] = [];
   try {
-    progress(`revocation: connecting ${p.clients} idle clients`);
-    await connectMany(node.url, "client", s.clientTokens, p.clients, () => {}, sockets);
-    // The client under test is in a group of its own with one resource: only its authorization is revoked.
-    const scope = new AccountScope(db, s.accountId, null);
-    const actor = await createActor(scope, { type: "user", name: "revoked user", email: "revoked@bench.test" });
-    const group = await scope.repository(GroupEntity).insert({ name: "revocation", kind: "static" });
-    await scope.links(MembershipEntity).add({ groupId: group.id, actorId: actor.id });
-    const resource = await scope.repository(ResourceEntity).insert({ type: "dns", name: "revoked", address: "revoked.bench.example", addressDescription: null, filters: [] });
-    await scope.links(ResourceSiteEntity).add({ resourceId: resource.id, siteId: s.siteId });
-    const { token } = await issueToken(scope, { kind: "client", actorId: actor.id, expiresAt: new Date(Date.now() + 86_400_000) });
-    const gateway = await ScriptedDevice.connect(node.url, "gateway", s.gatewayTokens[0]!, { public_key: randomPublicKey(), name: "revocation-gateway" });
+    const gateway = await ScriptedDevice.connect(deviceNode.url, "gateway", c.gatewayToken, { public_key: randomPublicKey(), name: "revocation-gateway" });
     scripted.push(gateway);
     await gateway.join();
     await gateway.next("init");
-    const client = await ScriptedDevice.connect(node.url, "client", token, { public_key: randomPublicKey(), name: "revocation-client" });
+    const client = await ScriptedDevice.connect(deviceNode.url, "client", c.clientToken, { public_key: randomPublicKey(), name: "revocation-client" });
     scripted.push(client);
     await client.join();
     await client.next("init");
@@ -569,9 +603,9 @@ async function revocationPhase(databaseUrl: string, db: DataSource, s: Seed, p: 
     const latencies: number[] = [];
     const api: number[] = [];
     try {
-      for (let round = 0; round < p.revocations; round++) {
-        progress(`revocation: round ${round + 1} of ${p.revocations}`);
-        const policy = await scope.repository(PolicyEntity).insert({ groupId: group.id, resourceId: resource.id, description: "", conditions: [], disabledAt: null });
+      for (let round = 0; round < c.rounds; round++) {
+        c.progress(`revocation, ${c.label}: round ${round + 1} of ${c.rounds}`);
+        const policy = await scope.repository(PolicyEntity).insert({ groupId: c.groupId, resourceId: resource.id, description: "", conditions: [], disabledAt: null });
         await client.next((f) => f.event === "resource_created_or_updated" && f.payload.id === resource.id, 30_000);
         // The request is answered once its outcome is pushed, so the gateway acknowledges first.
         const asked = client.request("request_authorization", { resource_id: resource.id });
@@ -581,7 +615,7 @@ async function revocationPhase(databaseUrl: string, db: DataSource, s: Seed, p: 
         await asked;
         const rejected = gateway.next((f) => f.event === "reject_access" && f.payload.authorization_id === create.authorization_id, 30_000);
         const started = performance.now();
-        const res = await fetch(`${node.url}/api/policies/${policy.id}`, { method: "DELETE", headers: { authorization: `Bearer ${s.apiToken}` } });
+        const res = await fetch(`${apiNode.url}/api/policies/${policy.id}`, { method: "DELETE", headers: { authorization: `Bearer ${c.apiToken}` } });
         api.push(performance.now() - started);
         if (res.status >= 300) throw new Error(`DELETE /api/policies/${policy.id}: ${res.status} ${await res.text()}`);
         await rejected;
@@ -592,12 +626,42 @@ async function revocationPhase(databaseUrl: string, db: DataSource, s: Seed, p: 
     } finally {
       clearInterval(beats);
     }
-    return { latencyMs: percentiles(latencies), apiMs: percentiles(api), population: p.clients };
+    return { latencyMs: percentiles(latencies), apiMs: percentiles(api) };
+  } finally {
+    for (const d of scripted) await d.close().catch(() => {});
+  }
+}
+
+async function revocationPhase(databaseUrl: string, db: DataSource, s: Seed, p: PortalBenchParams, progress: (line: string) => void): Promise<RevocationResult> {
+  const nodeA = await PortalNode.start(databaseUrl);
+  let nodeB: PortalNode | undefined;
+  const sockets: WebSocket[] = [];
+  const stopBeats = keepAlive(() => sockets);
+  try {
+    nodeB = await PortalNode.start(databaseUrl);
+    // The idle clients are split between the nodes: each node's hub re-checks its own on every change.
+    const onA = Math.ceil(p.clients / 2);
+    progress(`revocation: connecting ${p.clients} idle clients, ${onA} to node A and ${p.clients - onA} to node B`);
+    await connectMany(nodeA.url, "client", s.clientTokens, onA, () => {}, sockets);
+    await connectMany(nodeB.url, "client", s.clientTokens, p.clients - onA, () => {}, sockets);
+    // The client under test is in a group of its own: only its authorization is revoked. Each case has a
+    // resource of its own; the across-nodes one is in a site of its own, so that the only gateway the
+    // client on node B can be given is the one on node B.
+    const scope = new AccountScope(db, s.accountId, null);
+    const actor = await createActor(scope, { type: "user", name: "revoked user", email: "revoked@bench.test" });
+    const group = await scope.repository(GroupEntity).insert({ name: "revocation", kind: "static" });
+    await scope.links(MembershipEntity).add({ groupId: group.id, actorId: actor.id });
+    const { token: clientToken } = await issueToken(scope, { kind: "client", actorId: actor.id, expiresAt: new Date(Date.now() + 86_400_000) });
+    const siteB = await scope.repository(SiteEntity).insert({ name: "revocation-b" });
+    const { token: gatewayTokenB } = await issueToken(scope, { kind: "gateway", siteId: siteB.id });
+    const common = { scope, groupId: group.id, clientToken, apiToken: s.apiToken, rounds: p.revocations, progress };
+    const sameNode = await revocationRounds(nodeA, nodeA, { ...common, label: "same node", siteId: s.siteId, gatewayToken: s.gatewayTokens[0]! });
+    const acrossNodes = await revocationRounds(nodeA, nodeB, { ...common, label: "across nodes", siteId: siteB.id, gatewayToken: gatewayTokenB });
+    return { ...sameNode, acrossNodes, population: p.clients };
   } finally {
     stopBeats();
-    for (const d of scripted) await d.close().catch(() => {});
     closeAll(sockets);
-    await node.stop();
+    await Promise.all([nodeA.stop(), nodeB?.stop()]);
   }
 }
 
@@ -685,23 +749,26 @@ export async function runPortalBench(options: SuiteOptions, p: PortalBenchParams
       throughput,
     };
     // The harness's rate field for these two: events per second of wall time, for shape only.
-    const fRevoke: PortalFigure = { ...figure("revoke", "revoke", [1000 / revocation.latencyMs.p50], `policy deleted through the API → reject_access at the gateway, ${revocation.latencyMs.count} rounds, ${revocation.population} other clients connected`), revocation };
+    const fRevoke: PortalFigure = { ...figure("revoke", "revoke", [1000 / revocation.latencyMs.p50], `policy deleted through node A's API → reject_access at the gateway, ${revocation.latencyMs.count} rounds with the client and gateway on node A (same node), ${revocation.acrossNodes.latencyMs.count} on node B (across nodes), ${revocation.population} other clients connected, half to each node`), revocation };
     const fMemory: PortalFigure = { ...figure("memory", "connect", [memory.connectsPerSec], `RSS of the portal node after a full GC, before and after ${memory.devices} clients connected and joined`), memory };
     const figures = [fThroughput, fRevoke, fMemory];
     const ratios = [
       ratio("authorizations/s", "authorize", `target ≥ ${TARGETS.authorizationsPerSec.toLocaleString("en-US")}/s`, throughput.perSecond / TARGETS.authorizationsPerSec),
       ratio("authorize p99", "authorize", `target p99 ≤ ${TARGETS.authorizeP99Ms} ms`, TARGETS.authorizeP99Ms / throughput.latencyMs.p99),
       ratio("revoke p99", "revoke", `target p99 ≤ ${TARGETS.revokeP99Ms} ms`, TARGETS.revokeP99Ms / revocation.latencyMs.p99),
+      ratio("revoke p99 across nodes", "revoke", `target p99 ≤ ${TARGETS.revokeP99Ms} ms`, TARGETS.revokeP99Ms / revocation.acrossNodes.latencyMs.p99),
       ratio("bytes per device", "memory", `target ≤ ${TARGETS.bytesPerDevice / 1000} KB`, memory.bytesPerDevice > 0 ? TARGETS.bytesPerDevice / memory.bytesPerDevice : Number.POSITIVE_INFINITY),
     ];
     const header = run.header();
     const notes = [
       "No anchor tool exists for this suite: every ratio is against the issue's target (the 'anchor' column), turned so that ≥ 1 means met: achieved ÷ target for authorizations/s, target ÷ measured for latencies and memory.",
-      `Throughput is closed-loop: each client keeps ${Math.min(p.depth, p.resources)} request_authorization frames in flight, for different resources, and sends the next when one comes back (authorization_created or authorization_creation_failed), so latency and rate are tied by the concurrency (${throughput.concurrency}).`,
+      `Throughput is closed-loop: each client keeps ${Math.min(p.depth, p.resources) === 1 ? "one request_authorization frame" : `${Math.min(p.depth, p.resources)} request_authorization frames, for different resources,`} in flight and sends the next when one comes back (authorization_created or authorization_creation_failed), so latency and rate are tied by the concurrency (${throughput.concurrency}).`,
       "Latency is request_authorization sent → authorization_created received at the client; it includes the gateway's round trip (create_authorization → its authorization_created), the batched authorization record, and the load generator's own event loop.",
       "The portal node is a child process (bench/portal-node.ts) on its own PostgreSQL database in a throwaway cluster (fsync=off, synchronous_commit=off); CPU is utime + stime from /proc for the node, process.cpuUsage() for the load generator (this process), /proc/stat for the machine (PostgreSQL is most of the rest).",
       "The bench node raises the connect and API rate limits (every simulated device connects from 127.0.0.1, many share a token); nothing else differs from `wardline portal`.",
-      "Each phase starts a fresh portal node: authorizations held from the throughput phase would otherwise weigh on revocation and memory.",
+      "Each phase starts a fresh portal node (two for revocation): authorizations held from the throughput phase would otherwise weigh on revocation and memory.",
+      `Revocation runs two portal nodes, A and B, on the one database for the whole phase; every node, A included, hears of a committed change over PostgreSQL LISTEN/NOTIFY. The DELETE always goes to node A's API. Same node ('revoke p99'): the client and gateway under test on node A. Across nodes ('revoke p99 across nodes'): the client and gateway on node B, so node B's hub re-evaluates the authorization and sends reject_access; their resource is in a site of its own, so the only gateway the client can be given is the one on B. ${p.revocations} rounds each, same node first; each case's client and gateway are closed before the next.`,
+      `The ${p.clients} idle clients of the revocation phase are split between the nodes (${Math.ceil(p.clients / 2)} on A, the rest on B), in both cases: each node's hub re-checks its own clients on every change.`,
       `Memory: clients only (each its own WireGuard key, so its own device row), ${p.users} users' client tokens shared among them; KB is 1,000 bytes.`,
     ];
     if (options.quick) notes.push("Quick mode: short window and small populations; figures are rough. Record full-mode runs only.");
@@ -710,16 +777,16 @@ export async function runPortalBench(options: SuiteOptions, p: PortalBenchParams
     return {
       ...header,
       units: {
-        opsPerSec: "authorize: authorizations completed per second (per-second samples over the window); revoke: 1000 ÷ p50 ms; connect: devices connected and joined per second",
+        opsPerSec: "authorize: authorizations completed per second (per-second samples over the window); revoke: 1000 ÷ p50 ms (same node); connect: devices connected and joined per second",
         latencyMs: "milliseconds, nearest-rank percentiles",
         bytesPerDevice: "portal RSS growth ÷ connected devices, bytes",
         ratio: "target-relative, ≥ 1 meets the issue's target",
       },
       subject: {
-        Portal: "one node, `bench/portal-node.ts` (startPortal on PostgreSQL, rate limits raised), a child process",
+        Portal: "one node, `bench/portal-node.ts` (startPortal on PostgreSQL, rate limits raised), a child process; two such nodes on the one database in the revocation phase",
         PostgreSQL: `${version}, throwaway cluster from test/support/postgres.ts (${firstLine("postgres", ["--version"])})`,
         Seed: `${p.users} users in one group with client tokens, ${p.resources} DNS resources in one site each with a policy for the group, ${p.gateways} gateway tokens`,
-        Load: `${p.clients} clients × ${Math.min(p.depth, p.resources)} in flight, ${p.gateways} gateways; ${p.warmupMs / 1000} s warmup, ${p.durationMs / 1000} s window; ${p.revocations} revocations; ${p.devices} devices for memory`,
+        Load: `${p.clients} clients × ${Math.min(p.depth, p.resources)} in flight, ${p.gateways} gateways; ${p.warmupMs / 1000} s warmup, ${p.durationMs / 1000} s window; ${p.revocations} revocations same node and ${p.revocations} across nodes; ${p.devices} devices for memory`,
       },
       figures,
       ratios,
@@ -760,10 +827,12 @@ function tables(report: SuiteReport): ReportTable[] {
     });
   }
   if (r) {
+    const row = (nodes: string, devicesOn: string, x: RevocationLatency): string[] => [nodes, devicesOn, String(x.latencyMs.count), ms(x.latencyMs.p50), ms(x.latencyMs.p90), ms(x.latencyMs.p99), ms(x.latencyMs.max), ms(x.apiMs.p50), String(r.population)];
     out.push({
-      title: "Revocation (DELETE /api/policies/:id → reject_access at the gateway), same node",
-      headers: ["rounds", "p50 ms", "p90 ms", "p99 ms", "max ms", "API response p50 ms", "other clients connected"],
-      rows: [[String(r.latencyMs.count), ms(r.latencyMs.p50), ms(r.latencyMs.p90), ms(r.latencyMs.p99), ms(r.latencyMs.max), ms(r.apiMs.p50), String(r.population)]],
+      title: "Revocation (DELETE /api/policies/:id to node A → reject_access at the gateway), two portal nodes on one database",
+      headers: ["nodes", "client and gateway on", "rounds", "p50 ms", "p90 ms", "p99 ms", "max ms", "API response p50 ms", "other clients connected (both nodes)"],
+      alignRight: [false, false, true, true, true, true, true, true, true],
+      rows: [row("same node", "node A", r), row("across nodes", "node B", r.acrossNodes)],
     });
   }
   if (m) {
