@@ -26,7 +26,8 @@
 //    its RSS after a full GC again; the difference ÷ devices.
 // 5. Figures, target ratios, tables.
 
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { availableParallelism } from "node:os";
 import { randomBytes } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
@@ -146,7 +147,7 @@ class PortalNode {
     return this.child.pid!;
   }
 
-  static async start(databaseUrl: string): Promise<PortalNode> {
+  static async start(databaseUrl: string, cpus: string | undefined = placement?.portal): Promise<PortalNode> {
     // From source (vitest, tsx) the entry is the .ts sibling run through tsx; from dist/ the .js one.
     const fromSource = THIS_FILE.endsWith(".ts");
     const entry = THIS_FILE.replace(/portal\.(ts|js)$/, "portal-node.$1");
@@ -158,7 +159,9 @@ class PortalNode {
       entry,
       JSON.stringify({ databaseUrl }),
     ];
-    const child = spawn(process.execPath, args, { cwd: repoRoot(), stdio: ["ignore", "pipe", "pipe", "ipc"] });
+    // taskset sets the CPUs and execs node in place: the child is the node itself, IPC channel and all.
+    const [command, commandArgs] = cpus === undefined ? [process.execPath, args] : ["taskset", ["-c", cpus, process.execPath, ...args]];
+    const child = spawn(command, commandArgs, { cwd: repoRoot(), stdio: ["ignore", "pipe", "pipe", "ipc"] });
     const tail: string[] = [];
     createInterface({ input: child.stderr! }).on("line", (line) => {
       tail.push(line);
@@ -727,11 +730,49 @@ function figure(id: string, op: string, perSec: readonly number[], detail: strin
 const ratio = (op: string, ours: string, anchor: string, value: number): Ratio => ({ op, size: 0, ours, anchor, ratio: Number.isFinite(value) ? value : 0 });
 
 /** Runs the suite with explicit parameters (the CLI passes the quick or full ones; tests tiny ones). */
-export async function runPortalBench(options: SuiteOptions, p: PortalBenchParams): Promise<SuiteReport> {
+// --- Placement ---
+
+/** Where the processes run: the portal node on a CPU of its own, PostgreSQL and this process on the others. */
+interface Placement {
+  portal: string;
+  rest: string;
+  /** This process's affinity mask before, restored after the run. */
+  before: string;
+}
+
+/** Set for the length of a pinned run; PortalNode.start reads it. */
+let placement: Placement | undefined;
+
+/**
+ * Pins this process (and so the PostgreSQL cluster it starts next) to CPUs 1..n-1, and the portal nodes
+ * it starts to CPU 0. Unpinned, the kernel sometimes ran the single-threaded portal on one core with a
+ * busy PostgreSQL backend while the other core idled: throughput then varied between runs from 7,200 to
+ * 11,400/s. Undefined, with the reason, when it cannot (one CPU, no taskset).
+ */
+function pin(): { placement?: Placement; why?: string } {
+  const cpus = availableParallelism();
+  if (cpus < 2) return { why: "one CPU: nothing to pin" };
+  const current = spawnSync("taskset", ["-p", String(process.pid)], { encoding: "utf8" });
+  const mask = /affinity mask:\s*([0-9a-f]+)/i.exec(current.stdout ?? "")?.[1];
+  if (current.status !== 0 || mask === undefined) return { why: `taskset is not available (${current.error?.message ?? current.stderr?.trim() ?? "no output"})` };
+  const rest = cpus === 2 ? "1" : `1-${cpus - 1}`;
+  const set = spawnSync("taskset", ["-a", "-p", "-c", rest, String(process.pid)], { encoding: "utf8" });
+  if (set.status !== 0) return { why: `taskset could not pin this process: ${set.stderr?.trim()}` };
+  return { placement: { portal: "0", rest, before: mask } };
+}
+
+function unpin(p: Placement): void {
+  spawnSync("taskset", ["-a", "-p", p.before, String(process.pid)], { stdio: "ignore" });
+}
+
+/** `pinned`: run the portal nodes on a CPU of their own (the CLI does, unless WARDLINE_BENCH_PORTAL_PIN=0). */
+export async function runPortalBench(options: SuiteOptions, p: PortalBenchParams, pinned = false): Promise<SuiteReport> {
   const missing = missingPostgres();
   if (missing !== undefined) throw new Error(`needs PostgreSQL: ${missing}`);
   const run = await startRun("portal", options);
   const { progress } = run;
+  const pinning = pinned ? pin() : { why: "not asked to (WARDLINE_BENCH_PORTAL_PIN=0, or a test)" };
+  placement = pinning.placement;
   progress("starting PostgreSQL and seeding");
   let postgres: PostgresDatabase | undefined;
   let db: DataSource | undefined;
@@ -769,6 +810,9 @@ export async function runPortalBench(options: SuiteOptions, p: PortalBenchParams
       "Each phase starts a fresh portal node (two for revocation): authorizations held from the throughput phase would otherwise weigh on revocation and memory.",
       `Revocation runs two portal nodes, A and B, on the one database for the whole phase; every node, A included, hears of a committed change over PostgreSQL LISTEN/NOTIFY. The DELETE always goes to node A's API. Same node ('revoke p99'): the client and gateway under test on node A. Across nodes ('revoke p99 across nodes'): the client and gateway on node B, so node B's hub re-evaluates the authorization and sends reject_access; their resource is in a site of its own, so the only gateway the client can be given is the one on B. ${p.revocations} rounds each, same node first; each case's client and gateway are closed before the next.`,
       `The ${p.clients} idle clients of the revocation phase are split between the nodes (${Math.ceil(p.clients / 2)} on A, the rest on B), in both cases: each node's hub re-checks its own clients on every change.`,
+      pinning.placement !== undefined
+        ? `Placement: every portal node pinned to CPU ${pinning.placement.portal} (taskset), PostgreSQL and the load generator to CPU ${pinning.placement.rest}. Unpinned (WARDLINE_BENCH_PORTAL_PIN=0) the kernel sometimes put the single-threaded portal on a core with a busy PostgreSQL backend while the other idled, and runs varied from 7,200 to 11,400 authorizations/s.`
+        : `Placement: not pinned (${pinning.why}); the kernel places the portal, PostgreSQL and the load generator as it likes, and runs vary more.`,
       `Memory: clients only (each its own WireGuard key, so its own device row), ${p.users} users' client tokens shared among them; KB is 1,000 bytes.`,
     ];
     if (options.quick) notes.push("Quick mode: short window and small populations; figures are rough. Record full-mode runs only.");
@@ -796,6 +840,8 @@ export async function runPortalBench(options: SuiteOptions, p: PortalBenchParams
   } finally {
     await db?.destroy().catch(() => {});
     await postgres?.stop();
+    if (placement !== undefined) unpin(placement);
+    placement = undefined;
   }
 }
 
@@ -854,6 +900,6 @@ function tables(report: SuiteReport): ReportTable[] {
 export const portalSuite: BenchSuite = {
   name: "portal",
   summary: "the portal's realtime side over WebSockets on PostgreSQL: authorizations/s with p50/p99, revocation latency, memory per connected device, against the issue's targets",
-  run: (options) => runPortalBench(options, options.quick ? QUICK_PARAMS : FULL_PARAMS),
+  run: (options) => runPortalBench(options, options.quick ? QUICK_PARAMS : FULL_PARAMS, process.env.WARDLINE_BENCH_PORTAL_PIN !== "0"),
   tables,
 };
