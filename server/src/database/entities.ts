@@ -53,6 +53,8 @@ export interface Device extends TenantRow {
   ipv6: string;
   verifiedAt: Date | null;
   lastSeenAt: Date | null;
+  /** What the device said it runs when it last connected (major.minor.patch); null if it never said. */
+  version?: string | null;
   createdAt: Date;
 }
 
@@ -167,6 +169,7 @@ export const DeviceEntity = new EntitySchema<Device>({
     ipv6: { type: "inet" },
     verifiedAt: { name: "verified_at", type: "timestamptz", nullable: true },
     lastSeenAt: { name: "last_seen_at", type: "timestamptz", nullable: true },
+    version: { type: "text", nullable: true },
     ...createdAt,
   },
 });

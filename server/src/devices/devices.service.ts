@@ -36,6 +36,7 @@ export interface DeviceView {
   ipv6: string;
   verified_at: string | null;
   last_seen_at: string | null;
+  version: string | null;
   created_at: string;
 }
 
@@ -50,6 +51,7 @@ export const deviceView = (d: Device): DeviceView => ({
   ipv6: d.ipv6,
   verified_at: d.verifiedAt?.toISOString() ?? null,
   last_seen_at: d.lastSeenAt?.toISOString() ?? null,
+  version: d.version ?? null,
   created_at: d.createdAt.toISOString(),
 });
 
@@ -68,7 +70,8 @@ export class DevicesService {
 
   constructor(private readonly pool: TunnelAddressPool = new TunnelAddressPool()) {}
 
-  async register(scope: AccountScope, owner: DeviceOwner, values: { name: string; publicKey: string }, now: Date = new Date()): Promise<Registration> {
+  /** `values.version`, when given (a device connecting), is recorded; when absent (the REST API) the stored one is kept. */
+  async register(scope: AccountScope, owner: DeviceOwner, values: { name: string; publicKey: string; version?: string | null }, now: Date = new Date()): Promise<Registration> {
     const devices = scope.repository(DeviceEntity);
     for (let attempt = 0; attempt < REGISTER_ATTEMPTS; attempt++) {
       const [known] = await devices.list({ where: { publicKey: values.publicKey }, take: 1 });
@@ -76,7 +79,7 @@ export class DevicesService {
         if (!ownedBy(known, owner)) {
           throw Problem.conflict("another device of this account has this public key", [{ field: "public_key", code: "public_key.taken", message: "another device of this account has this public key" }], "public_key_taken");
         }
-        const seen = await devices.update(known.id, { name: values.name, lastSeenAt: now });
+        const seen = await devices.update(known.id, { name: values.name, lastSeenAt: now, ...(values.version !== undefined ? { version: values.version } : {}) });
         if (seen !== null) return { device: seen, created: false };
         continue; // deleted meanwhile: register it anew
       }
@@ -91,6 +94,7 @@ export class DevicesService {
           ...addresses,
           verifiedAt: null,
           lastSeenAt: now,
+          version: values.version ?? null,
         });
         return { device, created: true };
       } catch (error) {

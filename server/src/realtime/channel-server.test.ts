@@ -78,7 +78,7 @@ describe.each(DATABASES)("realtime channels on $name", (kind) => {
   });
   const run = it.skipIf(kind.missing !== undefined);
 
-  run("refuses connects with problem details: no token, a bad one, the wrong kind, a bad key, an unknown path", async () => {
+  run("refuses connects with problem details: no token, a bad one, the wrong kind, a bad key or version, an unknown path", async () => {
     const refusal = async (promise: Promise<unknown>): Promise<ConnectRefused> => {
       const error = await promise.then(
         () => undefined,
@@ -96,6 +96,9 @@ describe.each(DATABASES)("realtime channels on $name", (kind) => {
     expect(bad.status).toBe(422);
     expect(bad.problem.errors).toContainEqual(expect.objectContaining({ field: "public_key" }));
     expect((await refusal(ScriptedDevice.connect(url, "client", clientToken, {}))).status).toBe(422);
+    const badVersion = await refusal(ScriptedDevice.connect(url, "client", clientToken, { ...key, version: "v1.2" }));
+    expect(badVersion.status).toBe(422);
+    expect(badVersion.problem.errors).toContainEqual(expect.objectContaining({ field: "version", code: "version.invalid" }));
   });
 
   run("a client joins, gets init, is answered heartbeats, and its validated events reach the handlers", async () => {

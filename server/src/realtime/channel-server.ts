@@ -4,7 +4,8 @@
 // 1. Upgrade: the path names the role (/client/websocket, /gateway/websocket, /relay/websocket); the
 //    token (Authorization: Bearer, or ?token=) must be valid and of the role's kind. Connects are rate
 //    limited per token and per address. Clients and gateways name their WireGuard key (?public_key=,
-//    ?name=): the device is registered, or found again, before the socket opens. Every refusal is an
+//    ?name=, and ?version= major.minor.patch): the device is registered, or found again, before the
+//    socket opens. Every refusal is an
 //    HTTP problem-details answer, so a device can tell "sign in again" (401) from "try later" (429).
 // 2. Join: the device sends phx_join on its role's topic within JOIN_TIMEOUT_MS; the reply is ok and
 //    the handlers push `init`.
@@ -42,6 +43,7 @@ import { Problem, toProblem } from "../http/problem.js";
 export const JOIN_TIMEOUT_MS = 10_000;
 const SWEEP_EVERY_MS = 5_000;
 const PUBLIC_KEY = /^[A-Za-z0-9+/]{43}=$/;
+const DEVICE_VERSION = /^\d{1,6}\.\d{1,6}\.\d{1,6}(?:-[0-9A-Za-z.]{1,32})?$/;
 
 const ROLE_OF_PATH: Record<string, DeviceRole> = { "/client/websocket": "client", "/gateway/websocket": "gateway", "/relay/websocket": "relay" };
 const KIND_OF_ROLE: Record<DeviceRole, TokenKind> = { client: "client", gateway: "gateway", relay: "relay" };
@@ -199,12 +201,16 @@ export class ChannelServer {
     if (publicKey === null || !PUBLIC_KEY.test(publicKey)) {
       errors.push({ field: "public_key", code: "public_key.invalid", message: "public_key must be the device's WireGuard public key, 32 bytes in base64" });
     }
+    const version = params.get("version");
+    if (version !== null && !DEVICE_VERSION.test(version)) {
+      errors.push({ field: "version", code: "version.invalid", message: "version must be the device's version, major.minor.patch (an optional -suffix of up to 32 characters)" });
+    }
     const name = (params.get("name") ?? role).trim();
     if (name === "" || [...name].length > 255 || /\p{Cc}/u.test(name)) errors.push({ field: "name", code: "name.invalid", message: "name must be 1-255 characters without control characters" });
     if (errors.length > 0) throw Problem.invalid(errors);
     const scope = new AccountScope(this.options.db, principal.accountId, principal.actorId);
     const owner = role === "client" ? { kind: "client" as const, actorId: principal.actorId! } : { kind: "gateway" as const, siteId: principal.siteId! };
-    const { device } = await this.options.devices.register(scope, owner, { name, publicKey: publicKey! });
+    const { device } = await this.options.devices.register(scope, owner, { name, publicKey: publicKey!, version });
     return { role, principal, device, params };
   }
 

@@ -271,6 +271,36 @@ describe.each(DATABASES)("the realtime hub on $name", (kind) => {
     expect(((await gateway.next("reject_access")).payload as { authorization_id: string }).authorization_id).toBe(create.authorization_id);
   });
 
+  run("a client is given only gateways of a compatible version, and hears version_mismatch when none is", async () => {
+    const app = await resource("versioned");
+    await api("POST", "/api/policies", { group_id: group.id, resource_id: app.id });
+    const connect = async (role: "client" | "gateway", token: string, publicKey: string, version: string): Promise<ScriptedDevice> => {
+      const d = await ScriptedDevice.connect(t.portal.url, role, token, { public_key: publicKey, version });
+      open.push(d);
+      expect((await d.join()).status).toBe("ok");
+      await d.next("init");
+      return d;
+    };
+    const gatewayKey = randomPublicKey();
+    const gateway = await connect("gateway", gatewayToken, gatewayKey, "1.4.2");
+    const listed = ((await t.call("GET", "/api/devices?kind=gateway&limit=500")).body.data as { public_key: string; version: string | null }[]).find((d) => d.public_key === gatewayKey);
+    expect(listed?.version).toBe("1.4.2");
+
+    // Two minors ahead of the only gateway: refused before the gateway hears of it.
+    const ahead = await connect("client", clientToken, randomPublicKey(), "1.6.0");
+    expect((await ahead.request("request_authorization", { resource_id: app.id })).status).toBe("ok");
+    expect((await ahead.next("authorization_creation_failed")).payload).toMatchObject({ resource_id: app.id, reason: "version_mismatch" });
+    expect(gateway.pending().filter((f) => f.event === "create_authorization")).toEqual([]);
+
+    // One minor ahead: served.
+    const near = await connect("client", clientToken, randomPublicKey(), "1.5.0");
+    const asked = near.request("request_authorization", { resource_id: app.id });
+    const create = (await gateway.next("create_authorization")).payload as { authorization_id: string };
+    await gateway.request("authorization_created", { authorization_id: create.authorization_id });
+    expect((await near.next("authorization_created")).payload).toMatchObject({ resource_id: app.id });
+    expect((await asked).status).toBe("ok");
+  });
+
   run("account DNS settings: validated by the API, in init, and pushed as config_changed to every device", async () => {
     const bad = await t.call("PATCH", "/api/account", { body: { upstream_dns: ["1.1.1.1", "not-an-ip", "1.1.1.1"] } });
     expect(bad.status).toBe(422);

@@ -6,8 +6,9 @@
 //    each client of the account connected here gets the difference between the resources it was sent
 //    and the ones it may now see; each of its authorizations is evaluated again and revoked if the
 //    policy no longer allows it.
-// 3. request_authorization: evaluate → pick a gateway (online, in one of the resource's sites; one the
-//    client names as connected first, then the one with the fewest authorizations from this node) →
+// 3. request_authorization: evaluate → pick a gateway (online, in one of the resource's sites, of a
+//    version compatible with the client's (versions.ts); one the client names as connected first, then
+//    the one with the fewest authorizations from this node) →
 //    derive the pair's secrets → record the authorization (durable before anyone hears of it) →
 //    create_authorization to the gateway, over the node bus when its socket is on another node → the
 //    gateway's acknowledgement → authorization_created to the client, then the reply to its request.
@@ -39,6 +40,7 @@ import type { GeoIpReader } from "../policy/geoip.js";
 import type { AuthorizationRecorder } from "./authorization-recorder.js";
 import type { ChangeBus, ChangeNotification } from "./change-bus.js";
 import { LaterReply, type ChannelHandlers, type DeviceConnection } from "./channel-server.js";
+import { versionsCompatible } from "./versions.js";
 import type { NodeBus } from "./node-bus.js";
 import { pairSecrets, type PairSecrets } from "./pair-secrets.js";
 import type { Presence, PresenceChange } from "./presence.js";
@@ -546,11 +548,12 @@ export class RealtimeHub implements ChannelHandlers {
       if (decision.reason === "no_policy") return fail("not_found");
       return fail("denied", decision.violated.flatMap((v) => v.conditions) as ViolatedCondition[]);
     }
-    const gateway = await this.pickGateway(accountId, resource, preferred);
-    if (gateway === undefined) {
+    const picked = await this.pickGateway(accountId, resource, preferred, connection.device?.version);
+    if ("failure" in picked) {
       this.decisions.failed++;
-      return fail("offline");
+      return fail(picked.failure);
     }
+    const gateway = picked;
     const now = this.now();
     const expiresAt = Math.min(decision.until?.getTime() ?? Infinity, now + AUTHORIZATION_MAX_MS);
     const client = connection.device!;
@@ -625,23 +628,37 @@ export class RealtimeHub implements ChannelHandlers {
     });
   }
 
-  /** An online gateway of one of the resource's sites, and the node its socket is on. */
-  private async pickGateway(accountId: string, resource: ViewResource, preferred: string[], retry = true): Promise<{ device: Device; node: string } | undefined> {
+  /**
+   * An online gateway of one of the resource's sites, of a version compatible with the client's, and the
+   * node its socket is on; or why there is none: no gateway online ("offline"), or none of a compatible
+   * version ("version_mismatch").
+   */
+  private async pickGateway(
+    accountId: string,
+    resource: ViewResource,
+    preferred: string[],
+    clientVersion: string | null | undefined,
+    retry = true,
+  ): Promise<{ device: Device; node: string } | { failure: "offline" | "version_mismatch" }> {
     const directory = await this.account(accountId).directory;
     const candidates: Device[] = [];
+    let incompatible = 0;
     for (const [id, nodes] of directory.online) {
       const gateway = directory.gateways.get(id);
-      if (nodes.size > 0 && gateway?.siteId != null && resource.siteIds.has(gateway.siteId)) candidates.push(gateway);
+      if (nodes.size === 0 || gateway?.siteId == null || !resource.siteIds.has(gateway.siteId)) continue;
+      if (versionsCompatible(clientVersion, gateway.version)) candidates.push(gateway);
+      else incompatible++;
     }
+    if (candidates.length === 0 && incompatible > 0) return { failure: "version_mismatch" };
     if (candidates.length === 0) {
       // Perhaps an announcement was missed: read the directory again, at most once a second.
       const state = this.account(accountId);
       if (retry && this.now() - (this.directoryReloadedAt.get(accountId) ?? 0) > 1000) {
         this.directoryReloadedAt.set(accountId, this.now());
         state.directory = this.loadDirectory(new AccountScope(this.options.db, accountId, null));
-        return this.pickGateway(accountId, resource, preferred, false);
+        return this.pickGateway(accountId, resource, preferred, clientVersion, false);
       }
-      return undefined;
+      return { failure: "offline" };
     }
     const preferredOnline = candidates.filter((d) => preferred.includes(d.id));
     const pool = preferredOnline.length > 0 ? preferredOnline : candidates;
