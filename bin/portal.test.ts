@@ -2,7 +2,7 @@
 // its admin, prints a password and a one-time link that both sign in once the portal runs, resets the
 // password when run again, and refuses bad input with exit 2 before touching anything.
 
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -19,7 +19,7 @@ describe("wardline portal: help", () => {
       expect(await main(argv, io)).toBe(0);
       expect(io.out).toBe(PORTAL_HELP);
     }
-    for (const word of ["--init-admin <email>", "--account <slug>", "--public-url <url>", "WARDLINE_PUBLIC_URL", "WARDLINE_SMTP_URL", "WARDLINE_MAIL_FROM", "mailbox", "15 minutes"]) {
+    for (const word of ["--init-admin <email>", "--account <slug>", "--public-url <url>", "--geoip <file>", "WARDLINE_GEOIP", "WARDLINE_PUBLIC_URL", "WARDLINE_SMTP_URL", "WARDLINE_MAIL_FROM", "mailbox", "15 minutes"]) {
       expect(PORTAL_HELP).toContain(word);
     }
   });
@@ -44,6 +44,22 @@ describe("wardline portal --init-admin", () => {
       expect(io.out).toBe("");
     }
   }, 60_000);
+
+  it("refuses a GeoIP database it cannot read or use with exit 2, before starting", async () => {
+    const junk = join(dir, "junk.mmdb");
+    writeFileSync(junk, "not a MaxMind database");
+    for (const [argv, message] of [
+      [["--geoip", join(dir, "missing.mmdb")], /cannot read the GeoIP database/],
+      [["--geoip", junk], /is not a usable GeoIP database: no metadata marker/],
+    ] as const) {
+      const io = captureIo();
+      expect(await portalCommand(["--data-dir", dir, "--port", "0", ...argv], io, {}), argv.join(" ")).toBe(2);
+      expect(io.err).toMatch(message);
+    }
+    const io = captureIo();
+    expect(await portalCommand(["--data-dir", dir, "--port", "0"], io, { WARDLINE_GEOIP: junk })).toBe(2);
+    expect(io.err).toMatch(/junk\.mmdb is not a usable GeoIP database/);
+  });
 
   it("creates the account and admin, prints a password and a link that sign in, and resets the password when run again", async () => {
     const first = await init("--init-admin", "Root@Example.test");

@@ -2,9 +2,11 @@
 // JSON logs on stderr; runs until SIGINT or SIGTERM. With --init-admin it only prepares an account's
 // first admin (a password and a one-time sign-in link on stdout) and exits.
 
+import { readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { initAdmin, initAdminProblem } from "../server/src/auth/init-admin.js";
 import { openDatabase, type DatabaseLocation } from "../server/src/database/data-source.js";
+import { GeoIpReader } from "../server/src/policy/geoip.js";
 import { startPortal } from "../server/src/portal.js";
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, parseCommandLine } from "./args.js";
 
@@ -33,11 +35,15 @@ Options:
                          database, run it while the portal is stopped.
   --account <slug>       the account of --init-admin (default "default"); people sign in at
                          /api/auth/<slug>/...
+  --geoip <file>         a GeoIP database in MaxMind format (GeoLite2-Country or -City .mmdb) for
+                         policies' region conditions and for giving clients the relays nearest
+                         to them (env WARDLINE_GEOIP); without it a region condition fails closed
   -h, --help             show this help
 
 Environment:
   DATABASE_URL           postgresql://... to use that server instead of the embedded database
   WARDLINE_PUBLIC_URL    as --public-url
+  WARDLINE_GEOIP         as --geoip
   WARDLINE_SMTP_URL      smtp://user:pass@host:587 or smtps://... relay for sign-in codes; without
                          it, mail is appended to <data-dir>/mailbox (an mbox file) for development
   WARDLINE_MAIL_FROM     the From address of that mail (default wardline@localhost)
@@ -51,6 +57,7 @@ export async function portalCommand(argv: readonly string[], io: PortalIo, env: 
     "public-url": { type: "string" },
     "init-admin": { type: "string" },
     account: { type: "string", default: "default" },
+    geoip: { type: "string" },
     help: { type: "boolean", short: "h", default: false },
   });
   if ("error" in parsed) {
@@ -86,6 +93,23 @@ export async function portalCommand(argv: readonly string[], io: PortalIo, env: 
     io.stderr("wardline portal: WARDLINE_SMTP_URL must be an smtp:// or smtps:// URL\n");
     return EXIT_USAGE;
   }
+  const geoipFile = values.geoip ?? env.WARDLINE_GEOIP;
+  let geoip: GeoIpReader | undefined;
+  if (geoipFile !== undefined && geoipFile !== "") {
+    let bytes: Uint8Array;
+    try {
+      bytes = await readFile(geoipFile);
+    } catch (error) {
+      io.stderr(`wardline portal: cannot read the GeoIP database ${geoipFile}: ${(error as Error).message}\n`);
+      return EXIT_USAGE;
+    }
+    const opened = GeoIpReader.open(bytes);
+    if (!opened.ok) {
+      io.stderr(`wardline portal: ${geoipFile} is not a usable GeoIP database: ${opened.error}\n`);
+      return EXIT_USAGE;
+    }
+    geoip = opened.reader;
+  }
   const dataDir = resolve(values["data-dir"]);
   const database: DatabaseLocation = url !== undefined ? { url } : { dataDir };
   const log = (level: string, msg: string, fields: Record<string, unknown> = {}): void =>
@@ -99,6 +123,7 @@ export async function portalCommand(argv: readonly string[], io: PortalIo, env: 
       database,
       log,
       publicUrl,
+      ...(geoip !== undefined ? { realtime: { geoip } } : {}),
       mail: { ...(smtpUrl !== undefined ? { smtpUrl } : { mailbox: join(dataDir, "mailbox") }), ...(env.WARDLINE_MAIL_FROM ? { from: env.WARDLINE_MAIL_FROM } : {}) },
     });
   } catch (error) {

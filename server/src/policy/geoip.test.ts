@@ -185,6 +185,28 @@ describe("data types", () => {
     expect(reader.lookupCountry("2001:db8::1")).toBeNull(); // no country at the top of that record
   });
 
+  it("reads a City database's location, and none from a record without one or with nonsense", () => {
+    const at = (latitude: Typed, longitude: Typed): Typed => ({ t: "map", v: [["location", { t: "map", v: [["latitude", latitude], ["longitude", longitude]] }]] });
+    const bytes = writeMmdb({
+      ipVersion: 6,
+      recordSize: 28,
+      networks: [
+        { network: "192.0.2.0/24", value: at({ t: "double", v: 47.3769 }, { t: "double", v: 8.5417 }) },
+        { network: "198.51.100.0/24", value: at({ t: "double", v: -33.8688 }, { t: "double", v: 151.2093 }) },
+        { network: "203.0.113.0/24", value: { t: "map", v: [["country", { t: "map", v: [["iso_code", { t: "string", v: "FR" }]] }]] } },
+        { network: "2001:db8::/32", value: at({ t: "double", v: 123 }, { t: "double", v: 0 }) },
+        { network: "10.0.0.0/8", value: at({ t: "string", v: "47" }, { t: "double", v: 8 }) },
+      ],
+    });
+    const reader = open(bytes);
+    expect(reader.lookupLocation("192.0.2.7")).toEqual({ latitude: 47.3769, longitude: 8.5417 });
+    expect(reader.lookupLocation("198.51.100.1")).toEqual({ latitude: -33.8688, longitude: 151.2093 });
+    expect(reader.lookupLocation("203.0.113.9"), "a country but no location").toBeNull();
+    expect(reader.lookupLocation("2001:db8::1"), "latitude out of range").toBeNull();
+    expect(reader.lookupLocation("10.1.1.1"), "not a number").toBeNull();
+    expect(reader.lookupLocation("172.16.0.1"), "not in the database").toBeNull();
+  });
+
   it("a map key named __proto__ is data, not a prototype", () => {
     const bytes = writeMmdb({ ipVersion: 4, recordSize: 24, networks: [{ network: "1.0.0.0/8", value: { t: "map", v: [["__proto__", { t: "map", v: [["polluted", { t: "boolean", v: true }]] }]] } }] });
     const result = open(bytes).lookup("1.2.3.4") as { value: Record<string, unknown> };

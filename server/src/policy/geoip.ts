@@ -424,6 +424,23 @@ export class GeoIpReader {
     return { found: true, value, prefixLength: at.prefixLength };
   }
 
+  /**
+   * Where `ip` is, from a City database's location.latitude and .longitude (degrees), or null when the
+   * database has no location for it (a Country database has none), or it is damaged.
+   */
+  lookupLocation(ip: string): { latitude: number; longitude: number } | null {
+    const found = this.lookup(ip);
+    if (!found.found) return null;
+    const value = found.value;
+    if (typeof value !== "object" || value === null || Array.isArray(value) || value instanceof Uint8Array) return null;
+    const location = value.location;
+    if (typeof location !== "object" || location === null || Array.isArray(location) || location instanceof Uint8Array) return null;
+    const { latitude, longitude } = location;
+    if (typeof latitude !== "number" || typeof longitude !== "number") return null;
+    if (!(Math.abs(latitude) <= 90 && Math.abs(longitude) <= 180)) return null;
+    return { latitude, longitude };
+  }
+
   /** The ISO 3166-1 code of `ip`'s country (else its registered country), or null when unknown or damaged. */
   lookupCountry(ip: string): string | null {
     const at = this.find(ip);

@@ -8,8 +8,11 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { relayTurnSecretFromTokenSecret, turnPassword } from "../../../daemons/proto/portal/index.js";
 import { issueToken } from "../accounts/accounts.service.js";
 import { parseToken } from "../auth/secrets.js";
+import { GeoIpReader } from "../policy/geoip.js";
+import { writeMmdb, type Typed } from "../policy/mmdb-writer.js";
 import { DATABASES, startTestPortal, type TestPortal } from "../testing/api.js";
 import { randomPublicKey, ScriptedDevice } from "../testing/device.js";
+import { greatCircleKm } from "./hub.js";
 
 describe.each(DATABASES)("the realtime hub on $name", (kind) => {
   let t: TestPortal;
@@ -318,5 +321,58 @@ describe.each(DATABASES)("the realtime hub on $name", (kind) => {
     }
     const later = await device("client", clientToken);
     expect(((await later.next("init")).payload as { interface: { upstream_dns: string[] } }).interface.upstream_dns).toEqual(["1.1.1.1", "2606:4700:4700::1111"]);
+  });
+});
+
+describe("relays by distance", () => {
+  it("the great-circle distance matches known ones", () => {
+    const zurich = { latitude: 47.3769, longitude: 8.5417 };
+    const frankfurt = { latitude: 50.1109, longitude: 8.6821 };
+    const sydney = { latitude: -33.8688, longitude: 151.2093 };
+    expect(greatCircleKm(zurich, zurich)).toBe(0);
+    expect(greatCircleKm(zurich, frankfurt)).toBeCloseTo(304, -1);
+    expect(greatCircleKm(zurich, sydney)).toBeCloseTo(16_560, -2);
+    expect(greatCircleKm({ latitude: 0, longitude: 0 }, { latitude: 0, longitude: 180 })).toBeCloseTo(Math.PI * 6371, 6);
+  });
+});
+
+// With a GeoIP City database, a client gets the relays nearest to it. The database here is written by
+// the test: the loopback address the scripted client connects from is in Zurich, and each relay's
+// documentation address is somewhere else.
+describe.each(DATABASES)("the realtime hub with a GeoIP database on $name", (kind) => {
+  const run = it.skipIf(kind.missing !== undefined);
+  const place = (latitude: number, longitude: number): Typed => ({ t: "map", v: [["location", { t: "map", v: [["latitude", { t: "double", v: latitude }], ["longitude", { t: "double", v: longitude }]] }]] });
+  const PLACES: [string, string, Typed][] = [
+    ["127.0.0.0/8", "client, Zurich", place(47.3769, 8.5417)],
+    ["203.0.113.1/32", "Sydney", place(-33.8688, 151.2093)],
+    ["203.0.113.2/32", "Frankfurt", place(50.1109, 8.6821)],
+    ["203.0.113.3/32", "Zurich Oerlikon", place(47.4111, 8.5442)],
+    ["203.0.113.4/32", "New York", place(40.7128, -74.006)],
+  ];
+
+  run("hands a client the two relays nearest to it, nearest first", async () => {
+    const opened = GeoIpReader.open(writeMmdb({ ipVersion: 6, recordSize: 28, aliasIpv4Mapped: true, networks: PLACES.map(([network, , value]) => ({ network, value })) }));
+    if (!opened.ok) throw new Error(opened.error);
+    const t = await startTestPortal(kind, { portal: { realtime: { geoip: opened.reader } } });
+    const open: ScriptedDevice[] = [];
+    try {
+      const relayTokens = await Promise.all(PLACES.slice(1).map(() => issueToken(t.a.scope, { kind: "relay" })));
+      for (const [i, token] of relayTokens.entries()) {
+        const relay = await ScriptedDevice.connect(t.portal.url, "relay", token.token);
+        open.push(relay);
+        expect((await relay.join({ ipv4: `203.0.113.${i + 1}`, port: 3478 })).status).toBe("ok");
+        await relay.next("init");
+      }
+      const user = await t.actorWithToken(t.a, "user");
+      const { token } = await issueToken(t.a.scope, { kind: "client", actorId: user.actor.id, expiresAt: new Date(Date.now() + 86_400_000) });
+      const client = await ScriptedDevice.connect(t.portal.url, "client", token, { public_key: randomPublicKey() });
+      open.push(client);
+      await client.join();
+      const init = (await client.next("init")).payload as { relays: { addr: string }[] };
+      expect(init.relays.map((r) => r.addr), "Zurich Oerlikon, then Frankfurt").toEqual(["203.0.113.3:3478", "203.0.113.2:3478"]);
+    } finally {
+      for (const d of open) await d.close();
+      await t.close();
+    }
   });
 });

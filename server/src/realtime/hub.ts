@@ -52,6 +52,19 @@ export const AUTHORIZATION_MAX_MS = 24 * 3_600_000;
 export const RELAY_CREDENTIALS_MS = 24 * 3_600_000;
 /** Relays per device: two, so a device has a second path ready when one relay goes away. */
 export const RELAYS_PER_DEVICE = 2;
+/** Relays whose distances from a device round to the same multiple of this are taken as equally near. */
+export const NEAR_STEP_KM = 100;
+
+const EARTH_RADIUS_KM = 6371;
+
+/** The great-circle distance between two places (haversine), in km. */
+export function greatCircleKm(a: { latitude: number; longitude: number }, b: { latitude: number; longitude: number }): number {
+  const rad = Math.PI / 180;
+  const dLat = (b.latitude - a.latitude) * rad;
+  const dLon = (b.longitude - a.longitude) * rad;
+  const h = Math.sin(dLat / 2) ** 2 + Math.cos(a.latitude * rad) * Math.cos(b.latitude * rad) * Math.sin(dLon / 2) ** 2;
+  return 2 * EARTH_RADIUS_KM * Math.asin(Math.min(1, Math.sqrt(h)));
+}
 
 export interface HubOptions {
   db: DataSource;
@@ -208,7 +221,7 @@ export class RealtimeHub implements ChannelHandlers {
     }
     const device = connection.device!;
     await this.options.presence.join(accountId, device.id, connection.role);
-    const relays = await this.relaysFor(accountId, device.id);
+    const relays = await this.relaysFor(accountId, connection);
     if (connection.role === "client") {
       state.clients.add(connection);
       const resources = await this.clientResources(connection, view);
@@ -254,10 +267,14 @@ export class RealtimeHub implements ChannelHandlers {
 
   /**
    * The relays a device should allocate on: of the account's relays online on any node, the
-   * RELAYS_PER_DEVICE that rank first for this device by rendezvous hashing, so devices spread
-   * evenly and each keeps its relays while others come and go; with credentials for each.
+   * RELAYS_PER_DEVICE nearest to it, with credentials for each. Near is by great-circle distance
+   * between the device's address and the relay's, from the GeoIP database when one is configured and
+   * knows both places, in steps of NEAR_STEP_KM; relays as near as each other (or of unknown place, all
+   * of them without a database) are ranked by rendezvous hashing, so devices spread evenly and each
+   * keeps its relays while others come and go.
    */
-  private async relaysFor(accountId: string, deviceId: string): Promise<Relay[]> {
+  private async relaysFor(accountId: string, connection: DeviceConnection): Promise<Relay[]> {
+    const deviceId = connection.device!.id;
     const online = await this.options.presence.onlineOfKind(accountId, "relay");
     const ids = [...online.keys()];
     if (ids.length === 0) return [];
@@ -268,11 +285,17 @@ export class RealtimeHub implements ChannelHandlers {
       [accountId, ids],
     )) as { relay_id: string; ipv4: string | null; ipv6: string | null; port: number; secret_hash: string }[];
     const rank = (relayId: string): string => createHash("sha256").update(`${deviceId}\0${relayId}`).digest("hex");
+    const here = this.locate(connection.remoteAddress);
+    const steps = (row: { ipv4: string | null; ipv6: string | null }): number => {
+      const there = here === null ? null : this.locate(row.ipv4 ?? row.ipv6 ?? "");
+      return here === null || there === null ? Number.POSITIVE_INFINITY : Math.round(greatCircleKm(here, there) / NEAR_STEP_KM);
+    };
     const expires = Math.floor((this.now() + RELAY_CREDENTIALS_MS) / 1000);
     return rows
-      .sort((a, b) => rank(a.relay_id).localeCompare(rank(b.relay_id)))
+      .map((row) => ({ row, steps: steps(row), rank: rank(row.relay_id) }))
+      .sort((a, b) => (a.steps === b.steps ? a.rank.localeCompare(b.rank) : a.steps - b.steps))
       .slice(0, RELAYS_PER_DEVICE)
-      .map((row) => {
+      .map(({ row }) => {
         const credentials = relayCredentials(relayTurnSecret(row.secret_hash), deviceId, expires);
         return {
           id: row.relay_id,
@@ -283,6 +306,12 @@ export class RealtimeHub implements ChannelHandlers {
           expires_at: new Date(expires * 1000).toISOString(),
         };
       });
+  }
+
+  /** Where an address is, from the GeoIP database; null without one, or when it does not know. */
+  private locate(address: string): { latitude: number; longitude: number } | null {
+    if (this.options.geoip === undefined || address === "") return null;
+    return this.options.geoip.lookupLocation(address.replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/, "$1"));
   }
 
   /** A relay came or went on some node: the devices here that should use it, or did, hear of it. */
@@ -307,7 +336,7 @@ export class RealtimeHub implements ChannelHandlers {
       try {
         if (change.event === "join" || change.event === "node_up") {
           for (const device of devices) {
-            const mine = await this.relaysFor(relay.accountId, device.device!.id);
+            const mine = await this.relaysFor(relay.accountId, device);
             if (mine.some((r) => r.id === relay.deviceId)) device.push("relays_presence", { connected: mine.filter((r) => r.id === relay.deviceId), disconnected_ids: [] });
           }
         } else {
@@ -315,7 +344,7 @@ export class RealtimeHub implements ChannelHandlers {
           if ((still.get(relay.deviceId) ?? []).length > 0) continue;
           for (const device of devices) {
             // Its replacement: the relay that now ranks in this device's top two, if there is one.
-            const mine = await this.relaysFor(relay.accountId, device.device!.id);
+            const mine = await this.relaysFor(relay.accountId, device);
             device.push("relays_presence", { connected: mine, disconnected_ids: [relay.deviceId] });
           }
         }
