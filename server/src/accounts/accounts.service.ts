@@ -34,7 +34,7 @@ export interface IssuedToken {
 /** A token of the scope's account; only its hash is stored. */
 export async function issueToken(
   scope: AccountScope,
-  values: { kind: TokenKind; actorId?: string | null; siteId?: string | null; name?: string; expiresAt?: Date | null },
+  values: { kind: TokenKind; actorId?: string | null; siteId?: string | null; name?: string; expiresAt?: Date | null; providerId?: string | null },
 ): Promise<IssuedToken> {
   const secret = issueSecret(values.kind);
   const row = await scope.repository(TokenEntity).insert({
@@ -46,6 +46,7 @@ export async function issueToken(
     secretHash: secret.secretHash,
     expiresAt: values.expiresAt ?? null,
     lastUsedAt: null,
+    providerId: values.providerId ?? null,
   });
   return { row, token: secret.token };
 }

@@ -104,7 +104,7 @@ export class AuthGuard implements CanActivate {
       role = actor.type;
     }
     await this.touch(token.accountId, token.id);
-    return { accountId: token.accountId, actorId: token.actorId, role, tokenId: token.id, tokenKind: token.kind, siteId: token.siteId, tokenExpiresAt: token.expiresAt };
+    return { accountId: token.accountId, actorId: token.actorId, role, tokenId: token.id, tokenKind: token.kind, siteId: token.siteId, tokenExpiresAt: token.expiresAt, providerId: token.providerId ?? null };
   }
 
   private async touch(accountId: string, tokenId: string): Promise<void> {

@@ -95,7 +95,7 @@ export class OidcSignInController {
     }
     const actor = await signInActor(scope, identity.email);
     if (actor === null) throw Problem.forbidden(`no enabled user of this account has the email ${provider.name} gave`, "no_such_user");
-    await startSession(this.db, this.settings, actor, `oidc:${provider.id}`, res);
+    await startSession(this.db, this.settings, actor, `oidc:${provider.id}`, res, provider.id);
     return { url: `${this.settings.publicUrl}/`, statusCode: 302 };
   }
 

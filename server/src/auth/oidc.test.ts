@@ -180,6 +180,12 @@ describe.each(DATABASES)("OIDC sign-in on $name", (kind) => {
     expect(portal.has("wardline_oidc")).toBe(false);
     const me = await t.call("GET", "/api/auth_providers", { token: undefined, headers: { cookie: portal.header() } });
     expect(me.status).toBe(200);
+    // A client token the session makes carries the provider, for policies' auth-provider conditions.
+    const csrf = /(?:^|; )wardline_csrf=([^;]+)/.exec(portal.header())?.[1];
+    const made = await t.call("POST", "/api/me/client_tokens", { token: undefined, headers: { cookie: portal.header(), "x-csrf-token": decodeURIComponent(csrf ?? "") }, body: { name: "laptop" } });
+    expect(made.status, JSON.stringify(made.body)).toBe(201);
+    const rows = (await t.portal.database.query(`SELECT provider_id FROM tokens WHERE id = $1`, [made.body.id])) as { provider_id: string | null }[];
+    expect(rows[0]?.provider_id).toBe(providerId);
     // The flow is single use: the same answer again is refused.
     const again = await fetch(callback, { redirect: "manual", headers: { cookie: flowCookie } });
     expect(again.status).toBe(401);

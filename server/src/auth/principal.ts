@@ -15,6 +15,8 @@ export interface Principal {
   tokenExpiresAt: Date | null;
   /** The gateway token's site. */
   siteId: string | null;
+  /** The auth provider the sign-in behind the token went through (OIDC); null otherwise. */
+  providerId: string | null;
 }
 
 /** Roles that administer an account through the API; users see only what is theirs. */

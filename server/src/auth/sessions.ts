@@ -39,10 +39,11 @@ export function cookie(name: string, value: string, options: { maxAgeSeconds: nu
 }
 
 /** Issues a browser session for `actor` and sets its cookies. */
-export async function startSession(db: DataSource, settings: AuthSettings, actor: Actor, method: string, res: CookieJar): Promise<SessionBody> {
+/** `providerId`: the auth provider the sign-in went through (OIDC), kept on the session for policies' conditions. */
+export async function startSession(db: DataSource, settings: AuthSettings, actor: Actor, method: string, res: CookieJar, providerId: string | null = null): Promise<SessionBody> {
   const expiresAt = new Date(Date.now() + SESSION_TTL_MS);
   const scope = new AccountScope(db, actor.accountId, actor.id);
-  const issued = await issueToken(scope, { kind: "browser", actorId: actor.id, name: `signed in with ${method}`, expiresAt });
+  const issued = await issueToken(scope, { kind: "browser", actorId: actor.id, name: `signed in with ${method}`, expiresAt, providerId });
   const csrf = csrfTokenFor(parseToken(issued.token)!.secret);
   const options = { maxAgeSeconds: Math.floor(SESSION_TTL_MS / 1000), secure: secureCookies(settings) };
   res.append("Set-Cookie", cookie(SESSION_COOKIE, issued.token, { ...options, httpOnly: true }));

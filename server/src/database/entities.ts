@@ -101,6 +101,8 @@ export interface Token extends TenantRow {
   secretHash: string;
   expiresAt: Date | null;
   lastUsedAt: Date | null;
+  /** The auth provider the sign-in behind this token went through (OIDC); null otherwise. */
+  providerId?: string | null;
   createdAt: Date;
 }
 
@@ -237,6 +239,7 @@ export const TokenEntity = new EntitySchema<Token>({
     secretHash: { name: "secret_hash", type: "text" },
     expiresAt: { name: "expires_at", type: "timestamptz", nullable: true },
     lastUsedAt: { name: "last_used_at", type: "timestamptz", nullable: true },
+    providerId: { name: "provider_id", type: "uuid", nullable: true },
     ...createdAt,
   },
 });

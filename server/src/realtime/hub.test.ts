@@ -4,6 +4,7 @@
 // conditions; an offline gateway or a silent one fails closed; changes made through the REST API are
 // pushed at once, and a deleted policy revokes what it granted on both sides.
 
+import { randomUUID } from "node:crypto";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { relayTurnSecretFromTokenSecret, turnPassword } from "../../../daemons/proto/portal/index.js";
 import { issueToken } from "../accounts/accounts.service.js";
@@ -301,6 +302,30 @@ describe.each(DATABASES)("the realtime hub on $name", (kind) => {
     const create = (await gateway.next("create_authorization")).payload as { authorization_id: string };
     await gateway.request("authorization_created", { authorization_id: create.authorization_id });
     expect((await near.next("authorization_created")).payload).toMatchObject({ resource_id: app.id });
+    expect((await asked).status).toBe("ok");
+  });
+
+  run("a policy's auth-provider condition is checked against the provider the client token's sign-in went through", async () => {
+    const sso = await resource("sso-only");
+    const provider = randomUUID();
+    await api("POST", "/api/policies", { group_id: group.id, resource_id: sso.id, conditions: [{ property: "provider_id", operator: "is_in", values: [provider] }] });
+    const gateway = await device("gateway", gatewayToken);
+    await gateway.next("init");
+    // Signed in some other way (the token has no provider): denied, naming the condition.
+    const other = await device("client", clientToken);
+    await other.next("init");
+    await other.request("request_authorization", { resource_id: sso.id });
+    const denied = (await other.next("authorization_creation_failed")).payload as { reason: string; violated_conditions: { property: string }[] };
+    expect(denied.reason).toBe("denied");
+    expect(denied.violated_conditions.map((c) => c.property)).toEqual(["provider_id"]);
+    // Through that provider: allowed.
+    const ssoToken = (await issueToken(t.a.scope, { kind: "client", actorId: user.actor.id, expiresAt: new Date(Date.now() + 86_400_000), providerId: provider })).token;
+    const viaSso = await device("client", ssoToken);
+    await viaSso.next("init");
+    const asked = viaSso.request("request_authorization", { resource_id: sso.id });
+    const create = (await gateway.next("create_authorization")).payload as { authorization_id: string };
+    await gateway.request("authorization_created", { authorization_id: create.authorization_id });
+    expect((await viaSso.next("authorization_created")).payload).toMatchObject({ resource_id: sso.id });
     expect((await asked).status).toBe("ok");
   });
 

@@ -530,7 +530,7 @@ export class RealtimeHub implements ChannelHandlers {
       {
         actorId,
         groupIds: view.groupsOf(actorId),
-        providerId: null,
+        providerId: connection.principal.providerId,
         clientIp,
         region: clientIp !== null && this.options.geoip !== undefined ? this.options.geoip.lookupCountry(clientIp) : null,
         clientVerified: connection.device?.verifiedAt !== null && connection.device?.verifiedAt !== undefined,

@@ -49,7 +49,8 @@ export class MeController {
     const now = new Date();
     const expiresAt = input.futureTime("expires_at", now) ?? new Date(now.getTime() + CLIENT_TOKEN_DAYS * 86_400_000);
     input.done();
-    const issued = await issueToken(scope, { kind: "client", actorId: caller.actorId, name: name ?? "", expiresAt });
+    // The session's sign-in provider goes with it: the client's requests are checked against it.
+    const issued = await issueToken(scope, { kind: "client", actorId: caller.actorId, name: name ?? "", expiresAt, providerId: caller.providerId });
     return { ...tokenView(issued.row), token: issued.token };
   }
 }
