@@ -150,6 +150,9 @@ describe.each(DATABASES)("the realtime hub on $name", (kind) => {
     expect((await client.next((f) => f.event === "resource_deleted" && (f.payload as { id: string }).id === app.id)).payload).toEqual({ id: app.id });
     // The record is marked after the gateway and the client are told.
     await expect.poll(() => revokeReason(create.authorization_id)).toBe("policy");
+    // Told once, though both the client's side and the gateway's side of the hub ended it.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(gateway.pending().filter((f) => f.event === "reject_access")).toEqual([]);
     console.log(`revocation on ${kind.name}: ${revokedMs.toFixed(1)} ms from the API call to reject_access`);
 
     // Removing the user from the group takes the rest of what the group granted.
@@ -303,6 +306,50 @@ describe.each(DATABASES)("the realtime hub on $name", (kind) => {
     await gateway.request("authorization_created", { authorization_id: create.authorization_id });
     expect((await near.next("authorization_created")).payload).toMatchObject({ resource_id: app.id });
     expect((await asked).status).toBe("ok");
+  });
+
+  run("revocation reaches the gateway while the client is offline, and when the client's device is deleted", async () => {
+    const gateway = await device("gateway", gatewayToken);
+    await gateway.next("init");
+    const authorizeOn = async (client: ScriptedDevice, resourceId: string): Promise<string> => {
+      const asked = client.request("request_authorization", { resource_id: resourceId });
+      const create = (await gateway.next("create_authorization")).payload as { authorization_id: string };
+      await gateway.request("authorization_created", { authorization_id: create.authorization_id });
+      await client.next("authorization_created");
+      expect((await asked).status).toBe("ok");
+      return create.authorization_id;
+    };
+
+    // The client goes offline; its policy is then deleted: the gateway still hears of it.
+    const away = await resource("away");
+    const awayPolicy = await api("POST", "/api/policies", { group_id: group.id, resource_id: away.id });
+    const leavingKey = randomPublicKey();
+    const leaving = await ScriptedDevice.connect(t.portal.url, "client", clientToken, { public_key: leavingKey });
+    open.push(leaving);
+    await leaving.join();
+    await leaving.next("init");
+    const leftBehind = await authorizeOn(leaving, away.id);
+    const leavingId = ((await t.call("GET", "/api/devices?kind=client&limit=500")).body.data as { id: string; public_key: string }[]).find((d) => d.public_key === leavingKey)!.id;
+    await leaving.close();
+    // Its presence is gone before the change: nobody but the gateway's side of the hub can end it now.
+    await expect.poll(async () => (await t.portal.realtime.presence.online(t.a.account.id, [leavingId])).get(leavingId)?.length ?? 0, { timeout: 5000 }).toBe(0);
+    await api("DELETE", `/api/policies/${awayPolicy.id}`);
+    expect(((await gateway.next("reject_access")).payload as { authorization_id: string }).authorization_id).toBe(leftBehind);
+    await expect.poll(() => revokeReason(leftBehind)).toBe("policy");
+
+    // A connected client's device is deleted: its authorization ends on the gateway too.
+    const kept = await resource("kept");
+    await api("POST", "/api/policies", { group_id: group.id, resource_id: kept.id });
+    const key = randomPublicKey();
+    const doomed = await ScriptedDevice.connect(t.portal.url, "client", clientToken, { public_key: key });
+    open.push(doomed);
+    await doomed.join();
+    await doomed.next("init");
+    const held = await authorizeOn(doomed, kept.id);
+    const deviceId = ((await t.call("GET", "/api/devices?kind=client&limit=500")).body.data as { id: string; public_key: string }[]).find((d) => d.public_key === key)!.id;
+    await api("DELETE", `/api/devices/${deviceId}`);
+    expect(((await gateway.next("reject_access")).payload as { authorization_id: string }).authorization_id).toBe(held);
+    await expect.poll(() => revokeReason(held)).toBe("device_deleted");
   });
 
   run("a policy's auth-provider condition is checked against the provider the client token's sign-in went through", async () => {

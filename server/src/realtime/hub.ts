@@ -124,7 +124,7 @@ interface AccountState {
 
 /** Messages between portal nodes. */
 type NodeMessage =
-  | { type: "create_authorization"; accountId: string; gatewayDeviceId: string; payload: AuthorizationForGateway; replyTo: string }
+  | { type: "create_authorization"; accountId: string; gatewayDeviceId: string; payload: AuthorizationForGateway; replyTo: string; grant: { policyId: string; actorId: string } }
   | { type: "authorization_ack"; accountId: string; authorizationId: string; ok: boolean; reason?: string }
   | { type: "reject_access"; accountId: string; gatewayDeviceId: string; payload: { authorization_id: string; client_id: string; resource_id: string } }
   | { type: "to_client"; accountId: string; clientDeviceId: string; event: string; payload: object }
@@ -132,10 +132,31 @@ type NodeMessage =
 
 const filtersOf = (resource: ViewResource): Filter[] => resource.filters as Filter[];
 
+/** An authorization a gateway connected to this node holds, with what granted it. */
+interface HeldAuthorization {
+  clientDeviceId: string;
+  resourceId: string;
+  policyId: string;
+  actorId: string;
+  expiresAt: number;
+}
+
+/** Whether the policy that granted an authorization still grants it: enabled, its resource there, the actor (enabled) in its group. */
+function grantStands(view: AccountView, held: HeldAuthorization): boolean {
+  const policy = view.policiesFor(held.resourceId).find((p) => p.id === held.policyId);
+  return policy !== undefined && !policy.disabled && view.resource(held.resourceId) !== undefined && view.groupsOf(held.actorId).has(policy.groupId);
+}
+
 export class RealtimeHub implements ChannelHandlers {
   private readonly accounts = new Map<string, AccountState>();
   private readonly clients = new WeakMap<DeviceConnection, ClientState>();
   private readonly tokenTimers = new WeakMap<DeviceConnection, NodeJS.Timeout>();
+  /**
+   * What each gateway connected here holds, by authorization id. A revocation whose client is connected
+   * nowhere is ended from here (its client's node no longer knows of it), and every reject_access
+   * reaches a gateway once, whichever nodes sent it.
+   */
+  private readonly held = new WeakMap<DeviceConnection, Map<string, HeldAuthorization>>();
   private readonly pendingAcks = new Map<string, { resolve: (ok: boolean, reason?: string) => void; timer: NodeJS.Timeout }>();
   /** Authorizations from this node per gateway device: the load the picker balances. */
   private readonly gatewayLoad = new Map<string, number>();
@@ -234,24 +255,27 @@ export class RealtimeHub implements ChannelHandlers {
       const directory = await state.directory;
       directory.gateways.set(device.id, device);
       directory.online.set(device.id, (directory.online.get(device.id) ?? new Set()).add(this.options.nodes.nodeId));
-      connection.push("init", { interface: await this.interfaceOf(state, device), relays, authorizations: await this.liveAuthorizations(accountId, device) });
+      connection.push("init", { interface: await this.interfaceOf(state, device), relays, authorizations: await this.liveAuthorizations(accountId, connection) });
     }
   }
 
   /** The authorizations a gateway still holds (not revoked, not expired): what a reconnect restores. */
-  private async liveAuthorizations(accountId: string, gateway: Device): Promise<AuthorizationForGateway[]> {
+  private async liveAuthorizations(accountId: string, connection: DeviceConnection): Promise<AuthorizationForGateway[]> {
+    const gateway = connection.device!;
     const rows = (await this.options.db.query(
-      `SELECT a.id, a.resource_id, a.expires_at, d.id AS client_id, d.public_key, host(d.ipv4) AS ipv4, host(d.ipv6) AS ipv6
+      `SELECT a.id, a.resource_id, a.policy_id, a.actor_id, a.expires_at, d.id AS client_id, d.public_key, host(d.ipv4) AS ipv4, host(d.ipv6) AS ipv6
          FROM authorizations a JOIN devices d ON d.account_id = a.account_id AND d.id = a.client_device_id
         WHERE a.account_id = $1 AND a.gateway_device_id = $2 AND a.revoked_at IS NULL AND a.expires_at > $3
         ORDER BY a.created_at`,
       [accountId, gateway.id, new Date(this.now())],
-    )) as { id: string; resource_id: string; expires_at: Date; client_id: string; public_key: string; ipv4: string; ipv6: string }[];
+    )) as { id: string; resource_id: string; policy_id: string; actor_id: string; expires_at: Date; client_id: string; public_key: string; ipv4: string; ipv6: string }[];
     const view = await this.account(accountId).view;
     const result: AuthorizationForGateway[] = [];
+    const held = this.heldBy(connection);
     for (const row of rows) {
       const resource = view.resource(row.resource_id);
       if (resource === undefined) continue;
+      held.set(row.id, { clientDeviceId: row.client_id, resourceId: row.resource_id, policyId: row.policy_id, actorId: row.actor_id, expiresAt: new Date(row.expires_at).getTime() });
       const secrets = this.secretsOf(accountId, row.public_key, gateway.publicKey);
       result.push({
         authorization_id: row.id,
@@ -433,6 +457,7 @@ export class RealtimeHub implements ChannelHandlers {
       const view = await state.view;
       view.apply({ objectTable: row.object_table, action: row.action, objectId: row.object_id, before: row.before, after: row.after });
       for (const client of state.clients) await this.refreshClient(client, view);
+      await this.revokeOrphans(state, change.accountId, (held) => (grantStands(view, held) ? null : "policy"));
       // A disabled or deleted actor's clients lose their access above, then their sockets.
       if (row.object_table === "actors") {
         this.disconnect(state, (c) => c.role === "client" && (view.actor(c.principal.actorId!)?.disabled ?? true), "actor_disabled");
@@ -456,6 +481,12 @@ export class RealtimeHub implements ChannelHandlers {
     }
     // Verified or not is a condition: the client's device row is read again, its access re-checked.
     if (change.action === "update") await this.refreshDevice(state, change.objectId);
+    // A deleted client device's authorizations end on the gateways here (its sockets are closed).
+    if (change.action === "delete") {
+      await this.revokeOrphans(state, change.accountId, (held) => (held.clientDeviceId === change.objectId ? "device_deleted" : null), true).catch((error: unknown) =>
+        this.options.log("error", "ending a deleted device's authorizations failed", { error: String(error) }),
+      );
+    }
   }
 
   private async changeRow(change: ChangeNotification): Promise<{ object_table: string; action: "insert" | "update" | "delete"; object_id: string; before: unknown; after: unknown } | undefined> {
@@ -489,6 +520,7 @@ export class RealtimeHub implements ChannelHandlers {
         state.view = AccountView.load(new AccountScope(this.options.db, accountId, null));
         const view = await state.view;
         for (const client of state.clients) await this.refreshClient(client, view);
+        await this.revokeOrphans(state, accountId, (held) => (grantStands(view, held) ? null : "policy"));
       });
       await state.applying.catch((error: unknown) => this.options.log("error", "resync failed", { error: String(error), account: accountId }));
     }
@@ -609,7 +641,14 @@ export class RealtimeHub implements ChannelHandlers {
       expires_at: expiresIso,
     };
     const acked = this.awaitAck(id);
-    await this.toGateway(accountId, gateway.device.id, gateway.node, { type: "create_authorization", accountId, gatewayDeviceId: gateway.device.id, payload: forGateway, replyTo: this.options.nodes.nodeId });
+    await this.toGateway(accountId, gateway.device.id, gateway.node, {
+      type: "create_authorization",
+      accountId,
+      gatewayDeviceId: gateway.device.id,
+      payload: forGateway,
+      replyTo: this.options.nodes.nodeId,
+      grant: { policyId: decision.policyId, actorId: connection.principal.actorId! },
+    });
     const ack = await acked;
     if (!ack.ok) {
       this.decisions.failed++;
@@ -797,9 +836,58 @@ export class RealtimeHub implements ChannelHandlers {
       this.ackRoutes.set(authorizationId, message.replyTo);
       // The asking node gives up after AUTHORIZATION_TIMEOUT_MS; the route is not needed after that.
       setTimeout(() => this.ackRoutes.delete(authorizationId), 2 * (this.options.authorizationTimeoutMs ?? AUTHORIZATION_TIMEOUT_MS)).unref();
+      this.heldBy(gateway).set(authorizationId, {
+        clientDeviceId: message.payload.client.id,
+        resourceId: message.payload.resource.id,
+        policyId: message.grant.policyId,
+        actorId: message.grant.actorId,
+        expiresAt: Date.parse(message.payload.expires_at),
+      });
       gateway.push("create_authorization", message.payload);
     } else if (message.type === "reject_access") {
-      gateway?.push("reject_access", message.payload);
+      // Once: the client's node and the gateway's may both end the same authorization.
+      if (gateway !== undefined && this.heldBy(gateway).delete(message.payload.authorization_id)) gateway.push("reject_access", message.payload);
+    }
+  }
+
+  private heldBy(gateway: DeviceConnection): Map<string, HeldAuthorization> {
+    let held = this.held.get(gateway);
+    if (held === undefined) {
+      held = new Map();
+      this.held.set(gateway, held);
+    }
+    return held;
+  }
+
+  /**
+   * The authorizations the gateways here hold that `ended` says are over (with why), and whose client is
+   * connected to no node, end here: reject_access to the gateway, and the record revoked. A connected
+   * client's own node re-evaluates its authorizations with its address and device, and may find another
+   * policy that still allows one. Fails closed: an offline client asks again when it returns. With
+   * `evenIfConnected` (the client's device is gone) the client's presence does not matter.
+   */
+  private async revokeOrphans(state: AccountState, accountId: string, ended: (held: HeldAuthorization) => string | null, evenIfConnected = false): Promise<void> {
+    const now = this.now();
+    const candidates: { gateway: DeviceConnection; id: string; held: HeldAuthorization; reason: string }[] = [];
+    for (const gateway of state.gateways) {
+      const held = this.held.get(gateway);
+      if (held === undefined) continue;
+      for (const [id, h] of held) {
+        if (h.expiresAt <= now) {
+          held.delete(id); // the gateway drops it at its expiry by itself
+          continue;
+        }
+        const reason = ended(h);
+        if (reason !== null) candidates.push({ gateway, id, held: h, reason });
+      }
+    }
+    if (candidates.length === 0) return;
+    const online = evenIfConnected ? new Map<string, string[]>() : await this.options.presence.online(accountId, [...new Set(candidates.map((c) => c.held.clientDeviceId))]);
+    for (const c of candidates) {
+      if ((online.get(c.held.clientDeviceId) ?? []).length > 0) continue;
+      if (!this.heldBy(c.gateway).delete(c.id)) continue;
+      c.gateway.push("reject_access", { authorization_id: c.id, client_id: c.held.clientDeviceId, resource_id: c.held.resourceId });
+      void this.options.recorder.revoke(accountId, [c.id], c.reason).catch((error: unknown) => this.options.log("error", "recording a revocation failed", { error: String(error), authorization: c.id }));
     }
   }
 
