@@ -39,6 +39,15 @@ describe.each(DATABASES)("the realtime hub on $name", (kind) => {
   };
   const revokeReason = async (authorizationId: string): Promise<string | null> =>
     ((await t.portal.database.query(`SELECT revoke_reason FROM authorizations WHERE id = $1`, [authorizationId])) as { revoke_reason: string | null }[])[0]?.revoke_reason ?? null;
+  /** The client asks for the resource and the gateway acknowledges: the authorization's id, once the client holds it. */
+  const authorizeThrough = async (client: ScriptedDevice, gateway: ScriptedDevice, resourceId: string): Promise<string> => {
+    const asked = client.request("request_authorization", { resource_id: resourceId });
+    const create = (await gateway.next("create_authorization")).payload as { authorization_id: string };
+    await gateway.request("authorization_created", { authorization_id: create.authorization_id });
+    expect((await client.next("authorization_created")).payload).toMatchObject({ resource_id: resourceId });
+    expect((await asked).status).toBe("ok");
+    return create.authorization_id;
+  };
   const resource = async (name: string): Promise<{ id: string }> =>
     api("POST", "/api/resources", { type: "dns", name, address: `${name}.corp.example`, site_ids: [site.id] }) as Promise<{ id: string }>;
 
@@ -301,24 +310,12 @@ describe.each(DATABASES)("the realtime hub on $name", (kind) => {
 
     // One minor ahead: served.
     const near = await connect("client", clientToken, randomPublicKey(), "1.5.0");
-    const asked = near.request("request_authorization", { resource_id: app.id });
-    const create = (await gateway.next("create_authorization")).payload as { authorization_id: string };
-    await gateway.request("authorization_created", { authorization_id: create.authorization_id });
-    expect((await near.next("authorization_created")).payload).toMatchObject({ resource_id: app.id });
-    expect((await asked).status).toBe("ok");
+    await authorizeThrough(near, gateway, app.id);
   });
 
   run("revocation reaches the gateway while the client is offline, and when the client's device is deleted", async () => {
     const gateway = await device("gateway", gatewayToken);
     await gateway.next("init");
-    const authorizeOn = async (client: ScriptedDevice, resourceId: string): Promise<string> => {
-      const asked = client.request("request_authorization", { resource_id: resourceId });
-      const create = (await gateway.next("create_authorization")).payload as { authorization_id: string };
-      await gateway.request("authorization_created", { authorization_id: create.authorization_id });
-      await client.next("authorization_created");
-      expect((await asked).status).toBe("ok");
-      return create.authorization_id;
-    };
 
     // The client goes offline; its policy is then deleted: the gateway still hears of it.
     const away = await resource("away");
@@ -328,7 +325,7 @@ describe.each(DATABASES)("the realtime hub on $name", (kind) => {
     open.push(leaving);
     await leaving.join();
     await leaving.next("init");
-    const leftBehind = await authorizeOn(leaving, away.id);
+    const leftBehind = await authorizeThrough(leaving, gateway, away.id);
     const leavingId = ((await t.call("GET", "/api/devices?kind=client&limit=500")).body.data as { id: string; public_key: string }[]).find((d) => d.public_key === leavingKey)!.id;
     await leaving.close();
     // Its presence is gone before the change: nobody but the gateway's side of the hub can end it now.
@@ -345,7 +342,7 @@ describe.each(DATABASES)("the realtime hub on $name", (kind) => {
     open.push(doomed);
     await doomed.join();
     await doomed.next("init");
-    const held = await authorizeOn(doomed, kept.id);
+    const held = await authorizeThrough(doomed, gateway, kept.id);
     const deviceId = ((await t.call("GET", "/api/devices?kind=client&limit=500")).body.data as { id: string; public_key: string }[]).find((d) => d.public_key === key)!.id;
     await api("DELETE", `/api/devices/${deviceId}`);
     expect(((await gateway.next("reject_access")).payload as { authorization_id: string }).authorization_id).toBe(held);
@@ -369,11 +366,7 @@ describe.each(DATABASES)("the realtime hub on $name", (kind) => {
     const ssoToken = (await issueToken(t.a.scope, { kind: "client", actorId: user.actor.id, expiresAt: new Date(Date.now() + 86_400_000), providerId: provider })).token;
     const viaSso = await device("client", ssoToken);
     await viaSso.next("init");
-    const asked = viaSso.request("request_authorization", { resource_id: sso.id });
-    const create = (await gateway.next("create_authorization")).payload as { authorization_id: string };
-    await gateway.request("authorization_created", { authorization_id: create.authorization_id });
-    expect((await viaSso.next("authorization_created")).payload).toMatchObject({ resource_id: sso.id });
-    expect((await asked).status).toBe("ok");
+    await authorizeThrough(viaSso, gateway, sso.id);
   });
 
   run("account DNS settings: validated by the API, in init, and pushed as config_changed to every device", async () => {
