@@ -132,6 +132,9 @@ type NodeMessage =
 
 const filtersOf = (resource: ViewResource): Filter[] => resource.filters as Filter[];
 
+/** A socket's peer address with an IPv4-mapped IPv6 address (::ffff:a.b.c.d) written as IPv4. */
+const plainAddress = (address: string): string => address.replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/, "$1");
+
 /** An authorization a gateway connected to this node holds, with what granted it. */
 interface HeldAuthorization {
   clientDeviceId: string;
@@ -335,7 +338,7 @@ export class RealtimeHub implements ChannelHandlers {
   /** Where an address is, from the GeoIP database; null without one, or when it does not know. */
   private locate(address: string): { latitude: number; longitude: number } | null {
     if (this.options.geoip === undefined || address === "") return null;
-    return this.options.geoip.lookupLocation(address.replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/, "$1"));
+    return this.options.geoip.lookupLocation(plainAddress(address));
   }
 
   /** A relay came or went on some node: the devices here that should use it, or did, hear of it. */
@@ -556,7 +559,7 @@ export class RealtimeHub implements ChannelHandlers {
 
   private decide(connection: DeviceConnection, view: AccountView, resourceId: string): Decision {
     const actorId = connection.principal.actorId!;
-    const clientIp = connection.remoteAddress.replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/, "$1") || null;
+    const clientIp = plainAddress(connection.remoteAddress) || null;
     return evaluate(
       view.policiesFor(resourceId),
       {
