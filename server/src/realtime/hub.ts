@@ -132,6 +132,9 @@ type NodeMessage =
 
 const filtersOf = (resource: ViewResource): Filter[] => resource.filters as Filter[];
 
+/** Every this many authorizations a gateway here holds, the expired ones are dropped from its list. */
+const HELD_PRUNE_AT = 1024;
+
 /** A socket's peer address with an IPv4-mapped IPv6 address (::ffff:a.b.c.d) written as IPv4. */
 const plainAddress = (address: string): string => address.replace(/^::ffff:(\d+\.\d+\.\d+\.\d+)$/, "$1");
 
@@ -839,7 +842,13 @@ export class RealtimeHub implements ChannelHandlers {
       this.ackRoutes.set(authorizationId, message.replyTo);
       // The asking node gives up after AUTHORIZATION_TIMEOUT_MS; the route is not needed after that.
       setTimeout(() => this.ackRoutes.delete(authorizationId), 2 * (this.options.authorizationTimeoutMs ?? AUTHORIZATION_TIMEOUT_MS)).unref();
-      this.heldBy(gateway).set(authorizationId, {
+      const held = this.heldBy(gateway);
+      // Authorizations that ran out without a revocation are forgotten now and then, not only on changes.
+      if (held.size >= HELD_PRUNE_AT && held.size % HELD_PRUNE_AT === 0) {
+        const now = this.now();
+        for (const [id, h] of held) if (h.expiresAt <= now) held.delete(id);
+      }
+      held.set(authorizationId, {
         clientDeviceId: message.payload.client.id,
         resourceId: message.payload.resource.id,
         policyId: message.grant.policyId,
