@@ -238,8 +238,13 @@ describe.each(DATABASES)("the realtime hub on $name", (kind) => {
     expect(after.authorizations.map((a) => a.authorization_id)).not.toContain(create.authorization_id);
   });
 
-  run("disconnects a disabled actor's clients, a revoked token's socket, and a socket whose token expires", async () => {
+  run("disconnects a disabled actor's clients, a revoked token's socket, and a socket whose token expires, ending their access on the gateway", async () => {
     const person = await t.actorWithToken(t.a, "user");
+    const gateway = await device("gateway", gatewayToken);
+    await gateway.next("init");
+    const held = await resource("held");
+    await api("POST", "/api/policies", { group_id: group.id, resource_id: held.id });
+    await api("PUT", `/api/groups/${group.id}/members/${person.actor.id}`);
     const token = await issueToken(t.a.scope, { kind: "client", actorId: person.actor.id });
     const client = await device("client", token.token);
     await client.next("init");
@@ -251,13 +256,18 @@ describe.each(DATABASES)("the realtime hub on $name", (kind) => {
     const revoked = await issueToken(t.a.scope, { kind: "client", actorId: person.actor.id });
     const second = await device("client", revoked.token);
     await second.next("init");
+    const underRevoked = await authorizeThrough(second, gateway, held.id);
     await api("DELETE", `/api/tokens/${revoked.row.id}`);
+    expect(((await gateway.next("reject_access")).payload as { authorization_id: string }).authorization_id).toBe(underRevoked);
     expect((await second.next("disconnect")).payload).toEqual({ reason: "token_revoked" });
+    await expect.poll(() => revokeReason(underRevoked)).toBe("token_revoked");
 
-    const shortLived = await issueToken(t.a.scope, { kind: "client", actorId: person.actor.id, expiresAt: new Date(Date.now() + 1500) });
+    const shortLived = await issueToken(t.a.scope, { kind: "client", actorId: person.actor.id, expiresAt: new Date(Date.now() + 2500) });
     const third = await device("client", shortLived.token);
     await third.next("init");
-    expect((await third.next("disconnect", 5000)).payload).toEqual({ reason: "token_expired" });
+    const underExpiring = await authorizeThrough(third, gateway, held.id);
+    expect(((await gateway.next("reject_access", 6000)).payload as { authorization_id: string }).authorization_id).toBe(underExpiring);
+    expect((await third.next("disconnect", 6000)).payload).toEqual({ reason: "token_expired" });
   });
 
   run("a policy that needs a verified client: denied, allowed once an admin verifies the device, revoked when unverified", async () => {

@@ -14,8 +14,9 @@
 //    gateway's acknowledgement → authorization_created to the client, then the reply to its request.
 //    No acknowledgement within AUTHORIZATION_TIMEOUT_MS fails closed: both sides are told.
 // 4. Revocation (a policy, resource, membership or actor change, a time window closing, the client
-//    token expiring): the gateway gets reject_access, the client resource_deleted, and the record is
-//    marked (after them: a crash in between leaves a record of access a little longer than it lasted).
+//    token expiring or revoked): the gateway gets reject_access, the client resource_deleted, and the
+//    record is marked (after them: a crash in between leaves a record of access a little longer than it
+//    lasted). A client connected nowhere is revoked from its gateway's node.
 //
 // Clients' authorizations live on the node holding the client's socket; gateways' sockets may be on any
 // node, and messages between nodes go through the NodeBus.
@@ -229,7 +230,7 @@ export class RealtimeHub implements ChannelHandlers {
     if (expiresAt !== undefined) {
       // The token ends, and the socket with it (its authorizations end by their own expiry, which
       // the token's caps).
-      const timer = setTimeout(() => this.disconnect(state, (c) => c === connection, "token_expired"), Math.max(0, Math.min(expiresAt - this.now(), 2 ** 31 - 1)));
+      const timer = setTimeout(() => void this.endSessions(state, (c) => c === connection, "token_expired"), Math.max(0, Math.min(expiresAt - this.now(), 2 ** 31 - 1)));
       timer.unref();
       this.tokenTimers.set(connection, timer);
     }
@@ -432,7 +433,7 @@ export class RealtimeHub implements ChannelHandlers {
     const state = this.accounts.get(change.accountId);
     if (state === undefined) return Promise.resolve();
     // A revoked token or a deleted device ends its sockets: it could not connect again either.
-    if (change.table === "tokens" && change.action === "delete") this.disconnect(state, (c) => c.principal.tokenId === change.objectId, "token_revoked");
+    if (change.table === "tokens" && change.action === "delete") void this.endSessions(state, (c) => c.principal.tokenId === change.objectId, "token_revoked");
     if (change.table === "devices" && change.action === "delete") this.disconnect(state, (c) => c.device?.id === change.objectId, "device_deleted");
     if (change.table === "devices") {
       state.applying = state.applying.then(() => this.applyDeviceChange(state, change));
@@ -805,6 +806,22 @@ export class RealtimeHub implements ChannelHandlers {
     // Nobody waits on the record: not the client's resource_deleted, nor a superseding authorization.
     void this.options.recorder.revoke(accountId, [authorization.id], reason).catch((error: unknown) => this.options.log("error", "recording a revocation failed", { error: String(error), authorization: authorization.id, reason }));
     return true;
+  }
+
+  /**
+   * A token revoked or expired: what its clients were authorized to ends on the gateways (reject_access,
+   * the records revoked with `reason`), then their sockets are closed. A WireGuard session to a gateway
+   * would otherwise outlive the token it was granted under.
+   */
+  private async endSessions(state: AccountState, match: (connection: DeviceConnection) => boolean, reason: string): Promise<void> {
+    try {
+      for (const connection of [...state.clients].filter(match)) {
+        for (const authorization of [...(this.clients.get(connection)?.authorizations.values() ?? [])]) await this.revoke(connection, authorization, reason);
+      }
+    } catch (error) {
+      this.options.log("error", "ending a token's authorizations failed", { error: String(error), reason });
+    }
+    this.disconnect(state, match, reason);
   }
 
   /** Tells the matching sockets why, then closes them (4003: the device must not simply reconnect). */
