@@ -5,8 +5,8 @@
 //    token (Authorization: Bearer, or ?token=) must be valid and of the role's kind. Connects are rate
 //    limited per token and per address. Clients and gateways name their WireGuard key (?public_key=,
 //    ?name=, and ?version= major.minor.patch): the device is registered, or found again, before the
-//    socket opens. Every refusal is an
-//    HTTP problem-details answer, so a device can tell "sign in again" (401) from "try later" (429).
+//    socket opens. Every refusal is an HTTP problem-details answer, so a device can tell "sign in
+//    again" (401) from "try later" (429).
 // 2. Join: the device sends phx_join on its role's topic within JOIN_TIMEOUT_MS; the reply is ok and
 //    the handlers push `init`.
 // 3. Frames: each is decoded and its payload validated against the schema before any handler sees it;
@@ -39,11 +39,11 @@ import type { DataSource } from "typeorm";
 import type { Device, TokenKind } from "../database/entities.js";
 import type { DevicesService } from "../devices/devices.service.js";
 import { Problem, toProblem } from "../http/problem.js";
+import { parseVersion } from "./versions.js";
 
 export const JOIN_TIMEOUT_MS = 10_000;
 const SWEEP_EVERY_MS = 5_000;
 const PUBLIC_KEY = /^[A-Za-z0-9+/]{43}=$/;
-const DEVICE_VERSION = /^\d{1,6}\.\d{1,6}\.\d{1,6}(?:-[0-9A-Za-z.]{1,32})?$/;
 
 const ROLE_OF_PATH: Record<string, DeviceRole> = { "/client/websocket": "client", "/gateway/websocket": "gateway", "/relay/websocket": "relay" };
 const KIND_OF_ROLE: Record<DeviceRole, TokenKind> = { client: "client", gateway: "gateway", relay: "relay" };
@@ -202,7 +202,7 @@ export class ChannelServer {
       errors.push({ field: "public_key", code: "public_key.invalid", message: "public_key must be the device's WireGuard public key, 32 bytes in base64" });
     }
     const version = params.get("version");
-    if (version !== null && !DEVICE_VERSION.test(version)) {
+    if (version !== null && parseVersion(version) === undefined) {
       errors.push({ field: "version", code: "version.invalid", message: "version must be the device's version, major.minor.patch (an optional -suffix of up to 32 characters)" });
     }
     const name = (params.get("name") ?? role).trim();

@@ -48,6 +48,18 @@ describe.each(DATABASES)("the realtime hub on $name", (kind) => {
     expect((await asked).status).toBe("ok");
     return create.authorization_id;
   };
+  /** The id the portal gave the device of this kind with this WireGuard key. */
+  const deviceIdOf = async (kind: "client" | "gateway", publicKey: string): Promise<string> =>
+    ((await t.call("GET", `/api/devices?kind=${kind}&limit=500`)).body.data as { id: string; public_key: string }[]).find((d) => d.public_key === publicKey)!.id;
+  /** A client with a key of its own, joined and given its init, and its device id. */
+  const keyedClient = async (token: string): Promise<{ client: ScriptedDevice; deviceId: string }> => {
+    const publicKey = randomPublicKey();
+    const client = await ScriptedDevice.connect(t.portal.url, "client", token, { public_key: publicKey });
+    open.push(client);
+    await client.join();
+    await client.next("init");
+    return { client, deviceId: await deviceIdOf("client", publicKey) };
+  };
   const resource = async (name: string): Promise<{ id: string }> =>
     api("POST", "/api/resources", { type: "dns", name, address: `${name}.corp.example`, site_ids: [site.id] }) as Promise<{ id: string }>;
 
@@ -216,7 +228,7 @@ describe.each(DATABASES)("the realtime hub on $name", (kind) => {
     await first.next("init");
     const client = await device("client", clientToken);
     await client.next("init");
-    const gatewayId = ((await t.call("GET", "/api/devices?kind=gateway&limit=500")).body.data as { id: string; public_key: string }[]).find((d) => d.public_key === gatewayKey)!.id;
+    const gatewayId = await deviceIdOf("gateway", gatewayKey);
     const asked = client.request("request_authorization", { resource_id: db.id, connected_gateway_ids: [gatewayId] });
     const create = (await first.next("create_authorization")).payload as { authorization_id: string };
     await first.request("authorization_created", { authorization_id: create.authorization_id });
@@ -283,7 +295,7 @@ describe.each(DATABASES)("the realtime hub on $name", (kind) => {
     await client.request("request_authorization", { resource_id: vault.id });
     expect(((await client.next("authorization_creation_failed")).payload as { violated_conditions: { property: string }[] }).violated_conditions.map((c) => c.property)).toEqual(["client_verified"]);
 
-    const deviceId = ((await t.call("GET", "/api/devices?kind=client&limit=500")).body.data as { id: string; public_key: string }[]).find((d) => d.public_key === key)!.id;
+    const deviceId = await deviceIdOf("client", key);
     await api("POST", `/api/devices/${deviceId}/verify`);
     // The verification reaches the hub through the change bus: wait until its connection shows it.
     const connection = [...t.portal.realtime.channels.connections].find((c) => c.device?.publicKey === key)!;
@@ -330,13 +342,8 @@ describe.each(DATABASES)("the realtime hub on $name", (kind) => {
     // The client goes offline; its policy is then deleted: the gateway still hears of it.
     const away = await resource("away");
     const awayPolicy = await api("POST", "/api/policies", { group_id: group.id, resource_id: away.id });
-    const leavingKey = randomPublicKey();
-    const leaving = await ScriptedDevice.connect(t.portal.url, "client", clientToken, { public_key: leavingKey });
-    open.push(leaving);
-    await leaving.join();
-    await leaving.next("init");
+    const { client: leaving, deviceId: leavingId } = await keyedClient(clientToken);
     const leftBehind = await authorizeThrough(leaving, gateway, away.id);
-    const leavingId = ((await t.call("GET", "/api/devices?kind=client&limit=500")).body.data as { id: string; public_key: string }[]).find((d) => d.public_key === leavingKey)!.id;
     await leaving.close();
     // Its presence is gone before the change: nobody but the gateway's side of the hub can end it now.
     await expect.poll(async () => (await t.portal.realtime.presence.online(t.a.account.id, [leavingId])).get(leavingId)?.length ?? 0, { timeout: 5000 }).toBe(0);
@@ -347,13 +354,8 @@ describe.each(DATABASES)("the realtime hub on $name", (kind) => {
     // A connected client's device is deleted: its authorization ends on the gateway too.
     const kept = await resource("kept");
     await api("POST", "/api/policies", { group_id: group.id, resource_id: kept.id });
-    const key = randomPublicKey();
-    const doomed = await ScriptedDevice.connect(t.portal.url, "client", clientToken, { public_key: key });
-    open.push(doomed);
-    await doomed.join();
-    await doomed.next("init");
+    const { client: doomed, deviceId } = await keyedClient(clientToken);
     const held = await authorizeThrough(doomed, gateway, kept.id);
-    const deviceId = ((await t.call("GET", "/api/devices?kind=client&limit=500")).body.data as { id: string; public_key: string }[]).find((d) => d.public_key === key)!.id;
     await api("DELETE", `/api/devices/${deviceId}`);
     expect(((await gateway.next("reject_access")).payload as { authorization_id: string }).authorization_id).toBe(held);
     await expect.poll(() => revokeReason(held)).toBe("device_deleted");
