@@ -74,7 +74,11 @@ export class AccountView {
   /** Stored (static) memberships, both ways. */
   private readonly groupsByActor = new Map<string, Set<string>>();
   private readonly actorsByGroup = new Map<string, Set<string>>();
-  private readonly resources = new Map<string, { row: Omit<ViewResource, "siteIds">; siteIds: Set<string> }>();
+  /**
+   * Resources by id. An entry is replaced whenever its row changes (its sites are changed in place), so
+   * what is derived from the row is kept on the entry: the merged view and the gateway's JSON.
+   */
+  private readonly resources = new Map<string, { row: Omit<ViewResource, "siteIds">; siteIds: Set<string>; merged?: ViewResource; gatewayJson?: string }>();
   private readonly policies = new Map<string, CompiledPolicy>();
   private readonly policiesByResource = new Map<string, Map<string, CompiledPolicy>>();
   private readonly policiesByGroup = new Map<string, Set<string>>();
@@ -160,7 +164,19 @@ export class AccountView {
 
   resource(resourceId: string): ViewResource | undefined {
     const entry = this.resources.get(resourceId);
-    return entry === undefined ? undefined : { ...entry.row, siteIds: entry.siteIds };
+    if (entry === undefined) return undefined;
+    return (entry.merged ??= { ...entry.row, siteIds: entry.siteIds });
+  }
+
+  /**
+   * The resource as a gateway is told of it in create_authorization, as JSON text: {id, type, name,
+   * address, filters}. Written once per version of the resource, not once per authorization.
+   */
+  gatewayResourceJson(resourceId: string): string | undefined {
+    const entry = this.resources.get(resourceId);
+    if (entry === undefined) return undefined;
+    const { id, type, name, address, filters } = entry.row;
+    return (entry.gatewayJson ??= JSON.stringify({ id, type, name, address, filters }));
   }
 
   /** The groups an enabled actor is in, Everyone included; empty for a disabled or unknown actor. */

@@ -12,7 +12,11 @@ import { SiteEntity } from "../database/entities.js";
 import { DevicesService } from "../devices/devices.service.js";
 import { DATABASES, startTestPortal, type TestPortal } from "../testing/api.js";
 import { ConnectRefused, randomPublicKey, ScriptedDevice } from "../testing/device.js";
-import { ChannelServer, LaterReply, type ChannelHandlers, type DeviceConnection } from "./channel-server.js";
+import { WebSocket } from "ws";
+import { encodeFrame, replyFrame } from "../../../daemons/proto/portal/index.js";
+import type { Principal } from "../auth/principal.js";
+import type { AccountScope } from "../database/account-scope.js";
+import { ChannelServer, DeviceConnection, LaterReply, type ChannelHandlers } from "./channel-server.js";
 
 class RecordingHandlers implements ChannelHandlers {
   joins: DeviceConnection[] = [];
@@ -206,5 +210,42 @@ describe.each(DATABASES)("realtime channels on $name", (kind) => {
     expect(statuses.filter((s) => s === 101).length).toBeGreaterThanOrEqual(1);
     expect(statuses.filter((s) => s === 101).length).toBeLessThanOrEqual(30);
     expect(statuses.every((s) => s === 101 || s === 429)).toBe(true);
+  });
+});
+
+// Replies and pre-encoded pushes are put together as text; they must be exactly what encodeFrame
+// writes for the same frame, whatever the topic and ref hold.
+describe("a connection's frame text", () => {
+  const sent: string[] = [];
+  const socket = { readyState: WebSocket.OPEN, send: (text: string) => sent.push(text) } as unknown as WebSocket;
+  const connection = new DeviceConnection("client", {} as Principal, {} as AccountScope, null, new URLSearchParams(), "127.0.0.1", socket, 0);
+  const awkward = ["client", "phoenix", 'a"quote', "back\\slash", "\u00e9\u2028", "x"];
+
+  it("replies as encodeFrame writes them", () => {
+    for (const topic of awkward) {
+      for (const ref of [null, "1", 'r"e\\f', "\u{1f600}"]) {
+        for (const [status, response] of [
+          ["ok", {}],
+          ["ok", { seen: "request_authorization" }],
+          ["error", { reason: "unmatched_topic", detail: 'the topic "client"', nested: [1, { a: null }] }],
+          ["ok", []],
+          ["ok", new Date(0)],
+        ] as const) {
+          sent.length = 0;
+          connection.reply({ topic, event: "x", payload: {}, ref }, status, response);
+          expect(sent).toEqual([encodeFrame(replyFrame({ topic, ref }, status, response))]);
+        }
+      }
+    }
+  });
+
+  it("pushJson sends what push would", () => {
+    for (const payload of [{}, { resource_id: "00000000-0000-4000-8000-000000000000", filters: [{ protocol: "tcp" }] }, { s: 'q"\\\u2028' }]) {
+      sent.length = 0;
+      connection.pushJson("authorization_created", JSON.stringify(payload));
+      connection.push("authorization_created", payload);
+      expect(sent[0]).toBe(sent[1]);
+      expect(sent[0]).toBe(encodeFrame({ topic: "client", event: "authorization_created", payload, ref: null }));
+    }
   });
 });

@@ -45,6 +45,13 @@ export const JOIN_TIMEOUT_MS = 10_000;
 const SWEEP_EVERY_MS = 5_000;
 const PUBLIC_KEY = /^[A-Za-z0-9+/]{43}=$/;
 
+/** A plain object with no properties of its own: `{}` as JSON. */
+function isEmpty(value: object): boolean {
+  if (Object.getPrototypeOf(value) !== Object.prototype) return false;
+  for (const key in value) if (Object.hasOwn(value, key)) return false;
+  return true;
+}
+
 const ROLE_OF_PATH: Record<string, DeviceRole> = { "/client/websocket": "client", "/gateway/websocket": "gateway", "/relay/websocket": "relay" };
 const KIND_OF_ROLE: Record<DeviceRole, TokenKind> = { client: "client", gateway: "gateway", relay: "relay" };
 
@@ -79,11 +86,26 @@ export class DeviceConnection {
     this.send({ topic: this.role, event, payload, ref: null });
   }
 
+  /**
+   * push() with the payload already written as JSON text (a JSON object): the frames of an
+   * authorization are put together from parts kept per resource and per pair, not written out whole
+   * each time. `event` is one of the schema's names, which need no escaping.
+   */
+  pushJson(event: string, payloadJson: string): void {
+    this.sendText(`{"topic":"${this.role}","event":"${event}","payload":${payloadJson},"ref":null}`);
+  }
+
   reply(frame: Frame, status: "ok" | "error", response: object): void {
-    this.send({ topic: frame.topic, event: "phx_reply", payload: { status, response }, ref: frame.ref });
+    // The same text encodeFrame writes, without building the envelope first: most replies are {}.
+    const body = isEmpty(response) ? "{}" : JSON.stringify(response);
+    this.sendText(`{"topic":${JSON.stringify(frame.topic)},"event":"phx_reply","payload":{"status":"${status}","response":${body}},"ref":${JSON.stringify(frame.ref)}}`);
   }
 
   send(frame: Frame): void {
+    this.sendText(encodeFrame(frame));
+  }
+
+  private sendText(text: string): void {
     if (this.socket.readyState !== WebSocket.OPEN) return;
     // Frames sent in one turn of the event loop leave in one write: a batch of authorizations
     // committing together pushes many frames to the same gateway at once, and a syscall per frame
@@ -97,7 +119,7 @@ export class DeviceConnection {
         raw.uncork();
       });
     }
-    this.socket.send(encodeFrame(frame));
+    this.socket.send(text);
   }
 
   private corked = false;
