@@ -444,7 +444,12 @@ export interface RequestAuthorization {
   connected_gateway_ids?: string[];
 }
 
-/** The portal → gateway half of a granted connection. */
+/**
+ * The portal → gateway half of a granted connection. A gateway holds at most one authorization per
+ * client and resource: one it acknowledges (authorization_created) replaces any other it held for the
+ * same pair, and the portal sends no reject_access for the one replaced. In a gateway's init, a later
+ * entry for a pair replaces an earlier one the same way.
+ */
 export interface AuthorizationForGateway {
   authorization_id: string;
   client: { id: string; public_key: string; ipv4: string; ipv6: string; preshared_key: string };

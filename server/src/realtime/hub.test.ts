@@ -361,6 +361,48 @@ describe.each(DATABASES)("the realtime hub on $name", (kind) => {
     await expect.poll(() => revokeReason(held)).toBe("device_deleted");
   });
 
+  run("asking again for a resource: on the same gateway the new authorization replaces the old without reject_access; on another the old is rejected", async () => {
+    const repo = await resource("repo");
+    const repoPolicy = await api("POST", "/api/policies", { group_id: group.id, resource_id: repo.id });
+    const firstKey = randomPublicKey();
+    const first = await ScriptedDevice.connect(t.portal.url, "gateway", gatewayToken, { public_key: firstKey });
+    open.push(first);
+    await first.join();
+    await first.next("init");
+    const firstId = await deviceIdOf("gateway", firstKey);
+    const { client } = await keyedClient(clientToken);
+
+    const replaced = await authorizeThrough(client, first, repo.id);
+    const standing = await authorizeThrough(client, first, repo.id);
+    expect(standing).not.toBe(replaced);
+    await expect.poll(() => revokeReason(replaced)).toBe("superseded");
+    expect(await revokeReason(standing)).toBeNull();
+
+    // A second gateway, less loaded: the next one goes there, and the first gateway is told to drop
+    // `standing`. Frames arrive in order, so the first reject_access it hears shows none came for `replaced`.
+    const second = await device("gateway", gatewayToken);
+    await second.next("init");
+    const moved = await authorizeThrough(client, second, repo.id);
+    expect(((await first.next("reject_access")).payload as { authorization_id: string }).authorization_id).toBe(standing);
+    await expect.poll(() => revokeReason(standing)).toBe("superseded");
+
+    // The gateway's node forgot `replaced` as well: back on the first gateway, then with the client
+    // offline and the policy deleted, that gateway hears of its one live authorization only.
+    const back = await authorizeThrough(client, first, repo.id);
+    void client.request("request_authorization", { resource_id: repo.id, connected_gateway_ids: [firstId] });
+    const latest = ((await first.next("create_authorization")).payload as { authorization_id: string }).authorization_id;
+    await first.request("authorization_created", { authorization_id: latest });
+    await client.next("authorization_created");
+    expect(((await second.next("reject_access")).payload as { authorization_id: string }).authorization_id).toBe(moved);
+    await client.close();
+    await api("DELETE", `/api/policies/${repoPolicy.id}`);
+    expect(((await first.next("reject_access")).payload as { authorization_id: string }).authorization_id).toBe(latest);
+    await expect.poll(() => revokeReason(latest)).toBe("policy");
+    expect(await revokeReason(back)).toBe("superseded");
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(first.pending().filter((f) => f.event === "reject_access")).toEqual([]);
+  });
+
   run("a policy's auth-provider condition is checked against the provider the client token's sign-in went through", async () => {
     const sso = await resource("sso-only");
     const provider = randomUUID();

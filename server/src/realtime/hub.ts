@@ -43,6 +43,7 @@ import type { ChangeBus, ChangeNotification } from "./change-bus.js";
 import { LaterReply, type ChannelHandlers, type DeviceConnection } from "./channel-server.js";
 import { versionsCompatible } from "./versions.js";
 import type { NodeBus } from "./node-bus.js";
+import { authorizationCreatedJson, createAuthorizationJson, DeviceParts, pairParts, type PairParts } from "./frame-parts.js";
 import { pairSecrets, type PairSecrets } from "./pair-secrets.js";
 import type { Presence, PresenceChange } from "./presence.js";
 
@@ -164,12 +165,26 @@ export class RealtimeHub implements ChannelHandlers {
    * reaches a gateway once, whichever nodes sent it.
    */
   private readonly held = new WeakMap<DeviceConnection, Map<string, HeldAuthorization>>();
-  private readonly pendingAcks = new Map<string, { resolve: (ok: boolean, reason?: string) => void; timer: NodeJS.Timeout }>();
+  /**
+   * For each gateway here, the authorization it holds for each client and resource ("client/resource"):
+   * the one an acknowledged create_authorization for the pair replaces. An entry may name one since
+   * ended; it is then replaced, or dropped when the expired are pruned.
+   */
+  private readonly heldPairs = new WeakMap<DeviceConnection, Map<string, string>>();
+  /**
+   * Acknowledgements awaited, in the order asked, each with its deadline. One sweep (ackSweep) fails the
+   * overdue ones closed, rather than a timer per authorization: under load that was two timers made and
+   * one cleared per decision.
+   */
+  private readonly pendingAcks = new Map<string, { resolve: (ok: boolean, reason?: string) => void; deadline: number }>();
+  private readonly ackSweep: NodeJS.Timeout;
   /** Authorizations from this node per gateway device: the load the picker balances. */
   private readonly gatewayLoad = new Map<string, number>();
   private readonly directoryReloadedAt = new Map<string, number>();
   /** Pair secrets already derived: a pair asks again with every resource it opens. */
-  private readonly pairCache = new Map<string, PairSecrets>();
+  private readonly pairCache = new Map<string, PairSecrets & { parts: PairParts }>();
+  /** Each device row's fields as written in authorization payloads. */
+  private readonly deviceParts = new DeviceParts();
   private readonly now: () => number;
   private readonly unsubscribe: (() => void)[] = [];
   /** Decisions made here: for tests and the benchmark. */
@@ -181,11 +196,33 @@ export class RealtimeHub implements ChannelHandlers {
     this.unsubscribe.push(options.changes.onResync(() => void this.resync()));
     this.unsubscribe.push(options.nodes.onMessage((message) => void this.onNodeMessage(message as NodeMessage)));
     this.unsubscribe.push(options.presence.onChange((change) => void this.onPresence(change)));
+    // Overdue acknowledgements fail within a tenth of the timeout (at most a second) of their deadline.
+    this.ackSweep = setInterval(() => this.sweepAcks(), Math.max(20, Math.min(1000, this.ackTimeoutMs / 10)));
+    this.ackSweep.unref();
+  }
+
+  private get ackTimeoutMs(): number {
+    return this.options.authorizationTimeoutMs ?? AUTHORIZATION_TIMEOUT_MS;
+  }
+
+  /** Fails the overdue acknowledgements closed and forgets the routes of ones no node waits for any more. */
+  private sweepAcks(): void {
+    const now = this.now();
+    // Both maps are in the order asked, and every deadline is the same span after its asking.
+    for (const [id, pending] of this.pendingAcks) {
+      if (pending.deadline > now) break;
+      this.pendingAcks.delete(id);
+      pending.resolve(false, "timeout");
+    }
+    for (const [id, route] of this.ackRoutes) {
+      if (route.forgetAt > now) break;
+      this.ackRoutes.delete(id);
+    }
   }
 
   stop(): void {
     for (const off of this.unsubscribe) off();
-    for (const pending of this.pendingAcks.values()) clearTimeout(pending.timer);
+    clearInterval(this.ackSweep);
     for (const state of this.accounts.values()) for (const client of state.clients) this.dropClientTimers(client);
   }
 
@@ -283,6 +320,7 @@ export class RealtimeHub implements ChannelHandlers {
       const resource = view.resource(row.resource_id);
       if (resource === undefined) continue;
       held.set(row.id, { clientDeviceId: row.client_id, resourceId: row.resource_id, policyId: row.policy_id, actorId: row.actor_id, expiresAt: new Date(row.expires_at).getTime() });
+      this.heldPairs.get(connection)!.set(`${row.client_id}/${row.resource_id}`, row.id);
       const secrets = this.secretsOf(accountId, row.public_key, gateway.publicKey);
       result.push({
         authorization_id: row.id,
@@ -595,7 +633,7 @@ export class RealtimeHub implements ChannelHandlers {
       );
     }
     if (connection.role === "gateway" && (event === "authorization_created" || event === "authorization_creation_failed")) {
-      this.settleAck(payload.authorization_id as string, event === "authorization_created", payload.reason as string | undefined);
+      this.settleAck(connection, payload.authorization_id as string, event === "authorization_created", payload.reason as string | undefined);
       return {};
     }
     return {};
@@ -648,14 +686,21 @@ export class RealtimeHub implements ChannelHandlers {
       expires_at: expiresIso,
     };
     const acked = this.awaitAck(id);
-    await this.toGateway(accountId, gateway.device.id, gateway.node, {
-      type: "create_authorization",
+    await this.toGateway(
       accountId,
-      gatewayDeviceId: gateway.device.id,
-      payload: forGateway,
-      replyTo: this.options.nodes.nodeId,
-      grant: { policyId: decision.policyId, actorId: connection.principal.actorId! },
-    });
+      gateway.device.id,
+      gateway.node,
+      {
+        type: "create_authorization",
+        accountId,
+        gatewayDeviceId: gateway.device.id,
+        payload: forGateway,
+        replyTo: this.options.nodes.nodeId,
+        grant: { policyId: decision.policyId, actorId: connection.principal.actorId! },
+      },
+      // Written only for a gateway on this node; another node writes the payload it is sent.
+      () => createAuthorizationJson(id, this.deviceParts.client(client), secrets.parts, view.gatewayResourceJson(resource.id) ?? JSON.stringify(forGateway.resource), expiresIso),
+    );
     const ack = await acked;
     if (!ack.ok) {
       this.decisions.failed++;
@@ -687,20 +732,11 @@ export class RealtimeHub implements ChannelHandlers {
     const superseded: ClientAuthorization[] = [];
     for (const held of state.authorizations.values()) if (held.resourceId === resourceId) superseded.push(held);
     state.authorizations.set(id, authorization);
-    for (const old of superseded) await this.end(connection, old, "superseded");
+    // On the same gateway the new one has replaced it already (a gateway holds one authorization per
+    // client and resource): only the record is marked. On another gateway it is rejected there.
+    for (const old of superseded) await this.end(connection, old, "superseded", old.gatewayDeviceId === gateway.device.id);
     this.gatewayLoad.set(gateway.device.id, (this.gatewayLoad.get(gateway.device.id) ?? 0) + 1);
-    connection.push("authorization_created", {
-      resource_id: resourceId,
-      gateway_id: gateway.device.id,
-      gateway_public_key: gateway.device.publicKey,
-      gateway_ipv4: gateway.device.ipv4,
-      gateway_ipv6: gateway.device.ipv6,
-      site_id: gateway.device.siteId!,
-      preshared_key: secrets.presharedKey,
-      client_ice: secrets.clientIce,
-      gateway_ice: secrets.gatewayIce,
-      expires_at: expiresIso,
-    });
+    connection.pushJson("authorization_created", authorizationCreatedJson(resource.id, this.deviceParts.gateway(gateway.device), secrets.parts, expiresIso));
   }
 
   /**
@@ -744,32 +780,44 @@ export class RealtimeHub implements ChannelHandlers {
 
   private awaitAck(authorizationId: string): Promise<{ ok: boolean; reason?: string }> {
     return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.pendingAcks.delete(authorizationId);
-        resolve({ ok: false, reason: "timeout" });
-      }, this.options.authorizationTimeoutMs ?? AUTHORIZATION_TIMEOUT_MS);
-      timer.unref();
       this.pendingAcks.set(authorizationId, {
-        timer,
+        deadline: this.now() + this.ackTimeoutMs,
         resolve: (ok, reason) => resolve(reason === undefined ? { ok } : { ok, reason }),
       });
     });
   }
 
-  /** A gateway connected here answered: the node that asked hears of it. */
-  private settleAck(authorizationId: string, ok: boolean, reason?: string): void {
-    const node = this.ackRoutes.get(authorizationId);
+  /**
+   * A gateway connected here answered: the node that asked hears of it. An authorization it installed
+   * replaced any other it held for the same client and resource, which is forgotten here too.
+   */
+  private settleAck(gateway: DeviceConnection, authorizationId: string, ok: boolean, reason?: string): void {
+    const node = this.ackRoutes.get(authorizationId)?.node;
     if (node === undefined) return;
     this.ackRoutes.delete(authorizationId);
+    if (ok) this.replaceHeld(gateway, authorizationId);
     this.replyAck(node, authorizationId, ok, reason);
   }
 
-  private secretsOf(accountId: string, clientPublicKey: string, gatewayPublicKey: string): PairSecrets {
+  /** `authorizationId`, installed on the gateway, takes the place of the one it held for the same client and resource. */
+  private replaceHeld(gateway: DeviceConnection, authorizationId: string): void {
+    const held = this.heldBy(gateway);
+    const installed = held.get(authorizationId);
+    if (installed === undefined) return;
+    const pairs = this.heldPairs.get(gateway)!;
+    const pair = `${installed.clientDeviceId}/${installed.resourceId}`;
+    const before = pairs.get(pair);
+    if (before !== undefined && before !== authorizationId) held.delete(before);
+    pairs.set(pair, authorizationId);
+  }
+
+  private secretsOf(accountId: string, clientPublicKey: string, gatewayPublicKey: string): PairSecrets & { parts: PairParts } {
     const key = `${accountId}/${clientPublicKey}/${gatewayPublicKey}`;
     let secrets = this.pairCache.get(key);
     if (secrets === undefined) {
       if (this.pairCache.size >= 50_000) this.pairCache.clear();
-      secrets = pairSecrets(this.options.pairSecret, accountId, clientPublicKey, gatewayPublicKey);
+      const derived = pairSecrets(this.options.pairSecret, accountId, clientPublicKey, gatewayPublicKey);
+      secrets = { ...derived, parts: pairParts(derived) };
       this.pairCache.set(key, secrets);
     }
     return secrets;
@@ -788,8 +836,12 @@ export class RealtimeHub implements ChannelHandlers {
     connection.push("resource_deleted", { id: authorization.resourceId });
   }
 
-  /** Ends an authorization: forgotten here, revoked in its record, dropped by its gateway. */
-  private async end(connection: DeviceConnection, authorization: ClientAuthorization, reason: string): Promise<boolean> {
+  /**
+   * Ends an authorization: forgotten here, revoked in its record, dropped by its gateway (told with
+   * reject_access unless `replaced`: the gateway acknowledged another for the same client and resource,
+   * which took its place there).
+   */
+  private async end(connection: DeviceConnection, authorization: ClientAuthorization, reason: string, replaced = false): Promise<boolean> {
     const state = this.clients.get(connection);
     if (state === undefined || !state.authorizations.delete(authorization.id)) return false;
     clearTimeout(authorization.timer);
@@ -797,7 +849,8 @@ export class RealtimeHub implements ChannelHandlers {
     const accountId = connection.principal.accountId;
     // The gateway first: access ends as soon as it can, and a crash before the record's revoked_at is
     // written leaves a record claiming access a little longer than it lasted, never the reverse.
-    await this.toGateway(accountId, authorization.gatewayDeviceId, authorization.gatewayNode, {
+    if (!replaced)
+      await this.toGateway(accountId, authorization.gatewayDeviceId, authorization.gatewayNode, {
       type: "reject_access",
       accountId,
       gatewayDeviceId: authorization.gatewayDeviceId,
@@ -842,12 +895,13 @@ export class RealtimeHub implements ChannelHandlers {
   // --- Between nodes ---
 
   /** Delivers a message for a gateway: to its socket when it is here, else to its node. */
-  private async toGateway(accountId: string, gatewayDeviceId: string, node: string, message: NodeMessage): Promise<void> {
-    if (node === this.options.nodes.nodeId) this.deliverToGateway(accountId, gatewayDeviceId, message);
+  /** `payloadJson`, when given, writes the message's payload as JSON text for a gateway on this node. */
+  private async toGateway(accountId: string, gatewayDeviceId: string, node: string, message: NodeMessage, payloadJson?: () => string): Promise<void> {
+    if (node === this.options.nodes.nodeId) this.deliverToGateway(accountId, gatewayDeviceId, message, payloadJson);
     else await this.options.nodes.send(node, message);
   }
 
-  private deliverToGateway(accountId: string, gatewayDeviceId: string, message: NodeMessage): void {
+  private deliverToGateway(accountId: string, gatewayDeviceId: string, message: NodeMessage, payloadJson?: () => string): void {
     const gateways = this.accounts.get(accountId)?.gateways ?? new Set<DeviceConnection>();
     const gateway = [...gateways].find((g) => g.device?.id === gatewayDeviceId);
     if (message.type === "create_authorization") {
@@ -856,14 +910,15 @@ export class RealtimeHub implements ChannelHandlers {
         return;
       }
       const authorizationId = message.payload.authorization_id;
-      this.ackRoutes.set(authorizationId, message.replyTo);
-      // The asking node gives up after AUTHORIZATION_TIMEOUT_MS; the route is not needed after that.
-      setTimeout(() => this.ackRoutes.delete(authorizationId), 2 * (this.options.authorizationTimeoutMs ?? AUTHORIZATION_TIMEOUT_MS)).unref();
+      // The asking node gives up after its timeout; the route is not needed after twice that.
+      this.ackRoutes.set(authorizationId, { node: message.replyTo, forgetAt: this.now() + 2 * this.ackTimeoutMs });
       const held = this.heldBy(gateway);
       // Authorizations that ran out without a revocation are forgotten now and then, not only on changes.
       if (held.size >= HELD_PRUNE_AT && held.size % HELD_PRUNE_AT === 0) {
         const now = this.now();
         for (const [id, h] of held) if (h.expiresAt <= now) held.delete(id);
+        const pairs = this.heldPairs.get(gateway)!;
+        for (const [pair, id] of pairs) if (!held.has(id)) pairs.delete(pair);
       }
       held.set(authorizationId, {
         clientDeviceId: message.payload.client.id,
@@ -872,7 +927,8 @@ export class RealtimeHub implements ChannelHandlers {
         actorId: message.grant.actorId,
         expiresAt: Date.parse(message.payload.expires_at),
       });
-      gateway.push("create_authorization", message.payload);
+      if (payloadJson !== undefined) gateway.pushJson("create_authorization", payloadJson());
+      else gateway.push("create_authorization", message.payload);
     } else if (message.type === "reject_access") {
       // Once: the client's node and the gateway's may both end the same authorization.
       if (gateway !== undefined && this.heldBy(gateway).delete(message.payload.authorization_id)) gateway.push("reject_access", message.payload);
@@ -884,6 +940,7 @@ export class RealtimeHub implements ChannelHandlers {
     if (held === undefined) {
       held = new Map();
       this.held.set(gateway, held);
+      this.heldPairs.set(gateway, new Map());
     }
     return held;
   }
@@ -921,7 +978,7 @@ export class RealtimeHub implements ChannelHandlers {
   }
 
   /** Where each create_authorization sent to a gateway here came from, for its acknowledgement. */
-  private readonly ackRoutes = new Map<string, string>();
+  private readonly ackRoutes = new Map<string, { node: string; forgetAt: number }>();
 
   private replyAck(node: string, authorizationId: string, ok: boolean, reason?: string): void {
     if (node === this.options.nodes.nodeId) this.settleLocal(authorizationId, ok, reason);
@@ -931,7 +988,6 @@ export class RealtimeHub implements ChannelHandlers {
   private settleLocal(authorizationId: string, ok: boolean, reason?: string): void {
     const pending = this.pendingAcks.get(authorizationId);
     if (pending === undefined) return;
-    clearTimeout(pending.timer);
     this.pendingAcks.delete(authorizationId);
     pending.resolve(ok, reason);
   }
