@@ -73,3 +73,66 @@ export function isCidr(text: string): boolean {
   if (isIpv4(address)) return Number(length) <= 32;
   return isIpv6(address) && Number(length) <= 128;
 }
+
+/** The bytes of an IPv4 (4) or IPv6 (16) address in network order; undefined for text isIp refuses. */
+export function parseIp(text: string): Uint8Array | undefined {
+  if (isIpv4(text)) return Uint8Array.from(text.split(".").map(Number));
+  if (!isIpv6(text)) return undefined;
+  const out = new Uint8Array(16);
+  const [head, tail] = text.split("::") as [string, string | undefined];
+  const groupsOf = (half: string): number[] => {
+    if (half === "") return [];
+    const groups: number[] = [];
+    for (const part of half.split(":")) {
+      if (part.includes(".")) {
+        const [a, b, c, d] = part.split(".").map(Number) as [number, number, number, number];
+        groups.push((a << 8) | b, (c << 8) | d);
+      } else groups.push(parseInt(part, 16));
+    }
+    return groups;
+  };
+  const front = groupsOf(head);
+  const back = tail === undefined ? [] : groupsOf(tail);
+  const groups = [...front, ...new Array<number>(8 - front.length - back.length).fill(0), ...back];
+  groups.forEach((group, i) => {
+    out[2 * i] = group >>> 8;
+    out[2 * i + 1] = group & 0xff;
+  });
+  return out;
+}
+
+/**
+ * An address's text: dotted quad for 4 bytes, RFC 5952 for 16 (lowercase, the first longest run of two
+ * or more zero groups as "::", an IPv4-mapped address as ::ffff:a.b.c.d).
+ */
+export function formatIp(bytes: Uint8Array): string {
+  if (bytes.length === 4) return Array.from(bytes).join(".");
+  if (bytes.length !== 16) throw new RangeError(`an IP address is 4 or 16 bytes, not ${bytes.length}`);
+  if (bytes.subarray(0, 10).every((b) => b === 0) && bytes[10] === 0xff && bytes[11] === 0xff) return `::ffff:${Array.from(bytes.subarray(12)).join(".")}`;
+  const groups = Array.from({ length: 8 }, (_, i) => (bytes[2 * i]! << 8) | bytes[2 * i + 1]!);
+  let bestStart = -1;
+  let bestLength = 1;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLength) {
+      bestStart = i;
+      bestLength = j - i;
+    }
+    i = j;
+  }
+  const hex = (list: number[]): string => list.map((g) => g.toString(16)).join(":");
+  if (bestStart < 0) return hex(groups);
+  return `${hex(groups.slice(0, bestStart))}::${hex(groups.slice(bestStart + bestLength))}`;
+}
+
+/** `address/length` as bytes and a length; undefined for text isCidr refuses. Host bits are kept as written. */
+export function parseCidr(text: string): { address: Uint8Array; length: number } | undefined {
+  if (!isCidr(text)) return undefined;
+  const slash = text.indexOf("/");
+  return { address: parseIp(text.slice(0, slash))!, length: Number(text.slice(slash + 1)) };
+}
