@@ -3,12 +3,14 @@
 
 import { beforeEach, describe, expect, it } from "vitest";
 import { reportSeedOnFailure, rng, type Rng } from "../../../test/support/prng.js";
-import { formatIp, parseIp } from "../portal/addresses.js";
+import { formatAddress as formatIp } from "../stun/attributes.js";
+import { parseIpv4, parseIpv6 } from "../wireguard/uapi.js";
 import type { ClientResource } from "../portal/schema.js";
 import { ResourceTable } from "./resource-table.js";
 
 beforeEach(reportSeedOnFailure);
 
+const parseIp = (text: string): Uint8Array | undefined => parseIpv4(text) ?? parseIpv6(text);
 const resource = (id: string, type: ClientResource["type"], address: string | null): ClientResource => ({ id, type, name: id, address, address_description: null, sites: [], filters: [] });
 
 /** The slow oracle: every route checked on every lookup. */

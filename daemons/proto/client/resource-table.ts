@@ -9,8 +9,10 @@
 // 2. Lookup: the longest prefix holding the address wins. Equal prefixes from two resources (two
 //    CIDR resources written alike) go to the smaller resource id, so every client picks the same.
 
-import { parseCidr, parseIp } from "../portal/addresses.js";
 import type { ClientResource } from "../portal/schema.js";
+import { parseIpv4, parseIpv6, parsePrefix } from "../wireguard/uapi.js";
+
+const parseIp = (text: string): Uint8Array | undefined => parseIpv4(text) ?? parseIpv6(text);
 
 const IPV4_BITS = 32;
 const IPV6_BITS = 128;
@@ -97,7 +99,7 @@ export class ResourceTable {
         const bytes = parseIp(resource.address);
         if (bytes !== undefined) this.family(bytes).add(bytes, bytes.length * 8, resource.id);
       } else if (resource.type === "cidr" && resource.address !== null) {
-        const prefix = parseCidr(resource.address);
+        const prefix = parsePrefix(resource.address);
         if (prefix !== undefined) this.family(prefix.address).add(prefix.address, prefix.length, resource.id);
       } else if (resource.type === "internet" && this.internetEnabled) {
         this.v4.add(new Uint8Array(4), 0, resource.id);
