@@ -97,4 +97,24 @@ describe("ResourceAccess", () => {
     access.authorizationCreated(8_001, created("r1", "g1", 8_000));
     expect(drain(access)).toEqual([{ type: "refused", resourceId: "r1", reason: "expired", packets: [packet(3)] }]);
   });
+
+  it("with a refusal holdoff, refuses packets at once without asking until it has passed", () => {
+    const access = new ResourceAccess({ wallClockAtZeroMs: ZERO, refusalHoldoffMs: 5_000 });
+    access.packetFor(0, "r1", packet(1));
+    drain(access);
+    access.authorizationFailed(10, { resource_id: "r1", reason: "denied" });
+    drain(access);
+    expect(access.packetFor(11, "r1", packet(2))).toBe("refused");
+    access.resolved(12, "r1");
+    expect(access.packetFor(5_009, "r1", packet(3))).toBe("refused");
+    expect(drain(access)).toEqual([]);
+    expect(access.packetFor(5_010, "r1", packet(4))).toBe("held");
+    expect(drain(access).map((e) => e.type)).toEqual(["request"]);
+    // A timeout starts the holdoff too; resource_deleted ends it.
+    access.handleTimeout(5_010 + REQUEST_TIMEOUT_MS);
+    drain(access);
+    expect(access.packetFor(5_011 + REQUEST_TIMEOUT_MS, "r1", packet(5))).toBe("refused");
+    access.resourceDeleted(5_012 + REQUEST_TIMEOUT_MS, "r1");
+    expect(access.packetFor(5_013 + REQUEST_TIMEOUT_MS, "r1", packet(6))).toBe("held");
+  });
 });

@@ -15,7 +15,9 @@
 // 3. authorization_created: the authorization stands until its expiry; `authorized` tells the
 //    ClientState to connect to the gateway, and `release` hands back the held packets in order.
 // 4. authorization_creation_failed, or no answer within REQUEST_TIMEOUT_MS: `refused` hands back the
-//    held packets, each to be answered with ICMP administratively prohibited. The next packet asks again.
+//    held packets, each to be answered with ICMP administratively prohibited. The next packet asks
+//    again, unless `refusalHoldoffMs` is set: until it has passed, packets are refused at once
+//    without asking, so an application retrying a denied connection does not flood the portal.
 // 5. resource_deleted, or the expiry: the authorization is gone at once (`revoked`); the next packet
 //    asks again.
 
@@ -51,12 +53,16 @@ export interface AccessOptions {
   maxHeldPackets?: number;
   maxHeldBytes?: number;
   requestTimeoutMs?: number;
+  /** After a refusal, packets for the resource are refused without asking for this long; 0 unless told. */
+  refusalHoldoffMs?: number;
 }
 
 /** Authorization per resource, as the client sees it. */
 export class ResourceAccess {
   private readonly pending = new Map<string, Pending>();
   private readonly granted = new Map<string, Granted>();
+  /** Resource id → until when packets are refused without asking. */
+  private readonly refusedUntil = new Map<string, number>();
   private readonly events: AccessEvent[] = [];
   private heldBytes = 0;
   /** Packets dropped because the held queues were full. */
@@ -79,9 +85,13 @@ export class ResourceAccess {
 
   // --- 1, 2. Traffic and DNS answers ---
 
-  /** "dropped" only when other resources' held packets already fill MAX_HELD_BYTES. */
-  packetFor(now: number, resourceId: string, packet: Uint8Array): "send" | "held" | "dropped" {
+  /**
+   * "dropped" only when other resources' held packets already fill MAX_HELD_BYTES; "refused" only
+   * within the refusal holdoff (to be answered like a refused held packet).
+   */
+  packetFor(now: number, resourceId: string, packet: Uint8Array): "send" | "held" | "dropped" | "refused" {
     if (this.gatewayOf(now, resourceId) !== undefined) return "send";
+    if (this.holdingOff(now, resourceId)) return "refused";
     const pending = this.ask(now, resourceId);
     const limit = this.options.maxHeldPackets ?? MAX_HELD_PACKETS;
     while (pending.held.length > 0 && (pending.held.length >= limit || this.heldBytes + packet.length > (this.options.maxHeldBytes ?? MAX_HELD_BYTES))) {
@@ -98,7 +108,22 @@ export class ResourceAccess {
   }
 
   resolved(now: number, resourceId: string): void {
-    if (this.gatewayOf(now, resourceId) === undefined) this.ask(now, resourceId);
+    if (this.gatewayOf(now, resourceId) === undefined && !this.holdingOff(now, resourceId)) this.ask(now, resourceId);
+  }
+
+  private holdingOff(now: number, resourceId: string): boolean {
+    const until = this.refusedUntil.get(resourceId);
+    if (until === undefined) return false;
+    if (until > now) return true;
+    this.refusedUntil.delete(resourceId);
+    return false;
+  }
+
+  /** A refusal of the resource: held packets back to the caller, and the holdoff starts. */
+  private refuse(now: number, resourceId: string, reason: string, packets: Uint8Array[]): void {
+    const holdoff = this.options.refusalHoldoffMs ?? 0;
+    if (holdoff > 0) this.refusedUntil.set(resourceId, now + holdoff);
+    this.events.push({ type: "refused", resourceId, reason, packets });
   }
 
   private ask(now: number, resourceId: string): Pending {
@@ -119,9 +144,10 @@ export class ResourceAccess {
     const pending = this.takePending(resourceId);
     if (!(expiresAt > now)) {
       // Already over (a clock far off, or a late answer): as good as refused.
-      this.events.push({ type: "refused", resourceId, reason: "expired", packets: pending?.held ?? [] });
+      this.refuse(now, resourceId, "expired", pending?.held ?? []);
       return;
     }
+    this.refusedUntil.delete(resourceId);
     const before = this.granted.get(resourceId);
     this.granted.set(resourceId, { authorization, expiresAt });
     if (before !== undefined && before.authorization.gateway_id !== authorization.gateway_id) {
@@ -131,9 +157,9 @@ export class ResourceAccess {
     if (pending !== undefined && pending.held.length > 0) this.events.push({ type: "release", resourceId, gatewayId: authorization.gateway_id, packets: pending.held });
   }
 
-  authorizationFailed(_now: number, failure: ClientAuthorizationCreationFailed): void {
+  authorizationFailed(now: number, failure: ClientAuthorizationCreationFailed): void {
     const pending = this.takePending(failure.resource_id);
-    if (pending !== undefined) this.events.push({ type: "refused", resourceId: failure.resource_id, reason: failure.reason, packets: pending.held });
+    if (pending !== undefined) this.refuse(now, failure.resource_id, failure.reason, pending.held);
   }
 
   private takePending(resourceId: string): Pending | undefined {
@@ -147,6 +173,8 @@ export class ResourceAccess {
   // --- 5. Revocation and expiry ---
 
   resourceDeleted(_now: number, resourceId: string): void {
+    // A resource that comes back is asked for afresh.
+    this.refusedUntil.delete(resourceId);
     const granted = this.granted.get(resourceId);
     if (granted !== undefined) {
       this.granted.delete(resourceId);
@@ -166,7 +194,7 @@ export class ResourceAccess {
     for (const [resourceId, pending] of [...this.pending]) {
       if (pending.askedAt + timeout > now) continue;
       this.takePending(resourceId);
-      this.events.push({ type: "refused", resourceId, reason: "timeout", packets: pending.held });
+      this.refuse(now, resourceId, "timeout", pending.held);
     }
   }
 
