@@ -1,0 +1,185 @@
+// TunnelNode in the simulated network (test/sim), without the client and gateway state machines:
+// two nodes on public addresses and one TURN relay. A direct path, packets both ways, packets held
+// until the path exists; a path change (the direct path cut, ICE falls back to the relay) that
+// keeps the WireGuard sessions; disconnect; and datagrams of every kind of garbage, which never throw.
+
+import { beforeEach, describe, expect, it } from "vitest";
+import { reportSeedOnFailure, rng } from "../../../test/support/prng.js";
+import { Network, type Attachment } from "../../../test/sim/network.js";
+import type { Addr, SimEndpoint, SimTransmit } from "../../../test/sim/node.js";
+import { runSeeds } from "../../../test/sim/scenario.js";
+import { SIM_EPOCH_UNIX, TurnRelayNode } from "../../../test/sim/turn.js";
+import { encodeChannelData } from "../stun/channel-data.js";
+import { mintCredentials } from "../stun/credentials.js";
+import { TunnelNode, type TunnelEvent } from "./node.js";
+
+beforeEach(reportSeedOnFailure);
+
+const PORT = 51820;
+const SECRET = "relay-secret";
+const RELAY = { family: 4 as const, address: "192.0.2.10", port: 3478 };
+
+/** A TunnelNode as a SimEndpoint. */
+class NodeEndpoint implements SimEndpoint<TunnelEvent> {
+  constructor(readonly node: TunnelNode) {}
+  handleDatagram(now: number, local: Addr, from: Addr, bytes: Uint8Array): void {
+    this.node.handleDatagram(now, local.port, from, bytes);
+  }
+  handleTimeout(now: number): void {
+    this.node.handleTimeout(now);
+  }
+  pollTransmit(): SimTransmit | undefined {
+    const t = this.node.pollTransmit();
+    return t && { from: { family: t.to.family, address: "0.0.0.0", port: t.fromPort }, to: t.to, bytes: t.bytes };
+  }
+  pollTimeout(): number | undefined {
+    return this.node.pollTimeout();
+  }
+  pollEvent(): TunnelEvent | undefined {
+    return this.node.pollEvent();
+  }
+}
+
+/** A minimal IPv4 packet whose payload is text (the tunnel does not look inside but for the length). */
+function packet(text: string): Uint8Array {
+  const body = new TextEncoder().encode(text);
+  const p = new Uint8Array(20 + body.length);
+  p[0] = 0x45;
+  p[2] = p.length >> 8;
+  p[3] = p.length & 0xff;
+  p.set(body, 20);
+  return p;
+}
+const textOf = (p: Uint8Array) => new TextDecoder().decode(p.subarray(20));
+
+function world(seed: number) {
+  const net = new Network({ seed, label: "tunnel node", internet: { jitter: 3 } });
+  new TurnRelayNode(net, net.addHost("relay", RELAY.address), { realm: "wardline", secrets: [SECRET] });
+  const sides = [
+    { name: "client", address: "203.0.113.1", role: "client" as const },
+    { name: "gateway", address: "203.0.113.2", role: "gateway" as const },
+  ];
+  const ice = [{ username: "clnt", password: "client-password-0123456789" }, { username: "gwgw", password: "gateway-password-012345678" }];
+  const nodes = sides.map((side) => new TunnelNode({ role: side.role, privateKey: net.randomBytes(`${side.name}-key`)(32), port: PORT, random: net.randomBytes(side.name), wallClockAtZeroNanos: BigInt(SIM_EPOCH_UNIX) * 1_000_000_000n }));
+  const attachments: Attachment<TunnelEvent>[] = sides.map((side, i) => net.addHost(side.name, side.address).bind(new NodeEndpoint(nodes[i]!), PORT));
+  attachments.forEach((attachment, i) => {
+    // Trickle straight to the other node (the portal's job in the scenarios).
+    attachment.onEvent = (now, event) => {
+      if (event.type === "candidate") nodes[1 - i]!.addRemoteCandidate(now, sides[i]!.name, event.candidate);
+    };
+  });
+  net.act((now) => {
+    sides.forEach((side, i) => {
+      nodes[i]!.setLocalAddresses(now, [side.address]);
+      nodes[i]!.init(now, [{ id: "relay", server: RELAY, ...mintCredentials(SECRET, side.name, SIM_EPOCH_UNIX + 86_400) }]);
+    });
+  });
+  net.runFor(1_000);
+  const connect = () =>
+    net.act((now) => {
+      nodes[0]!.connect(now, "gateway", { publicKey: nodes[1]!.publicKey, presharedKey: new Uint8Array(32).fill(7), localIce: ice[0]!, remoteIce: ice[1]! });
+      nodes[1]!.connect(now, "client", { publicKey: nodes[0]!.publicKey, presharedKey: new Uint8Array(32).fill(7), localIce: ice[1]!, remoteIce: ice[0]! });
+    });
+  const received = (i: number) => attachments[i]!.events.filter((e) => e.event.type === "packet").map((e) => textOf((e.event as Extract<TunnelEvent, { type: "packet" }>).packet));
+  return { net, nodes, attachments, connect, received };
+}
+
+describe("TunnelNode", () => {
+  it("holds packets until there is a path and a session, then delivers them both ways over a direct path", async () => {
+    await runSeeds("tunnel node direct", (seed) => {
+      const w = world(seed);
+      w.connect();
+      w.net.act((now) => w.nodes[0]!.send(now, "gateway", packet("early")));
+      expect(w.net.runUntil(() => w.received(1).includes("early"), 10_000), w.net.where()).toBe(true);
+      expect(w.nodes[0]!.selectedPair("gateway")?.relayed).toBe(false);
+      w.net.act((now) => w.nodes[1]!.send(now, "client", packet("back")));
+      expect(w.net.runUntil(() => w.received(0).includes("back"), 1_000), w.net.where()).toBe(true);
+      const connected = w.attachments[0]!.events.find((e) => e.event.type === "connected")!.event;
+      expect(connected).toEqual({ type: "connected", peerId: "gateway", relayed: false });
+    }, { count: 4 });
+  });
+
+  it("falls back to the relay when the direct path breaks", async () => {
+    await runSeeds("tunnel node path change", (seed) => {
+      const w = world(seed);
+      w.connect();
+      w.net.act((now) => w.nodes[0]!.send(now, "gateway", packet("first")));
+      expect(w.net.runUntil(() => w.received(1).includes("first"), 10_000), w.net.where()).toBe(true);
+      w.net.runFor(2_000);
+      w.net.cut("client", "gateway");
+      let ok = false;
+      for (let n = 0; n < 80 && !ok; n++) {
+        w.net.act((now) => w.nodes[0]!.send(now, "gateway", packet(`p${n}`)));
+        w.net.runFor(500);
+        ok = w.received(1).some((t) => t.startsWith("p")) && w.nodes[0]!.selectedPair("gateway")?.relayed === true;
+      }
+      expect(ok, w.net.where()).toBe(true);
+      w.net.act((now) => w.nodes[0]!.send(now, "gateway", packet("relayed")));
+      expect(w.net.runUntil(() => w.received(1).includes("relayed"), 1_000), w.net.where()).toBe(true);
+      expect(w.nodes[0]!.stats.pathChanges).toBeGreaterThan(0);
+    }, { count: 4 });
+  });
+
+  it("moves from the relay to a direct path that appears, without a new handshake", async () => {
+    await runSeeds("tunnel node path upgrade", (seed) => {
+      const w = world(seed);
+      const cut = w.net.cut("client", "gateway");
+      w.connect();
+      w.net.act((now) => w.nodes[0]!.send(now, "gateway", packet("first")));
+      expect(w.net.runUntil(() => w.received(1).includes("first"), 10_000), w.net.where()).toBe(true);
+      expect(w.nodes[0]!.selectedPair("gateway")?.relayed).toBe(true);
+      const installed = w.nodes.map((n) => n.stats.sessionsInstalled);
+      cut.heal();
+      const sent: string[] = [];
+      for (let n = 0; n < 60 && w.nodes[0]!.selectedPair("gateway")?.relayed !== false; n++) {
+        sent.push(`p${n}`);
+        w.net.act((now) => {
+          w.nodes[0]!.send(now, "gateway", packet(sent.at(-1)!));
+          w.nodes[1]!.send(now, "client", packet(sent.at(-1)!));
+        });
+        w.net.runFor(500);
+      }
+      expect(w.nodes[0]!.selectedPair("gateway")?.relayed, w.net.where()).toBe(false);
+      w.net.act((now) => w.nodes[0]!.send(now, "gateway", packet("direct")));
+      expect(w.net.runUntil(() => w.received(1).includes("direct"), 1_000), w.net.where()).toBe(true);
+      // Every packet made it across the switch, and WireGuard never noticed it.
+      expect(sent.filter((t) => !w.received(1).includes(t)), w.net.where()).toEqual([]);
+      expect(w.nodes.map((node) => node.stats.sessionsInstalled)).toEqual(installed);
+    }, { count: 4 });
+  });
+
+  it("disconnect forgets the peer: its packets no longer open", () => {
+    const w = world(rng("disconnect").u32());
+    w.connect();
+    w.net.act((now) => w.nodes[0]!.send(now, "gateway", packet("one")));
+    expect(w.net.runUntil(() => w.received(1).includes("one"), 10_000)).toBe(true);
+    w.net.act((now) => w.nodes[1]!.disconnect(now, "client"));
+    expect(w.nodes[1]!.peerIds).toEqual([]);
+    w.net.act((now) => w.nodes[0]!.send(now, "gateway", packet("two")));
+    w.net.runFor(1_000);
+    expect(w.received(1)).not.toContain("two");
+    expect(w.nodes[1]!.sessions.dropped["unknown-receiver"]).toBeGreaterThan(0);
+  });
+
+  it("never throws on garbage, from peers or from the relay's address", () => {
+    const r = rng("node fuzz");
+    const w = world(r.u32());
+    w.connect();
+    w.net.act((now) => w.nodes[0]!.send(now, "gateway", packet("x")));
+    w.net.runUntil(() => w.received(1).includes("x"), 10_000);
+    const node = w.nodes[1]!;
+    const peer = { family: 4 as const, address: "203.0.113.1", port: PORT };
+    for (let i = 0; i < 3000; i++) {
+      const kind = r.int(0, 4);
+      let bytes = r.bytes(r.int(0, 200));
+      if (kind === 1 && bytes.length >= 20) bytes.set([0, 1, 0, bytes.length - 20, 0x21, 0x12, 0xa4, 0x42]); // STUN-looking
+      if (kind === 2 && bytes.length >= 4) bytes.set([r.int(1, 4), 0, 0, 0]); // WireGuard-looking
+      if (kind === 3) bytes = encodeChannelData(0x4000 + r.int(0, 3), bytes); // ChannelData
+      const from = kind >= 3 ? RELAY : peer;
+      expect(() => {
+        node.handleDatagram(w.net.now, PORT, from, bytes);
+        while (node.pollTransmit() !== undefined || node.pollEvent() !== undefined);
+      }).not.toThrow();
+    }
+  });
+});

@@ -1,0 +1,655 @@
+// The connection layer of one client or gateway (Firezone's snownet Node, sans-IO): its WireGuard
+// identity, its TURN allocations, and per remote peer a Connection: an IceAgent that finds the
+// path and a WireGuard peer whose sessions seal and open the traffic. One UDP socket (`port`)
+// carries everything: ICE checks, TURN to the relays, WireGuard handshakes and transport data.
+//
+// Driving contract: call one input (init, setLocalAddresses, connect, addRemoteCandidate,
+// removeRemoteCandidate, send, disconnect, handleDatagram, handleTimeout) with the current
+// monotonic time in ms, then drain pollTransmit() and pollEvent() until they return undefined,
+// then arm a timer for pollTimeout(). The children (TurnAllocations, IceAgents, the
+// WireGuardDevice) are drained inside each input, so their outputs are already in the queues.
+// Nothing here reads a clock or a random source: randomness comes from the `random` option.
+//
+// The pipeline, in the order of this file:
+// 1. Local addresses and relays: setLocalAddresses gives the host candidates (a change is a roam:
+//    host candidates are replaced and every allocation is made again, since the relays now see
+//    another 5-tuple); init makes one TurnAllocation per relay at once, so server-reflexive and
+//    relayed candidates exist before the first connection. An allocation that ends takes its
+//    candidates with it and is made again after RELAY_RETRY_INTERVAL.
+// 2. Connections: connect makes the IceAgent (client controlling, gateway controlled) with every
+//    local candidate known, and the WireGuard peer; its candidates trickle out as candidate events;
+//    remote candidates come in through addRemoteCandidate and get a TURN permission on every
+//    allocation, so the peer's checks and data reach us through our relays.
+// 3. Datagrams in (handleDatagram): from a relay server → its TurnAllocation, whose data events are
+//    the peers' datagrams arriving on that relayed socket; STUN → the agents, until one takes it;
+//    WireGuard handshake (types 1-3) → the device; transport (type 4) → opened (replay window,
+//    AEAD), the device told (timers, roaming), a non-empty packet → a packet event.
+// 4. Send: plaintext → the current session's seal → the ICE-selected pair, through the TURN
+//    allocation when the pair's local end is relayed (a Send indication, or ChannelData once the
+//    channel bound for the selected pair is confirmed; a datagram for a peer IP whose permission
+//    is still on its way is held until it is). Packets wait in the connection until ICE selects a
+//    pair, and in the device until a session exists. Before the controlled side has a selected
+//    pair, a handshake answer goes back where the handshake came from, and other packets where the
+//    peer's last authenticated packet came from (the initiation may overtake the nomination).
+// 5. Path: ICE selecting another pair (a better one, or a fallback after consent failed) only
+//    changes where sealed packets go; WireGuard sessions are untouched. Each selection is a
+//    connected event saying whether the path is relayed.
+// 6. Timers: the earliest of the agents', the allocations', the device's and the retries'.
+//
+// Decoding never throws: datagrams that are no one's are dropped and counted in `dropped`.
+
+import { formatCandidate, parseCandidate, type Candidate } from "../ice/candidate.js";
+import { REMOTE_CANDIDATES_MAX } from "../ice/constants.js";
+import { IceAgent, type IceCredentials, type IcePairView, type IceSocket, type LocalCandidateOptions } from "../ice/agent.js";
+import type { TransportAddress } from "../stun/attributes.js";
+import { HEADER_OFFSET_COOKIE, HEADER_SIZE, MAGIC_COOKIE } from "../stun/constants.js";
+import { TurnAllocation, type TurnClientEvent } from "../turn/client.js";
+import { MESSAGE_COOKIE_REPLY_TYPE, MESSAGE_INITIATION_TYPE, MESSAGE_RESPONSE_TYPE } from "../wireguard/constants.js";
+import { WireGuardDevice, type Endpoint } from "../wireguard/device.js";
+import { StaticIdentity } from "../wireguard/noise.js";
+import type { PeerEvent } from "../wireguard/peer.js";
+import { HELD_PER_PERMISSION_MAX, PENDING_PACKETS_MAX, RELAY_RETRY_INTERVAL } from "./constants.js";
+import { isTransportMessage, TransportSessions } from "./transport.js";
+
+/** A TURN relay and our credentials for it (from the portal's init). */
+export interface TunnelRelay {
+  id: string;
+  server: TransportAddress;
+  username: string;
+  password: string;
+}
+
+export interface TunnelNodeOptions {
+  /** The client's agents are controlling, the gateway's controlled. */
+  role: "client" | "gateway";
+  /** Our WireGuard static private key (32 bytes, clamped or not). */
+  privateKey: Uint8Array;
+  /** The one UDP port everything is sent from and received on. */
+  port: number;
+  /** Randomness, from the driver: handshakes, indices, ICE and TURN transaction IDs. */
+  random: (length: number) => Uint8Array;
+  /** Unix time in ns at monotonic time 0 (WireGuard's TAI64N timestamps). */
+  wallClockAtZeroNanos: bigint;
+}
+
+/** What connect takes: the peer's keys and both sides' ICE credentials, from the authorization. */
+export interface ConnectOptions {
+  publicKey: Uint8Array;
+  presharedKey: Uint8Array;
+  localIce: IceCredentials;
+  remoteIce: IceCredentials;
+}
+
+/** A datagram to send from our port. */
+export interface TunnelTransmit {
+  fromPort: number;
+  to: TransportAddress;
+  bytes: Uint8Array;
+}
+
+export type TunnelEvent =
+  /** A local candidate to trickle to the peer (ice_candidates). */
+  | { type: "candidate"; peerId: string; candidate: string }
+  /** A local candidate the peer should forget (invalidate_ice_candidates). */
+  | { type: "candidate_invalidated"; peerId: string; candidate: string }
+  /** ICE selected a path (the first, or another one): packets flow over it. */
+  | { type: "connected"; peerId: string; relayed: boolean }
+  /** A plaintext IP packet from the peer's tunnel. */
+  | { type: "packet"; peerId: string; packet: Uint8Array }
+  /** No path is left (ICE disconnected or failed); checks go on, a later connected may follow. */
+  | { type: "disconnected"; peerId: string; reason: "ice-disconnected" | "ice-failed" };
+
+/** Why datagrams were dropped, one counter each. */
+export interface TunnelDrops {
+  /** Neither STUN for one of our agents, nor WireGuard, nor from a relay. */
+  unknown: number;
+  /** A transport message that did not open (see `sessions.dropped` for why). */
+  transport: number;
+  /** Sealed while there was no selected pair: nowhere to send. */
+  noPath: number;
+  /** Waiting for a path, beyond PENDING_PACKETS_MAX. */
+  pendingOverflow: number;
+}
+
+interface RelaySlot {
+  relay: TunnelRelay;
+  allocation: TurnAllocation;
+  /** The candidates this allocation gave, to withdraw when it ends. */
+  relayed: TransportAddress | undefined;
+  mapped: TransportAddress | undefined;
+  retryAt: number | undefined;
+  /** Peer IPs whose permission the server confirmed. */
+  permitted: Set<string>;
+  /**
+   * Datagrams for peers whose permission is still on its way: the server would drop a Send
+   * indication without one, and a lost first check costs a 500 ms retransmission.
+   */
+  held: Map<string, { to: TransportAddress; bytes: Uint8Array }[]>;
+}
+
+interface Connection {
+  peerId: string;
+  wgId: number;
+  agent: IceAgent;
+  selected: IcePairView | undefined;
+  /** Packets waiting for ICE to select a pair. */
+  pending: Uint8Array[];
+  remoteCandidates: Candidate[];
+  /** Where the peer's last authenticated packet came from: a way back while ICE has selected nothing. */
+  lastPath: { source: IceSocket; to: TransportAddress } | undefined;
+}
+
+const NEVER = Number.POSITIVE_INFINITY;
+
+function sameAddress(a: { address: string; port: number }, b: { address: string; port: number }): boolean {
+  return a.address === b.address && a.port === b.port;
+}
+
+function isStun(bytes: Uint8Array): boolean {
+  if (bytes.length < HEADER_SIZE || (bytes[0]! & 0xc0) !== 0) return false;
+  const cookie = ((bytes[HEADER_OFFSET_COOKIE]! << 24) | (bytes[HEADER_OFFSET_COOKIE + 1]! << 16) | (bytes[HEADER_OFFSET_COOKIE + 2]! << 8) | bytes[HEADER_OFFSET_COOKIE + 3]!) >>> 0;
+  return cookie === MAGIC_COOKIE;
+}
+
+function isHandshake(bytes: Uint8Array): boolean {
+  const type = bytes[0];
+  return (type === MESSAGE_INITIATION_TYPE || type === MESSAGE_RESPONSE_TYPE || type === MESSAGE_COOKIE_REPLY_TYPE) && bytes[1] === 0 && bytes[2] === 0 && bytes[3] === 0;
+}
+
+function familyOf(address: string): 4 | 6 {
+  return address.includes(":") ? 6 : 4;
+}
+
+/** One client's or gateway's tunnels to its peers; see the driving contract above. */
+export class TunnelNode {
+  readonly dropped: TunnelDrops = { unknown: 0, transport: 0, noPath: 0, pendingOverflow: 0 };
+  /** WireGuard sessions installed (handshakes completed) and ICE path changes, for operators and tests. */
+  readonly stats = { sessionsInstalled: 0, pathChanges: 0 };
+  /** Our WireGuard public key. */
+  readonly publicKey: Uint8Array;
+  /** The transport sessions (read `sessions.dropped` for open failures). */
+  readonly sessions = new TransportSessions();
+
+  private readonly options: TunnelNodeOptions;
+  private readonly device: WireGuardDevice;
+  private hostAddresses: string[] = [];
+  private relays: RelaySlot[] = [];
+  private readonly connections = new Map<string, Connection>();
+  private readonly byWgId = new Map<number, Connection>();
+  private readonly transmits: TunnelTransmit[] = [];
+  private readonly events: TunnelEvent[] = [];
+  /**
+   * Where the datagram being handled came from: a handshake can arrive before the controlled
+   * agent selects a pair (the nomination and the initiation race), and its answer goes back there.
+   */
+  private replyPath: { source: IceSocket; to: TransportAddress } | undefined;
+
+  constructor(options: TunnelNodeOptions) {
+    this.options = options;
+    const identity = new StaticIdentity(options.privateKey);
+    this.publicKey = identity.publicKey;
+    this.device = new WireGuardDevice({ identity, random: options.random, wallClockAtZeroNanos: options.wallClockAtZeroNanos });
+  }
+
+  // --- 1. Local addresses and relays ---
+
+  /**
+   * The host's addresses (host candidates on `port`). A change after the first call is a roam:
+   * the old host candidates go, and every allocation is made again from the new address.
+   */
+  setLocalAddresses(now: number, addresses: readonly string[]): void {
+    const before = this.hostAddresses;
+    const next = [...addresses];
+    const removed = before.filter((a) => !next.includes(a));
+    const added = next.filter((a) => !before.includes(a));
+    this.hostAddresses = next;
+    for (const connection of this.connections.values()) {
+      for (const address of removed) connection.agent.removeLocalCandidate(now, { type: "host", address, port: this.options.port });
+      for (const address of added) connection.agent.addLocalCandidate(now, this.hostCandidate(address));
+    }
+    if (before.length > 0 && removed.length > 0) {
+      // The relays see a new 5-tuple: the old allocations are unreachable; make new ones.
+      this.init(now, this.relays.map((slot) => slot.relay));
+      return;
+    }
+    this.drain(now);
+  }
+
+  /** The relays to allocate on (replacing any before): each allocation is requested at once. */
+  init(now: number, relays: readonly TunnelRelay[]): void {
+    for (const slot of this.relays) this.withdraw(now, slot);
+    this.relays = relays.map((relay) => ({
+      relay,
+      allocation: new TurnAllocation({ server: relay.server, username: relay.username, password: relay.password, random: this.options.random }),
+      relayed: undefined,
+      mapped: undefined,
+      retryAt: undefined,
+      permitted: new Set<string>(),
+      held: new Map(),
+    }));
+    for (const slot of this.relays) slot.allocation.allocate(now);
+    this.drain(now);
+  }
+
+  private hostCandidate(address: string): LocalCandidateOptions {
+    return { type: "host", address, port: this.options.port };
+  }
+
+  /** The base of a server-reflexive candidate: our host socket of its family. */
+  private baseFor(family: 4 | 6): { address: string; port: number } | undefined {
+    const address = this.hostAddresses.find((a) => familyOf(a) === family);
+    return address === undefined ? undefined : { address, port: this.options.port };
+  }
+
+  private relayCandidates(slot: RelaySlot): LocalCandidateOptions[] {
+    const out: LocalCandidateOptions[] = [];
+    const server = slot.relay.server.address;
+    if (slot.mapped !== undefined) {
+      const base = this.baseFor(slot.mapped.family);
+      if (base !== undefined && !sameAddress(base, slot.mapped)) out.push({ type: "srflx", address: slot.mapped.address, port: slot.mapped.port, base, server });
+    }
+    if (slot.relayed !== undefined) {
+      const candidate: LocalCandidateOptions = { type: "relay", address: slot.relayed.address, port: slot.relayed.port, server };
+      if (slot.mapped !== undefined) candidate.related = { address: slot.mapped.address, port: slot.mapped.port };
+      out.push(candidate);
+    }
+    return out;
+  }
+
+  private localCandidates(): LocalCandidateOptions[] {
+    return [...this.hostAddresses.map((a) => this.hostCandidate(a)), ...this.relays.flatMap((slot) => this.relayCandidates(slot))];
+  }
+
+  private handleAllocationEvent(now: number, slot: RelaySlot, event: TurnClientEvent): void {
+    switch (event.type) {
+      case "allocated": {
+        slot.relayed = event.relayed[0];
+        slot.mapped = event.mapped;
+        const candidates = this.relayCandidates(slot);
+        for (const connection of this.connections.values()) {
+          for (const candidate of candidates) connection.agent.addLocalCandidate(now, candidate);
+          for (const remote of connection.remoteCandidates) slot.allocation.createPermission(now, { family: familyOf(remote.address), address: remote.address, port: remote.port });
+        }
+        return;
+      }
+      case "data":
+        if (slot.relayed !== undefined) this.fromPeer(now, { type: "relay", relayAddress: slot.relayed.address, relayPort: slot.relayed.port }, event.peer, event.data);
+        return;
+      case "permission": {
+        slot.permitted.add(event.peer);
+        const held = slot.held.get(event.peer) ?? [];
+        slot.held.delete(event.peer);
+        for (const datagram of held) slot.allocation.send(now, datagram.to, datagram.bytes);
+        return;
+      }
+      case "failed":
+        if (event.operation === "create-permission" && event.peer !== undefined) {
+          slot.permitted.delete(event.peer.address);
+          slot.held.delete(event.peer.address);
+        }
+        if (!slot.allocation.allocated && (event.operation === "allocate" || event.operation === "refresh" || event.code !== undefined)) {
+          this.withdraw(now, slot);
+          slot.retryAt = now + RELAY_RETRY_INTERVAL;
+        }
+        return;
+      default:
+        return;
+    }
+  }
+
+  /** An allocation ended (or is replaced): its candidates leave every agent (a shared srflx stays while another allocation reports it). */
+  private withdraw(now: number, slot: RelaySlot): void {
+    // Removal goes by type and address only, so no base is needed (after a roam there may be none).
+    const candidates: { type: "srflx" | "relay"; address: string; port: number }[] = [];
+    if (slot.mapped !== undefined) candidates.push({ type: "srflx", address: slot.mapped.address, port: slot.mapped.port });
+    if (slot.relayed !== undefined) candidates.push({ type: "relay", address: slot.relayed.address, port: slot.relayed.port });
+    slot.relayed = undefined;
+    slot.mapped = undefined;
+    slot.permitted.clear();
+    slot.held.clear();
+    const still = this.localCandidates();
+    for (const candidate of candidates) {
+      if (still.some((c) => c.type === candidate.type && c.address === candidate.address && c.port === candidate.port)) continue;
+      for (const connection of this.connections.values()) connection.agent.removeLocalCandidate(now, candidate);
+    }
+  }
+
+  // --- 2. Connections ---
+
+  /** Starts (or restarts, with new keys or credentials) the connection to a peer. */
+  connect(now: number, peerId: string, options: ConnectOptions): void {
+    if (this.connections.has(peerId)) this.forget(peerId);
+    // The device only emits handshakes for a peer with an endpoint; ours is the ICE-selected pair,
+    // so any placeholder will do (transmits are routed by peer, never by this address).
+    const wgId = this.device.addPeer(options.publicKey, { presharedKey: options.presharedKey, endpoint: { address: "0.0.0.0", port: 0 } });
+    const agent = new IceAgent({
+      role: this.options.role === "client" ? "controlling" : "controlled",
+      local: options.localIce,
+      remote: options.remoteIce,
+      random: this.options.random,
+    });
+    const connection: Connection = { peerId, wgId, agent, selected: undefined, pending: [], remoteCandidates: [], lastPath: undefined };
+    this.connections.set(peerId, connection);
+    this.byWgId.set(wgId, connection);
+    for (const candidate of this.localCandidates()) agent.addLocalCandidate(now, candidate);
+    this.drain(now);
+  }
+
+  /** A candidate the peer trickled (RFC 8839 text); malformed ones are ignored (false). */
+  addRemoteCandidate(now: number, peerId: string, text: string): boolean {
+    const connection = this.connections.get(peerId);
+    const parsed = parseCandidate(text);
+    if (connection === undefined || !parsed.ok) return false;
+    const candidate = parsed.candidate;
+    // The agent bounds what a peer may trickle (REMOTE_CANDIDATES_MAX), and so does this list.
+    if (!connection.agent.addRemoteCandidate(now, candidate)) {
+      this.drain(now);
+      return false;
+    }
+    const known = connection.remoteCandidates.some((c) => c.address === candidate.address && c.port === candidate.port);
+    if (!known && connection.remoteCandidates.length < REMOTE_CANDIDATES_MAX) connection.remoteCandidates.push(candidate);
+    // The peer's checks and data from this address must pass our relays.
+    for (const slot of this.relays) {
+      if (slot.allocation.allocated) slot.allocation.createPermission(now, { family: familyOf(candidate.address), address: candidate.address, port: candidate.port });
+    }
+    this.drain(now);
+    return true;
+  }
+
+  /** A candidate the peer invalidated. */
+  removeRemoteCandidate(now: number, peerId: string, text: string): void {
+    const connection = this.connections.get(peerId);
+    const parsed = parseCandidate(text);
+    if (connection === undefined || !parsed.ok) return;
+    const { address, port } = parsed.candidate;
+    connection.remoteCandidates = connection.remoteCandidates.filter((c) => !(c.address === address && c.port === port));
+    connection.agent.removeRemoteCandidate(now, { address, port });
+    this.drain(now);
+  }
+
+  /** Ends the connection: the ICE agent and the WireGuard peer (its sessions) go at once. */
+  disconnect(now: number, peerId: string): void {
+    this.forget(peerId);
+    this.drain(now);
+  }
+
+  private forget(peerId: string): void {
+    const connection = this.connections.get(peerId);
+    if (connection === undefined) return;
+    this.connections.delete(peerId);
+    this.byWgId.delete(connection.wgId);
+    this.device.removePeer(connection.wgId);
+    this.sessions.dropPeer(connection.wgId);
+  }
+
+  /** Peers with a connection. */
+  get peerIds(): string[] {
+    return [...this.connections.keys()];
+  }
+
+  /** The path in use to a peer, if any. */
+  selectedPair(peerId: string): IcePairView | undefined {
+    return this.connections.get(peerId)?.selected;
+  }
+
+  /** The ICE agent of a peer (diagnostics and tests). */
+  agentOf(peerId: string): IceAgent | undefined {
+    return this.connections.get(peerId)?.agent;
+  }
+
+  // --- 3. Datagrams in ---
+
+  /** A datagram that arrived on our port. */
+  handleDatagram(now: number, localPort: number, from: TransportAddress, bytes: Uint8Array): void {
+    const slot = this.relays.find((s) => sameAddress(s.relay.server, from));
+    if (slot !== undefined) {
+      slot.allocation.handleDatagram(now, from, bytes);
+    } else {
+      const local = this.hostAddresses.find((a) => familyOf(a) === from.family) ?? this.hostAddresses[0] ?? "0.0.0.0";
+      this.fromPeer(now, { type: "host", address: local, port: localPort }, from, bytes);
+    }
+    this.drain(now);
+    this.replyPath = undefined;
+  }
+
+  /** A datagram from a peer, on a host socket or a relayed one. */
+  private fromPeer(now: number, local: IceSocket, from: TransportAddress, bytes: Uint8Array): void {
+    if (isStun(bytes)) {
+      for (const connection of this.connections.values()) if (connection.agent.handleInput(now, { local, from }, bytes)) return;
+      this.dropped.unknown++;
+      return;
+    }
+    const source: Endpoint = { address: from.address, port: from.port };
+    if (isHandshake(bytes)) {
+      this.replyPath = { source: local, to: from };
+      this.device.handshakeDatagram(now, bytes, source);
+      return;
+    }
+    if (!isTransportMessage(bytes)) {
+      this.dropped.unknown++;
+      return;
+    }
+    const opened = this.sessions.open(bytes);
+    if (!opened.ok) {
+      this.dropped.transport++;
+      return;
+    }
+    this.device.authenticated(now, opened.localIndex, source, opened.packet.length > 0);
+    const connection = this.byWgId.get(opened.peer);
+    if (connection === undefined) return;
+    connection.lastPath = { source: local, to: from };
+    connection.agent.noteActivity(now);
+    if (opened.packet.length > 0) this.events.push({ type: "packet", peerId: connection.peerId, packet: opened.packet.slice() });
+  }
+
+  // --- 4. Send ---
+
+  /** Sends an IP packet to a peer through its tunnel (held until there is a path and a session). */
+  send(now: number, peerId: string, packet: Uint8Array): void {
+    const connection = this.connections.get(peerId);
+    if (connection === undefined) return;
+    if (connection.selected === undefined) {
+      connection.pending.push(packet.slice());
+      if (connection.pending.length > PENDING_PACKETS_MAX) {
+        connection.pending.shift();
+        this.dropped.pendingOverflow++;
+      }
+      this.drain(now);
+      return;
+    }
+    connection.agent.noteActivity(now);
+    this.sendPackets(now, connection, [packet]);
+    this.drain(now);
+  }
+
+  private sendPackets(now: number, connection: Connection, packets: Uint8Array[]): void {
+    const localIndex = this.device.send(now, connection.wgId, packets.length);
+    if (localIndex === undefined) {
+      this.device.stage(connection.wgId, packets);
+      return;
+    }
+    for (const packet of packets) this.sealAndSend(now, connection, localIndex, packet);
+  }
+
+  private sealAndSend(now: number, connection: Connection, localIndex: number, packet: Uint8Array): void {
+    const sealed = this.sessions.seal(localIndex, packet);
+    if (sealed !== undefined) this.overPath(now, connection, sealed);
+  }
+
+  /** Sends bytes over the connection's selected pair (before there is one: back where the peer spoke from). */
+  private overPath(now: number, connection: Connection, bytes: Uint8Array): void {
+    const pair = connection.selected ?? connection.lastPath ?? this.replyPath;
+    if (pair === undefined) {
+      this.dropped.noPath++;
+      return;
+    }
+    this.transmitFrom(now, pair.source, pair.to, bytes);
+  }
+
+  /** Sends from a socket: our port directly, or a relayed socket through its allocation. */
+  private transmitFrom(now: number, source: IceSocket, to: TransportAddress, bytes: Uint8Array): void {
+    if (source.type === "host") {
+      this.transmits.push({ fromPort: this.options.port, to, bytes });
+      return;
+    }
+    const slot = this.slotOf(source);
+    if (slot === undefined) {
+      this.dropped.noPath++;
+      return;
+    }
+    // A Send indication passes only with a permission; a peer-reflexive address may have none yet.
+    slot.allocation.createPermission(now, to);
+    if (slot.permitted.has(to.address)) {
+      slot.allocation.send(now, to, bytes);
+      return;
+    }
+    const held = slot.held.get(to.address) ?? [];
+    if (held.length >= HELD_PER_PERMISSION_MAX) held.shift();
+    held.push({ to, bytes });
+    slot.held.set(to.address, held);
+  }
+
+  private slotOf(source: { relayAddress: string; relayPort: number }): RelaySlot | undefined {
+    return this.relays.find((s) => s.relayed !== undefined && s.relayed.address === source.relayAddress && s.relayed.port === source.relayPort);
+  }
+
+  // --- 5. Path, and draining the children ---
+
+  private handleDeviceEvent(now: number, wgId: number, event: PeerEvent): void {
+    const connection = this.byWgId.get(wgId);
+    switch (event.type) {
+      case "install":
+        if (connection === undefined) return;
+        this.sessions.install(wgId, event.keys);
+        this.stats.sessionsInstalled++;
+        return;
+      case "drop":
+        this.sessions.drop(event.localIndex);
+        return;
+      case "flush":
+        if (connection !== undefined) for (const packet of event.packets) this.sealAndSend(now, connection, event.localIndex, packet);
+        return;
+      case "keepalive":
+        if (connection !== undefined) this.sealAndSend(now, connection, event.localIndex, new Uint8Array(0));
+        return;
+      case "handshake-failed":
+        return;
+    }
+  }
+
+  private handleIceEvents(now: number, connection: Connection): boolean {
+    let progress = false;
+    for (let t = connection.agent.pollTransmit(); t !== undefined; t = connection.agent.pollTransmit()) {
+      progress = true;
+      this.transmitFrom(now, t.source, t.to, t.bytes);
+    }
+    for (let e = connection.agent.pollEvent(); e !== undefined; e = connection.agent.pollEvent()) {
+      progress = true;
+      if (!this.connections.has(connection.peerId)) continue;
+      switch (e.type) {
+        case "local_candidate":
+          this.events.push({ type: "candidate", peerId: connection.peerId, candidate: formatCandidate(e.candidate) });
+          break;
+        case "local_candidate_invalidated":
+          this.events.push({ type: "candidate_invalidated", peerId: connection.peerId, candidate: formatCandidate(e.candidate) });
+          break;
+        case "selected": {
+          const first = connection.selected === undefined;
+          if (!first) this.stats.pathChanges++;
+          connection.selected = e.pair;
+          // The path in use gets a channel: 4 bytes of framing instead of a Send indication's 36.
+          // One per connection, so the 4096 channel numbers of an allocation are never the limit.
+          const source = e.pair.source;
+          if (source.type === "relay") this.slotOf(source)?.allocation.bindChannel(now, e.pair.to);
+          this.events.push({ type: "connected", peerId: connection.peerId, relayed: e.pair.relayed });
+          if (first) this.pathUp(now, connection);
+          break;
+        }
+        case "connected":
+          break;
+        case "disconnected":
+          connection.selected = undefined;
+          this.events.push({ type: "disconnected", peerId: connection.peerId, reason: "ice-disconnected" });
+          break;
+        case "failed":
+          this.events.push({ type: "disconnected", peerId: connection.peerId, reason: "ice-failed" });
+          break;
+      }
+    }
+    return progress;
+  }
+
+  /** A path exists: what waited goes, and the client starts the handshake even with nothing to send. */
+  private pathUp(now: number, connection: Connection): void {
+    const pending = connection.pending;
+    connection.pending = [];
+    if (pending.length > 0) this.sendPackets(now, connection, pending);
+    else if (this.options.role === "client") this.device.send(now, connection.wgId, 0);
+  }
+
+  /** Drains every child until none has anything left (one's output is another's input). */
+  private drain(now: number): void {
+    for (let progress = true; progress; ) {
+      progress = false;
+      for (const slot of this.relays) {
+        for (let t = slot.allocation.pollTransmit(); t !== undefined; t = slot.allocation.pollTransmit()) {
+          progress = true;
+          this.transmits.push({ fromPort: this.options.port, to: t.to, bytes: t.bytes });
+        }
+        for (let e = slot.allocation.pollEvent(); e !== undefined; e = slot.allocation.pollEvent()) {
+          progress = true;
+          this.handleAllocationEvent(now, slot, e);
+        }
+      }
+      for (const connection of [...this.connections.values()]) if (this.handleIceEvents(now, connection)) progress = true;
+      for (let t = this.device.pollTransmit(); t !== undefined; t = this.device.pollTransmit()) {
+        progress = true;
+        const connection = t.peer === undefined ? undefined : this.byWgId.get(t.peer);
+        // A cookie reply (no peer) goes back where the handshake came from, over our port.
+        if (connection === undefined) this.transmits.push({ fromPort: this.options.port, to: { family: familyOf(t.to.address), address: t.to.address, port: t.to.port }, bytes: t.bytes });
+        else this.overPath(now, connection, t.bytes);
+      }
+      for (let e = this.device.pollEvent(); e !== undefined; e = this.device.pollEvent()) {
+        progress = true;
+        this.handleDeviceEvent(now, e.peer, e.event);
+      }
+    }
+  }
+
+  // --- 6. Timers and output ---
+
+  /** Runs whatever is due in the children and the relay retries. */
+  handleTimeout(now: number): void {
+    for (const slot of this.relays) {
+      if (slot.retryAt !== undefined && now >= slot.retryAt) {
+        slot.retryAt = undefined;
+        slot.allocation.allocate(now);
+      }
+      const t = slot.allocation.pollTimeout();
+      if (t !== undefined && t <= now) slot.allocation.handleTimeout(now);
+    }
+    for (const connection of this.connections.values()) {
+      const t = connection.agent.pollTimeout();
+      if (t !== undefined && t <= now) connection.agent.handleTimeout(now);
+    }
+    const t = this.device.pollTimeout();
+    if (t !== undefined && t <= now) this.device.handleTimeout(now);
+    this.drain(now);
+  }
+
+  pollTransmit(): TunnelTransmit | undefined {
+    return this.transmits.shift();
+  }
+
+  pollEvent(): TunnelEvent | undefined {
+    return this.events.shift();
+  }
+
+  pollTimeout(): number | undefined {
+    let t = NEVER;
+    for (const slot of this.relays) t = Math.min(t, slot.retryAt ?? NEVER, slot.allocation.pollTimeout() ?? NEVER);
+    for (const connection of this.connections.values()) t = Math.min(t, connection.agent.pollTimeout() ?? NEVER);
+    t = Math.min(t, this.device.pollTimeout() ?? NEVER);
+    return t === NEVER ? undefined : t;
+  }
+}
