@@ -36,8 +36,8 @@ import { StubPortal } from "../portal.js";
 import { runSeeds } from "../scenario.js";
 import { SIM_EPOCH_UNIX, TurnRelayNode } from "../turn.js";
 import {
-  CLIENT_ID, CLIENT_TUNNEL, ClientDaemon, ECHO_PORT, GATEWAY_ID, GATEWAY_TUNNEL, GatewayDaemon, REALM, RELAY_IDS, RELAY_SECRET, SITE_ID,
-  WG_PORT, type PortalMessage,
+  authorizationCreatedFor, CLIENT_ID, CLIENT_TUNNEL, ClientDaemon, ECHO_PORT, GATEWAY_ID, GatewayDaemon, REALM, RELAY_IDS, RELAY_SECRET,
+  SITE_ID, WG_PORT, type PortalMessage,
 } from "./world.js";
 
 beforeEach(reportSeedOnFailure);
@@ -204,13 +204,7 @@ function buildPolicyWorld(seed: number, rng: Rng) {
         const a = message.payload;
         // Revoked while the gateway installed it: the client is not told it may.
         if (!allowed.has(a.resource.id) || authorizationOf.get(a.resource.id) !== a.authorization_id) return;
-        portal.send("portal", "client", {
-          event: "authorization_created",
-          payload: {
-            resource_id: a.resource.id, gateway_id: GATEWAY_ID, gateway_public_key: encodeBase64(gateway.node.publicKey), gateway_ipv4: GATEWAY_TUNNEL.ipv4, gateway_ipv6: GATEWAY_TUNNEL.ipv6,
-            site_id: SITE_ID, preshared_key: a.client.preshared_key, client_ice: a.client_ice, gateway_ice: a.gateway_ice, expires_at: a.expires_at,
-          },
-        });
+        portal.send("portal", "client", authorizationCreatedFor(a, gateway.node.publicKey));
         return;
       }
       case "ice_candidates":

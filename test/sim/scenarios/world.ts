@@ -328,6 +328,17 @@ export interface WorldOptions {
 }
 
 /** The scenario world; see the file comment. */
+/** The stub portal's authorization_created for the client, from what the gateway acknowledged. */
+export function authorizationCreatedFor(a: AuthorizationForGateway, gatewayPublicKey: Uint8Array): { event: "authorization_created"; payload: ClientAuthorizationCreated } {
+  return {
+    event: "authorization_created",
+    payload: {
+      resource_id: a.resource.id, gateway_id: GATEWAY_ID, gateway_public_key: encodeBase64(gatewayPublicKey), gateway_ipv4: GATEWAY_TUNNEL.ipv4, gateway_ipv6: GATEWAY_TUNNEL.ipv6,
+      site_id: SITE_ID, preshared_key: a.client.preshared_key, client_ice: a.client_ice, gateway_ice: a.gateway_ice, expires_at: a.expires_at,
+    },
+  };
+}
+
 export function buildWorld(seed: number, label: string, options: WorldOptions) {
   const net = new Network({ seed, label, internet: options.internet ?? {} });
   const portal = new StubPortal<PortalMessage>(net);
@@ -375,13 +386,7 @@ export function buildWorld(seed: number, label: string, options: WorldOptions) {
       }
       case "authorization_ack": {
         const a = message.payload;
-        portal.send("portal", "client", {
-          event: "authorization_created",
-          payload: {
-            resource_id: a.resource.id, gateway_id: GATEWAY_ID, gateway_public_key: encodeBase64(gateway.node.publicKey), ...{ gateway_ipv4: GATEWAY_TUNNEL.ipv4, gateway_ipv6: GATEWAY_TUNNEL.ipv6 },
-            site_id: SITE_ID, preshared_key: a.client.preshared_key, client_ice: a.client_ice, gateway_ice: a.gateway_ice, expires_at: a.expires_at,
-          },
-        });
+        portal.send("portal", "client", authorizationCreatedFor(a, gateway.node.publicKey));
         return;
       }
       case "ice_candidates":
