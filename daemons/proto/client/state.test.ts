@@ -401,6 +401,40 @@ describe("ClientState with the real GatewayState", () => {
     expect(w.take("disconnect")).toEqual([{ type: "disconnect", gatewayId: GATEWAY.id }]);
   });
 
+  it("connects afresh when the tunnel to a gateway in use goes down and tells it the DNS mappings again; not for a gateway no longer used", () => {
+    const w = new World(rng("tunnel down"));
+    const proxies = addressesOf(w.ask("app.example.com")!);
+    w.send(proxies[0]!, "one");
+    const [first] = w.take("connect") as { authorization: unknown }[];
+    const controls: string[][] = [];
+    const gateway = w.gateways.get(GATEWAY.id)!;
+    const original = gateway.handleFromClient.bind(gateway);
+    gateway.handleFromClient = (now, clientId, bytes) => {
+      const p = view(bytes);
+      if (p.dstPort === CONTROL_PORT && p.dstText === GATEWAY.ipv4) {
+        const decoded = decodeControl(udpPayload(bytes, p));
+        if (decoded.ok) controls.push(decoded.message.proxy_ips);
+      }
+      return original(now, clientId, bytes);
+    };
+
+    w.client.handleTunnelDown(w.now, GATEWAY.id);
+    w.pump();
+    const again = w.take("connect") as { gatewayId: string; authorization: unknown }[];
+    expect(again).toEqual([{ type: "connect", gatewayId: GATEWAY.id, authorization: first!.authorization }]);
+    expect(controls).toHaveLength(1);
+    expect(controls[0]!.slice(0, 4)).toEqual(proxies);
+    w.send(proxies[0]!, "two");
+    expect(w.echoes().at(-1)).toEqual({ src: proxies[0], text: "two" });
+
+    w.client.handlePortalEvent(w.now, "resource_deleted", { id: R_APP });
+    w.pump();
+    w.take("disconnect");
+    w.client.handleTunnelDown(w.now, GATEWAY.id);
+    w.pump();
+    expect(w.take("connect")).toEqual([]);
+  });
+
   it("tells the gateway a wildcard resource's new name at once, without asking the portal again", () => {
     const w = new World(rng("wildcard"));
     const a = addressesOf(w.ask("a.corp.example.com")!);

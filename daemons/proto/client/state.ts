@@ -398,6 +398,19 @@ export class ClientState {
     this.outputs.push({ type: "connect", gatewayId: authorization.gateway_id, authorization });
   }
 
+  /**
+   * The connection layer found no working path left to a gateway (ICE failed). While authorizations
+   * still go through it, the connection starts afresh: a gateway that dropped its side (an
+   * authorization's end, a restart) and took this client back has a new ICE agent and no WireGuard
+   * session, and the old connection would never reach it again. The gateway hears the DNS mappings again.
+   */
+  handleTunnelDown(now: number, gatewayId: string): void {
+    const connection = this.connections.get(gatewayId);
+    if (connection === undefined || !this.access.connectedGateways(now).includes(gatewayId)) return;
+    this.outputs.push({ type: "connect", gatewayId, authorization: connection.authorization });
+    for (const resourceId of this.names.keys()) if (this.access.gatewayOf(now, resourceId) === gatewayId) this.sendControl(now, resourceId);
+  }
+
   /** ICMP administratively prohibited for a packet the portal would not let through, from its destination. */
   private refuse(bytes: Uint8Array): void {
     const parsed = parseIpPacket(bytes);

@@ -329,6 +329,9 @@ class PolicyRun {
     // keys; ClientState emits no connect for an authorization with the same keys), its TunnelNode
     // keeps the stale connection, and traffic may never resume. Invariant 2 is not asserted then.
     // With per-authorization secrets the keys change, both sides reconnect, and it is asserted.
+    // Since ClientState.handleTunnelDown (and the gateway's glue) connect afresh when ICE fails, the
+    // cases left are those where ICE stays up (the gateway's new agent answers the client's old one,
+    // same credentials) while the WireGuard session is stale. RANDOMIZED_DEBUG=1 prints each miss.
     const staleAtStart = this.staleGateway();
     while (w.net.now - start < ANSWER_BOUND_MS) {
       ids.push(this.send(resource).id);
@@ -339,6 +342,7 @@ class PolicyRun {
     const answered = ids.some((id) => this.answered.has(id));
     if (staleAtStart && !answered) {
       this.staleMisses++;
+      if (process.env.RANDOMIZED_DEBUG) console.log(this.fail("stale miss"));
       return;
     }
     // Invariant 2.

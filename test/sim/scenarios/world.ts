@@ -163,6 +163,7 @@ export class ClientDaemon extends Daemon {
 
   protected nodeEvent(now: number, event: TunnelEvent): void {
     if (event.type === "packet") this.state.handleGatewayPacket(now, event.peerId, event.packet);
+    else if (event.type === "disconnected" && event.reason === "ice-failed") this.state.handleTunnelDown(now, event.peerId);
   }
 
   protected drainState(now: number): boolean {
@@ -214,6 +215,8 @@ export class GatewayDaemon extends Daemon {
   readonly state: GatewayState;
   /** ICE credentials of each client's latest authorization (GatewayState's peer events carry keys only). */
   private readonly ice = new Map<string, { local: IceCredentials; remote: IceCredentials }>();
+  /** The clients GatewayState has a peer for, with their keys (base64). */
+  private readonly peers = new Map<string, { publicKey: string; presharedKey: string }>();
   /** Packets the echo resource answered. */
   echoed = 0;
 
@@ -251,6 +254,13 @@ export class GatewayDaemon extends Daemon {
   }
 
   protected nodeEvent(now: number, event: TunnelEvent): void {
+    // No path left to a client the gateway still serves: start its side afresh, as the client does.
+    if (event.type === "disconnected" && event.reason === "ice-failed" && this.peers.has(event.peerId)) {
+      const peer = this.peers.get(event.peerId)!;
+      const ice = this.ice.get(event.peerId)!;
+      this.node.connect(now, event.peerId, { publicKey: decodeBase64(peer.publicKey)!, presharedKey: decodeBase64(peer.presharedKey)!, localIce: ice.local, remoteIce: ice.remote });
+      return;
+    }
     if (event.type !== "packet") return;
     const decision = this.state.handleFromClient(now, event.peerId, event.packet);
     if (decision.action === "reply") this.node.send(now, event.peerId, decision.packet);
@@ -276,12 +286,14 @@ export class GatewayDaemon extends Daemon {
     switch (e.type) {
       case "peer_added":
       case "peer_updated": {
+        this.peers.set(e.clientId, { publicKey: e.publicKey, presharedKey: e.presharedKey });
         const ice = this.ice.get(e.clientId)!;
         this.node.connect(now, e.clientId, { publicKey: decodeBase64(e.publicKey)!, presharedKey: decodeBase64(e.presharedKey)!, localIce: ice.local, remoteIce: ice.remote });
         this.applyEarly(now, e.clientId);
         return;
       }
       case "peer_removed":
+        this.peers.delete(e.clientId);
         this.node.disconnect(now, e.clientId);
         return;
       default:
