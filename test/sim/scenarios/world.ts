@@ -120,8 +120,17 @@ abstract class Daemon implements SimEndpoint<DaemonEvent> {
 
   protected abstract nodeEvent(now: number, event: TunnelEvent): void;
   protected abstract drainState(now: number): boolean;
-  protected abstract stateTimeout(now: number): void;
-  protected abstract statePollTimeout(): number | undefined;
+  /** The daemon's state machine (ClientState or GatewayState): its timers run with the node's. */
+  abstract readonly state: { pollTimeout(): number | undefined; handleTimeout(now: number): void };
+
+  private stateTimeout(now: number): void {
+    const t = this.state.pollTimeout();
+    if (t !== undefined && t <= now) this.state.handleTimeout(now);
+  }
+
+  private statePollTimeout(): number | undefined {
+    return this.state.pollTimeout();
+  }
 }
 
 /** A client: ClientState and its TunnelNode. */
@@ -198,15 +207,6 @@ export class ClientDaemon extends Daemon {
       default:
         return;
     }
-  }
-
-  protected stateTimeout(now: number): void {
-    const t = this.state.pollTimeout();
-    if (t !== undefined && t <= now) this.state.handleTimeout(now);
-  }
-
-  protected statePollTimeout(): number | undefined {
-    return this.state.pollTimeout();
   }
 }
 
@@ -299,15 +299,6 @@ export class GatewayDaemon extends Daemon {
       default:
         return;
     }
-  }
-
-  protected stateTimeout(now: number): void {
-    const t = this.state.pollTimeout();
-    if (t !== undefined && t <= now) this.state.handleTimeout(now);
-  }
-
-  protected statePollTimeout(): number | undefined {
-    return this.state.pollTimeout();
   }
 }
 
