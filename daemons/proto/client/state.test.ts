@@ -229,6 +229,22 @@ class World {
   }
 }
 
+/** The control messages the client sends GATEWAY from now on, with when they arrived. */
+function watchControls(w: World): { at: number; proxies: string[] }[] {
+  const controls: { at: number; proxies: string[] }[] = [];
+  const gateway = w.gateways.get(GATEWAY.id)!;
+  const original = gateway.handleFromClient.bind(gateway);
+  gateway.handleFromClient = (now, clientId, bytes) => {
+    const p = view(bytes);
+    if (p.dstPort === CONTROL_PORT && p.dstText === GATEWAY.ipv4) {
+      const decoded = decodeControl(udpPayload(bytes, p));
+      if (decoded.ok) controls.push({ at: now, proxies: decoded.message.proxy_ips });
+    }
+    return original(now, clientId, bytes);
+  };
+  return controls;
+}
+
 const addressesOf = (m: DnsMessage): string[] => m.answers.map((a) => (a.data.kind === "a" || a.data.kind === "aaaa" ? a.data.address : "?"));
 
 // --- Tests ---
@@ -291,18 +307,8 @@ describe("ClientState with the real GatewayState", () => {
     const w = new World(rng("control refresh"));
     const proxies = addressesOf(w.ask("app.example.com")!);
     w.send(proxies[0]!, "x");
-    const controls: { at: number; proxies: string[] }[] = [];
     // Watch what the client sends the gateway from here on.
-    const gateway = w.gateways.get(GATEWAY.id)!;
-    const original = gateway.handleFromClient.bind(gateway);
-    gateway.handleFromClient = (now, clientId, bytes) => {
-      const p = view(bytes);
-      if (p.dstPort === CONTROL_PORT && p.dstText === GATEWAY.ipv4) {
-        const decoded = decodeControl(udpPayload(bytes, p));
-        if (decoded.ok) controls.push({ at: now, proxies: decoded.message.proxy_ips });
-      }
-      return original(now, clientId, bytes);
-    };
+    const controls = watchControls(w);
     w.advance(CONTROL_REFRESH_INTERVAL_MS * 3 + 1);
     expect(controls.map((c) => c.at)).toEqual([1, 2, 3].map((n) => n * CONTROL_REFRESH_INTERVAL_MS));
     expect(controls[0]!.proxies.slice(0, 4)).toEqual(proxies);
@@ -406,24 +412,14 @@ describe("ClientState with the real GatewayState", () => {
     const proxies = addressesOf(w.ask("app.example.com")!);
     w.send(proxies[0]!, "one");
     const [first] = w.take("connect") as { authorization: unknown }[];
-    const controls: string[][] = [];
-    const gateway = w.gateways.get(GATEWAY.id)!;
-    const original = gateway.handleFromClient.bind(gateway);
-    gateway.handleFromClient = (now, clientId, bytes) => {
-      const p = view(bytes);
-      if (p.dstPort === CONTROL_PORT && p.dstText === GATEWAY.ipv4) {
-        const decoded = decodeControl(udpPayload(bytes, p));
-        if (decoded.ok) controls.push(decoded.message.proxy_ips);
-      }
-      return original(now, clientId, bytes);
-    };
+    const controls = watchControls(w);
 
     w.client.handleTunnelDown(w.now, GATEWAY.id);
     w.pump();
     const again = w.take("connect") as { gatewayId: string; authorization: unknown }[];
     expect(again).toEqual([{ type: "connect", gatewayId: GATEWAY.id, authorization: first!.authorization }]);
     expect(controls).toHaveLength(1);
-    expect(controls[0]!.slice(0, 4)).toEqual(proxies);
+    expect(controls[0]!.proxies.slice(0, 4)).toEqual(proxies);
     w.send(proxies[0]!, "two");
     expect(w.echoes().at(-1)).toEqual({ src: proxies[0], text: "two" });
 
