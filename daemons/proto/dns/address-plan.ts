@@ -41,10 +41,8 @@ function numbered(text: string): Numbered | undefined {
   return v6 === undefined ? undefined : { family: 6, value: toBigint(v6) };
 }
 
-/** The canonical text of 4 or 16 address octets (dotted quad, RFC 5952). */
-export function formatIp(bytes: Uint8Array): string {
-  return formatAddress(bytes);
-}
+/** Writes 4 or 16 bytes as canonical text (the IP layer's formatter, re-exported for DNS callers). */
+export { formatIp } from "../ip/address.js";
 
 /** The canonical text of an IP address, or undefined when it is none. */
 export function canonicalIp(text: string): string | undefined {
