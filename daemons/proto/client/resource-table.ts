@@ -5,14 +5,13 @@
 //
 // 1. Routes: an ip resource is its address as a host route (/32, /128); a cidr resource its prefix;
 //    a DNS resource the proxy addresses the stub resolver handed out for its names, each a host route;
-//    the Internet resource, while switched on, 0.0.0.0/0 and ::/0.
+//    the Internet resource, while switched on, 0.0.0.0/0 and ::/0. An IPv4-mapped IPv6 address or
+//    prefix (/96 or longer) is the IPv4 one it maps, as in the engine's table.
 // 2. Lookup: the longest prefix holding the address wins. Equal prefixes from two resources (two
 //    CIDR resources written alike) go to the smaller resource id, so every client picks the same.
 
+import { parseIp, parsePrefix, unmapPrefix, type IpPrefix } from "../ip/address.js";
 import type { ClientResource } from "../portal/schema.js";
-import { parseIpv4, parseIpv6, parsePrefix } from "../wireguard/uapi.js";
-
-const parseIp = (text: string): Uint8Array | undefined => parseIpv4(text) ?? parseIpv6(text);
 
 const IPV4_BITS = 32;
 const IPV6_BITS = 128;
@@ -78,7 +77,7 @@ export class ResourceTable {
     const bytes = parseIp(address);
     if (bytes === undefined) return;
     this.proxies.set(address, { address: bytes, resourceId });
-    if (this.resources.some((r) => r.id === resourceId && r.type === "dns")) this.family(bytes).add(bytes, bytes.length * 8, resourceId);
+    if (this.resources.some((r) => r.id === resourceId && r.type === "dns")) this.addPrefix({ address: bytes, length: bytes.length * 8 }, resourceId);
   }
 
   /** The resource `address` (4 or 16 bytes) belongs to, if any. */
@@ -90,6 +89,11 @@ export class ResourceTable {
     return address.length === 4 ? this.v4 : this.v6;
   }
 
+  private addPrefix(prefix: IpPrefix, resourceId: string): void {
+    const { address, length } = unmapPrefix(prefix);
+    this.family(address).add(address, length, resourceId);
+  }
+
   private rebuild(): void {
     this.v4 = new PrefixSet(IPV4_BITS);
     this.v6 = new PrefixSet(IPV6_BITS);
@@ -97,10 +101,10 @@ export class ResourceTable {
     for (const resource of this.resources) {
       if (resource.type === "ip" && resource.address !== null) {
         const bytes = parseIp(resource.address);
-        if (bytes !== undefined) this.family(bytes).add(bytes, bytes.length * 8, resource.id);
+        if (bytes !== undefined) this.addPrefix({ address: bytes, length: bytes.length * 8 }, resource.id);
       } else if (resource.type === "cidr" && resource.address !== null) {
         const prefix = parsePrefix(resource.address);
-        if (prefix !== undefined) this.family(prefix.address).add(prefix.address, prefix.length, resource.id);
+        if (prefix !== undefined) this.addPrefix(prefix, resource.id);
       } else if (resource.type === "internet" && this.internetEnabled) {
         this.v4.add(new Uint8Array(4), 0, resource.id);
         this.v6.add(new Uint8Array(16), 0, resource.id);
@@ -108,6 +112,6 @@ export class ResourceTable {
     }
     // A DNS resource that went away takes its proxy routes with it; its addresses stay reserved for
     // its names, and route again if it comes back.
-    for (const { address, resourceId } of this.proxies.values()) if (dns.has(resourceId)) this.family(address).add(address, address.length * 8, resourceId);
+    for (const { address, resourceId } of this.proxies.values()) if (dns.has(resourceId)) this.addPrefix({ address, length: address.length * 8 }, resourceId);
   }
 }

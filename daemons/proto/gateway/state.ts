@@ -46,7 +46,7 @@
 //    translated too; anything else goes to the client as it is.
 // 6. Timers: authorization expiries and NAT flow timeouts; pollTimeout is the earliest.
 
-import { formatIp, parseIp, parsePrefix, prefixContains, sameAddress, type IpPrefix } from "../ip/address.js";
+import { formatIp, parseIp, parsePrefix, prefixContains, sameAddress, unmapPrefix, type IpPrefix } from "../ip/address.js";
 import { internetChecksum, pseudoHeaderSum } from "../ip/checksum.js";
 import {
   ICMP_HEADER_LENGTH, ICMP_OFFSET_CHECKSUM, ICMP_TYPE_DESTINATION_UNREACHABLE, PROTOCOL_ICMP, PROTOCOL_ICMPV6,
@@ -601,13 +601,14 @@ export class GatewayState {
 function compileResource(resource: GatewayResource): CompiledResource | undefined {
   const base = { id: resource.id, type: resource.type, filters: compileFilters(resource.filters) };
   switch (resource.type) {
+    // An IPv4-mapped address or prefix is the IPv4 one it maps, as in the client's and the engine's tables.
     case "ip": {
       const address = resource.address === null ? undefined : parseIp(resource.address);
-      return address ? { ...base, address } : undefined;
+      return address ? { ...base, address: unmapPrefix({ address, length: address.length * 8 }).address } : undefined;
     }
     case "cidr": {
       const prefix = resource.address === null ? undefined : parsePrefix(resource.address);
-      return prefix ? { ...base, prefix } : undefined;
+      return prefix ? { ...base, prefix: unmapPrefix(prefix) } : undefined;
     }
     case "dns":
       return resource.address === null ? undefined : { ...base, pattern: resource.address };

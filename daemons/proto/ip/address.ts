@@ -40,6 +40,26 @@ export function parsePrefix(text: string): IpPrefix | undefined {
   return { address, length };
 }
 
+/** ::ffff:0:0/96, the IPv4-mapped IPv6 addresses (RFC 4291 §2.5.5.2). */
+const MAPPED_PREFIX_BYTES = 12;
+const MAPPED_PREFIX_BITS = MAPPED_PREFIX_BYTES * 8;
+
+function isMapped(address: Uint8Array): boolean {
+  if (address.length !== 16) return false;
+  for (let i = 0; i < 10; i++) if (address[i] !== 0) return false;
+  return address[10] === 0xff && address[11] === 0xff;
+}
+
+/**
+ * The IPv4 prefix an IPv4-mapped IPv6 prefix of /96 or longer stands for; any other prefix as it is.
+ * A resource written as ::ffff:10.0.0.0/104 means 10.0.0.0/8: the engine's routing table stores it so,
+ * and the sans-IO tables must agree with it. Packets are still matched by their own version.
+ */
+export function unmapPrefix(prefix: IpPrefix): IpPrefix {
+  if (prefix.length < MAPPED_PREFIX_BITS || !isMapped(prefix.address)) return prefix;
+  return { address: prefix.address.slice(MAPPED_PREFIX_BYTES), length: prefix.length - MAPPED_PREFIX_BITS };
+}
+
 /** True if `address` lies in `prefix` (host bits of the prefix are ignored). */
 export function prefixContains(prefix: IpPrefix, address: Uint8Array): boolean {
   if (prefix.address.length !== address.length) return false;
