@@ -280,7 +280,7 @@ export interface TunnelPeer {
 let created = 0;
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
-function describeFailure(command: string[], error: unknown): Error {
+export function describeFailure(command: string[], error: unknown): Error {
   const stderr = (error as { stderr?: Buffer | string }).stderr?.toString().trim();
   return new Error(`${command.join(" ")}: ${stderr || (error as Error).message}`);
 }
