@@ -21,6 +21,7 @@
 //    concurrent runs never collide, and leftovers() finds what a crashed run left.
 
 import { execFile, execFileSync, spawn } from "node:child_process";
+import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { describeFailure, NamespaceProcess } from "./netns.js";
 import { onPath } from "./system.js";
 
@@ -47,8 +48,27 @@ const CLIENT_LAN = "192.168.10";
 const SITE_LAN = "192.168.20";
 const PREFIX = "wle2e";
 
+/** The resource host's HTTP server: GET /blob is `bytes` of xorshift32 data, /blob.sha256 its hash. */
+const HTTP_SCRIPT = `
+const http = require("node:http");
+const { createHash } = require("node:crypto");
+const [port, size] = process.argv.slice(1).map(Number);
+const blob = Buffer.alloc(size);
+let x = 0x9e3779b9;
+for (let i = 0; i + 4 <= size; i += 4) {
+  x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
+  blob.writeUInt32LE(x, i);
+}
+const sha256 = createHash("sha256").update(blob).digest("hex");
+http.createServer((req, res) => {
+  if (req.url === "/blob") res.writeHead(200, { "content-type": "application/octet-stream", "content-length": size }).end(blob);
+  else if (req.url === "/blob.sha256") res.writeHead(200, { "content-type": "text/plain" }).end(sha256 + "\\n");
+  else res.writeHead(404).end();
+}).listen(port, "0.0.0.0", () => console.log(JSON.stringify({ ready: true, sha256 })));
+`;
+
 /** Debian packages the topology needs, by command. */
-export const TOPOLOGY_TOOLS: Record<string, string> = { ip: "iproute2", nft: "nftables" };
+export const TOPOLOGY_TOOLS: Record<string, string> = { ip: "iproute2", nft: "nftables", dnsmasq: "dnsmasq-base", dig: "bind9-dnsutils", curl: "curl" };
 
 /** Why the topology cannot be built here, or undefined. */
 export function missingTopologyTools(tools: Record<string, string> = {}): string | undefined {
@@ -212,6 +232,36 @@ export class AccessTopology {
     return tracked;
   }
 
+  /** Makes `servers` the namespace's resolvers: `ip netns exec` shows /etc/netns/<ns>/resolv.conf as /etc/resolv.conf. */
+  setResolvers(h: Host, servers: readonly string[]): void {
+    const dir = `/etc/netns/${h.ns}`;
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(`${dir}/resolv.conf`, servers.map((s) => `nameserver ${s}\n`).join(""));
+  }
+
+  /**
+   * A DNS server (dnsmasq) on the host's address answering for `zones`: each domain, and every name
+   * under it, with its addresses (IPv4 and IPv6); every other name is NXDOMAIN. Resolves once it answers.
+   */
+  async startDns(h: Host, zones: Record<string, readonly string[]>): Promise<NamespaceProcess> {
+    const args = ["--keep-in-foreground", "--no-resolv", "--no-hosts", "--bind-interfaces", `--listen-address=${h.address}`, "--port=53", "--pid-file=", "--user=root", "--log-facility=-"];
+    for (const [domain, addresses] of Object.entries(zones)) for (const address of addresses) args.push(`--address=/${domain}/${address}`);
+    const proc = this.spawn(h, "dnsmasq", args);
+    const [domain] = Object.keys(zones);
+    for (let i = 0; ; i++) {
+      const answer = await this.run(h, "dig", ["+short", "+time=1", "+tries=1", `@${h.address}`, `probe.${domain}`]).catch(() => "");
+      if (answer.trim() !== "") return proc;
+      if (!proc.running || i === 50) throw new Error(`dnsmasq did not answer: ${proc.diagnostics()}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+
+  /** The resource host's HTTP server on `port`, serving `bytes` at /blob; resolves with the blob's sha256. */
+  async startHttp(h: Host, port: number, bytes: number): Promise<string> {
+    const proc = this.spawn(h, process.execPath, ["-e", HTTP_SCRIPT, String(port), String(bytes)]);
+    return (await proc.message<{ sha256: string }>("ready", 30_000)).sha256;
+  }
+
   /** Stops every tracked process, then removes the namespaces. Every call shares the one teardown. */
   destroy(): Promise<void> {
     this.destroying ??= (async () => {
@@ -223,6 +273,7 @@ export class AccessTopology {
 
   private removeNamespaces(): void {
     for (const h of this.hosts) {
+      rmSync(`/etc/netns/${h.ns}`, { recursive: true, force: true });
       try {
         execFileSync("ip", ["netns", "del", h.ns], { stdio: "ignore" });
       } catch {
@@ -231,11 +282,11 @@ export class AccessTopology {
     }
   }
 
-  /** Namespaces of this topology that still exist. */
+  /** Namespaces of this topology that still exist, and their /etc/netns directories. */
   leftovers(): string[] {
     const listed = execFileSync("ip", ["netns", "list"], { encoding: "utf8" });
     const names = new Set(listed.split("\n").map((line) => line.split(" ")[0]!).filter(Boolean));
-    return this.hosts.map((h) => h.ns).filter((ns) => names.has(ns));
+    return this.hosts.flatMap((h) => [...(names.has(h.ns) ? [h.ns] : []), ...(existsSync(`/etc/netns/${h.ns}`) ? [`/etc/netns/${h.ns}`] : [])]);
   }
 }
 

@@ -6,7 +6,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { AccessTopology, missingTopologyTools, type NatKind } from "../../bench/topology.js";
 
-const missing = missingTopologyTools({ ping: "iputils-ping" });
+const missing = missingTopologyTools({ ping: "iputils-ping", sha256sum: "coreutils" });
 if (missing !== undefined && process.env.CI === "true") throw new Error(`the end-to-end topology cannot be built under CI: ${missing}`);
 if (missing !== undefined) console.warn(`skipping the topology tests: ${missing}`);
 
@@ -108,11 +108,30 @@ describe.skipIf(missing !== undefined)("the end-to-end topology", () => {
     expect(await punch(t)).toEqual({ client: false, gateway: false });
   }, 60_000);
 
+  it("the resource host serves a DNS zone and HTTP to the site, the WAN a public zone, and neither reaches the client's network", async () => {
+    const t = (topology = AccessTopology.create({ clientNat: "easy", gatewayNat: "easy" }));
+    const gateway = t.gateways[0]!;
+    await t.startDns(t.resource, { "corp.example": [t.resource.address] });
+    await t.startDns(t.portal, { "public.example": [t.portal.address] });
+    const sha256 = await t.startHttp(t.resource, 8080, 1_000_000);
+    t.setResolvers(gateway, [t.resource.address]);
+    t.setResolvers(t.client, [t.portal.address]);
+    expect((await t.run(gateway, "dig", ["+short", "app.corp.example"])).trim()).toBe(t.resource.address);
+    expect((await t.run(gateway, "dig", ["+short", "corp.example"])).trim()).toBe(t.resource.address);
+    expect(await t.run(gateway, "dig", ["+short", "other.example"])).toBe("");
+    expect((await t.run(t.client, "dig", ["+short", "www.public.example"])).trim()).toBe(t.portal.address);
+    const got = await t.run(gateway, "sh", ["-c", "curl -sf http://app.corp.example:8080/blob | sha256sum"]);
+    expect(got.split(" ")[0]).toBe(sha256);
+    expect((await t.run(gateway, "curl", ["-sf", "http://app.corp.example:8080/blob.sha256"])).trim()).toBe(sha256);
+    await expect(t.run(t.client, "curl", ["-sf", "--max-time", "2", `http://${t.resource.address}:8080/blob.sha256`])).rejects.toThrow();
+  }, 60_000);
+
   it("destroy() stops what runs inside and removes every namespace", async () => {
     const t = AccessTopology.create({ clientNat: "easy", gatewayNat: "hard", gateways: 2 });
     const proc = t.spawn(t.relay, process.execPath, ["-e", MIRROR]);
     await proc.message("ready", 10_000);
-    expect(t.leftovers()).toHaveLength(t.hosts.length);
+    t.setResolvers(t.client, [t.portal.address]);
+    expect(t.leftovers()).toHaveLength(t.hosts.length + 1);
     await t.destroy();
     expect(proc.running).toBe(false);
     expect(t.leftovers()).toEqual([]);
