@@ -111,3 +111,61 @@ export const RESULT_INDEX_IN_USE: i32 = -3;
 export const RESULT_TABLE_FULL: i32 = -4;
 export const RESULT_NOT_INITIALIZED: i32 = -5;
 export const RESULT_NOT_FOUND: i32 = -6;
+
+// --- The gateway's fast path (engine/packet.ts, engine/gateway.ts): RFC 791, 8200, 9293, 768, 792, 4443 ---
+export const IPV4_OFFSET_FRAGMENT: u32 = 6;
+export const IPV4_OFFSET_PROTOCOL: u32 = 9;
+export const IPV4_OFFSET_CHECKSUM: u32 = 10;
+/** The MF bit and the 13-bit Fragment Offset (8-byte units) of the flags/fragment word. */
+export const IPV4_FLAG_MORE_FRAGMENTS: u32 = 0x2000;
+export const IPV4_FRAGMENT_OFFSET_MASK: u32 = 0x1fff;
+export const IPV6_OFFSET_NEXT_HEADER: u32 = 6;
+export const PROTOCOL_ICMP: u32 = 1;
+export const PROTOCOL_TCP: u32 = 6;
+export const PROTOCOL_UDP: u32 = 17;
+export const PROTOCOL_ICMPV6: u32 = 58;
+export const TCP_HEADER_SIZE: u32 = 20;
+/** Data Offset (32-bit words) in the high nibble. */
+export const TCP_OFFSET_DATA_OFFSET: u32 = 12;
+export const TCP_OFFSET_FLAGS: u32 = 13;
+export const TCP_OFFSET_CHECKSUM: u32 = 16;
+export const TCP_FLAG_FIN: u32 = 0x01;
+export const TCP_FLAG_RST: u32 = 0x04;
+export const TCP_FLAG_ACK: u32 = 0x10;
+export const UDP_HEADER_SIZE: u32 = 8;
+export const UDP_OFFSET_LENGTH: u32 = 4;
+export const UDP_OFFSET_CHECKSUM: u32 = 6;
+/** ICMP and ICMPv6 share the first 8 bytes' layout. */
+export const ICMP_HEADER_SIZE: u32 = 8;
+export const ICMP_OFFSET_TYPE: u32 = 0;
+export const ICMP_OFFSET_CODE: u32 = 1;
+export const ICMP_OFFSET_CHECKSUM: u32 = 2;
+export const ICMP_OFFSET_IDENTIFIER: u32 = 4;
+export const ICMP_TYPE_ECHO_REPLY: u32 = 0;
+export const ICMP_TYPE_DESTINATION_UNREACHABLE: u32 = 3;
+export const ICMP_TYPE_SOURCE_QUENCH: u32 = 4;
+export const ICMP_TYPE_REDIRECT: u32 = 5;
+export const ICMP_TYPE_ECHO_REQUEST: u32 = 8;
+export const ICMP_TYPE_TIME_EXCEEDED: u32 = 11;
+export const ICMP_TYPE_PARAMETER_PROBLEM: u32 = 12;
+/** ICMPv6 types below this are errors (RFC 4443 §2.1). */
+export const ICMPV6_INFORMATIONAL_MIN_TYPE: u32 = 128;
+export const ICMPV6_TYPE_ECHO_REQUEST: u32 = 128;
+export const ICMPV6_TYPE_ECHO_REPLY: u32 = 129;
+
+/** Why a packet does not parse (mirrored in daemons/engine/constants.ts as daemons/proto/ip's IpParseError). */
+export const PARSE_OK: u32 = 0;
+export const PARSE_TRUNCATED: u32 = 1;
+export const PARSE_BAD_VERSION: u32 = 2;
+export const PARSE_BAD_HEADER_LENGTH: u32 = 3;
+export const PARSE_BAD_LENGTH: u32 = 4;
+export const PARSE_BAD_HEADER_CHECKSUM: u32 = 5;
+
+/** Gateway: the packet needs the TypeScript state machine (nothing the engine holds decides it). */
+export const STATUS_GATEWAY_SLOW: u32 = 14;
+/** Gateway: refused by policy (no resource, or its filters); the caller answers with ICMP prohibited. */
+export const STATUS_GATEWAY_REFUSED: u32 = 15;
+/** Gateway: an IPv4 fragment, which neither filters nor NAT can judge; dropped. */
+export const STATUS_GATEWAY_FRAGMENT: u32 = 16;
+/** Gateway: the destination is no client's tunnel address; dropped. */
+export const STATUS_GATEWAY_UNKNOWN_CLIENT: u32 = 17;

@@ -6,13 +6,15 @@
 //   scratch (one-shot AEAD, Poly1305 and BLAKE2s I/O) | AEAD/ChaCha/BLAKE2s working state |
 //   session slots + receiver index table | route nodes | relay channel bindings | batch descriptors |
 //   per-packet peers | per-packet endpoints (relay) | packet arena
+// and, when gatewayInit() follows init() (before the binding takes its views), the gateway's tables
+// (engine/gateway.ts).
 
 import { aeadOpen, aeadSeal, AEAD_SCRATCH_SIZE, setAeadScratch, xaeadOpen, xaeadSeal } from "./aead";
 import { blake2sFinal, blake2sInit, blake2sUpdate, BLAKE2S_STATE_SIZE } from "./blake2s";
 import { chacha20Xor, hchacha20, setChachaScratch } from "./chacha20";
 import {
   BLAKE2S_KEY_MAX, BLAKE2S_OUT_MAX, IPV4_VERSION, IPV6_VERSION, NO_PEER, RESULT_ALREADY_INITIALIZED,
-  RESULT_BAD_ARGUMENT, RESULT_OK,
+  RESULT_BAD_ARGUMENT, RESULT_NOT_INITIALIZED, RESULT_OK,
 } from "./constants";
 import { poly1305Blocks, poly1305Finish, poly1305Init, poly1305Wipe, POLY_STATE_SIZE } from "./poly1305";
 import {
@@ -26,6 +28,14 @@ import {
   unbindChannel,
 } from "./relay";
 import {
+  gatewayTableBytes, MAX_GATEWAY_CLIENTS, MAX_GATEWAY_FLOWS, MAX_GATEWAY_RULES, setGatewayMemory,
+} from "./gateway";
+import {
+  parsePacket, pDstPort, pFragmentOffset, pHasIcmp, pHasIdentifier, pHasPorts, pHeaderLength, pIcmpCode,
+  pIcmpIdentifier, pIcmpType, pLength, pMoreFragments, pProtocol, pSrcPort, pTcpFlags, pVersion, rewriteAddress,
+  rewriteIdentifier, rewritePort,
+} from "./packet";
+import {
   clearRoutes, insertRoute, lookupAddress, MAX_ROUTES, removePeerRoutes, removeRoute, routeCount as routesLive,
   routeTableBytes, setRouteMemory,
 } from "./routes";
@@ -33,6 +43,17 @@ import {
 export { transportOpen, transportSeal } from "./transport";
 export { checkInbound, routeOutbound } from "./cryptokey";
 export { relayFromClients, relayFromPeers } from "./relay";
+export {
+  clearTouched as gatewayClearTouched, configureGateway as gatewayConfigure, flowCount as gatewayFlowCount,
+  flowExpiresAt as gatewayFlowExpiresAt, flowLastUsed as gatewayFlowLastUsed, flowLookup as gatewayFlowLookup,
+  flowTcpState as gatewayFlowTcpState, gatewayFromClients, gatewayFromResources, lookupTunnelAddress as gatewayAddressLookup,
+  removeClient as gatewayClientRemove, removeFlow as gatewayFlowRemove, removeRule as gatewayRuleRemove,
+  removeTunnelAddress as gatewayAddressRemove, setProxy as gatewayProxySet, removeProxy as gatewayProxyRemove,
+  proxyCount as gatewayProxyCount, ruleCount as gatewayRuleCount, ruleGeneration as gatewayRuleGeneration,
+  setAddressesIncomplete as gatewaySetAddressesIncomplete, setClient as gatewayClientSet, setFlow as gatewayFlowSet,
+  setGatewayDeadline as gatewaySetDeadline, setRule as gatewayRuleSet, setTunnelAddress as gatewayAddressSet,
+  touchedFlows as gatewayTouchedCount, touchedPtr as gatewayTouchedPtr,
+} from "./gateway";
 
 /** One-shot I/O: room for a 64 KiB message, its AAD and tag, keys and nonces. */
 const SCRATCH_SIZE: usize = 192 * 1024;
@@ -50,6 +71,7 @@ let descriptors: usize = 0;
 let batchSize: u32 = 0;
 let peers: usize = 0;
 let endpoints: usize = 0;
+let gatewayTables: usize = 0;
 
 function alloc(size: usize): usize {
   // heap.alloc (stub runtime) aligns to 16; pad so every region starts on a 64-byte line.
@@ -246,4 +268,62 @@ export function relayFindPeer(relayId: u32, peerEp: usize): i32 {
 
 export function relayChannelCount(): u32 {
   return channelCount();
+}
+
+// --- The gateway's fast path (engine/gateway.ts, engine/packet.ts) ---
+
+/**
+ * Lays out the gateway's tables for maxClients peer ids, maxRules rules, maxFlows NAT flows and
+ * maxProxies mapped proxy IPs; once,
+ * after init, and before the binding takes its views of memory (the tables grow it).
+ */
+export function gatewayInit(maxClients: u32, maxRules: u32, maxFlows: u32, maxProxies: u32): i32 {
+  if (scratch == 0) return RESULT_NOT_INITIALIZED;
+  if (gatewayTables != 0) return RESULT_ALREADY_INITIALIZED;
+  if (maxClients == 0 || maxClients > MAX_GATEWAY_CLIENTS || maxRules == 0 || maxRules > MAX_GATEWAY_RULES) return RESULT_BAD_ARGUMENT;
+  if (maxFlows == 0 || maxFlows > MAX_GATEWAY_FLOWS || maxProxies == 0 || maxProxies > MAX_GATEWAY_FLOWS) return RESULT_BAD_ARGUMENT;
+  gatewayTables = alloc(gatewayTableBytes(maxClients, maxRules, maxFlows, maxProxies));
+  setGatewayMemory(gatewayTables, maxClients, maxRules, maxFlows, maxProxies, arena, arenaBytes, descriptors, batchSize);
+  return RESULT_OK;
+}
+
+/**
+ * Parses the packet of len bytes at ptr as the fast path does; writes the view at out as u32 words
+ * (version, header length, length, protocol, fragment offset, more fragments, has ports, source
+ * port, destination port, TCP flags, has ICMP, ICMP type, ICMP code, has identifier, identifier)
+ * and returns 0 or the parse error. For the binding's tests against the TypeScript parser.
+ */
+export function ipParseAt(ptr: usize, len: u32, out: usize): u32 {
+  const error = parsePacket(ptr, len);
+  // Stored one by one: an array literal would allocate, and memory must not grow after init.
+  store<u32>(out, pVersion, 0);
+  store<u32>(out, pHeaderLength, 4);
+  store<u32>(out, pLength, 8);
+  store<u32>(out, pProtocol, 12);
+  store<u32>(out, pFragmentOffset, 16);
+  store<u32>(out, pMoreFragments ? 1 : 0, 20);
+  store<u32>(out, pHasPorts ? 1 : 0, 24);
+  store<u32>(out, pSrcPort, 28);
+  store<u32>(out, pDstPort, 32);
+  store<u32>(out, pTcpFlags, 36);
+  store<u32>(out, pHasIcmp ? 1 : 0, 40);
+  store<u32>(out, pIcmpType, 44);
+  store<u32>(out, pIcmpCode, 48);
+  store<u32>(out, pHasIdentifier ? 1 : 0, 52);
+  store<u32>(out, pIcmpIdentifier, 56);
+  return error;
+}
+
+/**
+ * Parses the packet at ptr, then rewrites in place with the incremental checksum updates: op 0 the
+ * source (dst 0) or destination address to the bytes at value, 1 the TCP or UDP port to value, 2
+ * the echo identifier to value. Returns 0 or the parse error (nothing rewritten).
+ */
+export function ipRewriteAt(ptr: usize, len: u32, op: u32, dst: u32, value: usize): u32 {
+  const error = parsePacket(ptr, len);
+  if (error != 0) return error;
+  if (op == 0) rewriteAddress(ptr, dst != 0, value);
+  else if (op == 1) rewritePort(ptr, dst != 0, <u32>value & 0xffff);
+  else if (op == 2) rewriteIdentifier(ptr, <u32>value & 0xffff);
+  return 0;
 }

@@ -82,3 +82,50 @@ export const DESC_OFFSET = 0;
 export const DESC_LENGTH = 1;
 export const DESC_SESSION = 2;
 export const DESC_STATUS = 3;
+
+// --- The gateway's fast path (engine/gateway.ts, engine/packet.ts) ---
+
+/** Result of one packet in a gateway batch: a TransportStatus code, or one of the gateway's own. */
+export enum GatewayStatus {
+  /** Forwarded (translated, if it belonged to a NAT flow). */
+  Ok = TransportStatus.Ok,
+  OutOfBounds = TransportStatus.OutOfBounds,
+  /** Anti-spoofing: the source is not the client's tunnel address. */
+  SourceNotAllowed = TransportStatus.SourceNotAllowed,
+  /** Does not parse as daemons/proto/ip's parseIpPacket would accept it. */
+  BadInnerPacket = TransportStatus.BadInnerPacket,
+  /** Nothing the engine holds decides it: hand it to GatewayState. */
+  Slow = 14,
+  /** Refused by the client's rules or filters: answer with ICMP administratively prohibited. */
+  Refused = 15,
+  /** An IPv4 fragment: dropped. */
+  Fragment = 16,
+  /** From the network to an address that is no client's: dropped. */
+  UnknownClient = 17,
+}
+
+/** Gateway table sizes one engine may be given at most (engine/gateway.ts). */
+export const MAX_GATEWAY_CLIENTS = 1 << 20;
+export const MAX_GATEWAY_RULES = 1 << 22;
+export const MAX_GATEWAY_FLOWS = 1 << 22;
+/** TCP plus UDP port ranges one rule holds; a filter list with more sends its packets to the slow path. */
+export const GATEWAY_RULE_MAX_RANGES = 8;
+export const GATEWAY_CLIENT_SLOW_UNMATCHED = 2;
+export const GATEWAY_CLIENT_FLOWS_INCOMPLETE = 4;
+export const GATEWAY_CLIENT_RULES_INCOMPLETE = 8;
+export const GATEWAY_CLIENT_PROXIES_INCOMPLETE = 16;
+export const GATEWAY_RULE_PREFIX = 1;
+export const GATEWAY_RULE_FILTERS = 2;
+export const GATEWAY_FILTER_ALL = 1;
+export const GATEWAY_FILTER_ICMP = 2;
+export const GATEWAY_FILTER_SLOW = 4;
+/** Flags of gatewayFromClients: the session field holds a session slot; stop after the first Slow packet. */
+export const GATEWAY_BY_SESSION = 1;
+export const GATEWAY_STOP_AT_SLOW = 2;
+/** A flow's TCP state, in the order of engine/gateway.ts's TCP_OPENING.. (NatFlow.tcp's names). */
+export const GATEWAY_TCP_STATES = ["opening", "established", "closing"] as const;
+
+/** The engine's parse errors, by code, named as daemons/proto/ip's IpParseError. */
+export const IP_PARSE_ERRORS = ["truncated", "bad_version", "bad_header_length", "bad_length", "bad_header_checksum"] as const;
+/** u32 words of the view ipParseAt writes. */
+export const IP_VIEW_WORDS = 15;

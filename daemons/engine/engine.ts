@@ -8,10 +8,11 @@ import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
-  BLAKE2S_KEY_MAX, BLAKE2S_OUT_MAX, HCHACHA_NONCE_SIZE, KEY_SIZE, MAX_CHANNELS, MAX_ROUTES, NONCE_SIZE, RESULT_OK, TAG_SIZE,
-  XNONCE_SIZE,
+  BLAKE2S_KEY_MAX, BLAKE2S_OUT_MAX, HCHACHA_NONCE_SIZE, KEY_SIZE, MAX_CHANNELS, MAX_GATEWAY_CLIENTS, MAX_GATEWAY_FLOWS,
+  MAX_GATEWAY_RULES, MAX_ROUTES, NONCE_SIZE, RESULT_OK, TAG_SIZE, XNONCE_SIZE,
 } from "./constants.js";
 import { EngineError, checkBytes, checkInteger } from "./errors.js";
+import { GatewayFastPath, type GatewayTableSizes } from "./gateway.js";
 import { RelayChannels } from "./relay.js";
 import { AllowedIps } from "./routes.js";
 import { TransportBatch, TransportSessions } from "./transport.js";
@@ -31,6 +32,8 @@ export interface EngineOptions {
   maxRoutes?: number;
   /** TURN channel bindings the relay's forwarding table can hold at once (engine.channels). */
   maxChannels?: number;
+  /** The gateway's fast path (engine.gateway) and its table sizes; false (the default) leaves it out. */
+  gateway?: GatewayTableSizes | false;
 }
 
 export const DEFAULT_ENGINE_OPTIONS = {
@@ -40,6 +43,7 @@ export const DEFAULT_ENGINE_OPTIONS = {
   maxBatch: 256,
   maxRoutes: 16384,
   maxChannels: 4096,
+  gateway: false,
 } as const satisfies Required<EngineOptions>;
 
 /** The raw exports of engine/index.ts; pointers and lengths are numbers, counters are bigints. */
@@ -91,6 +95,46 @@ export interface EngineExports {
   relayChannelCount(): number;
   relayFromClients(count: number): number;
   relayFromPeers(relayId: number, count: number): number;
+  gatewayInit(maxClients: number, maxRules: number, maxFlows: number, maxProxies: number): number;
+  gatewayConfigure(
+    own4: number, own6: number, controlPort: number, proxy4: number, length4: number, proxy6: number, length6: number,
+    udp: number, tcpEstablished: number, tcpTransitory: number, icmp: number,
+  ): number;
+  gatewaySetDeadline(at: number): void;
+  gatewaySetAddressesIncomplete(incomplete: number): void;
+  gatewayClientSet(peer: number, v4: number, v6: number, flags: number): number;
+  gatewayClientRemove(peer: number): number;
+  gatewayAddressSet(version: number, addr: number, peer: number): number;
+  gatewayAddressRemove(version: number, addr: number): number;
+  /** A u32 returned as a signed i32: NO_PEER arrives as -1. */
+  gatewayAddressLookup(version: number, addr: number): number;
+  gatewayRuleSet(
+    slot: number, peer: number, kind: number, version: number, addr: number, length: number, filterFlags: number, tcpCount: number,
+    udpCount: number, ranges: number,
+  ): number;
+  gatewayRuleRemove(slot: number): number;
+  gatewayProxySet(peer: number, version: number, addr: number, rule: number): number;
+  gatewayProxyRemove(peer: number, version: number, addr: number): number;
+  gatewayProxyCount(): number;
+  gatewayRuleGeneration(slot: number): number;
+  gatewayRuleCount(): number;
+  gatewayFlowSet(
+    slot: number, version: number, protocol: number, client: number, clientPort: number, proxy: number, port: number, real: number,
+    outsidePort: number, tcp: number, expiresAt: number, rule: number, peer: number,
+  ): number;
+  gatewayFlowRemove(slot: number): number;
+  gatewayFlowLookup(outside: number, version: number, protocol: number, client: number, portA: number, other: number, port: number): number;
+  gatewayFlowTcpState(slot: number): number;
+  gatewayFlowExpiresAt(slot: number): number;
+  gatewayFlowLastUsed(slot: number): number;
+  gatewayFlowCount(): number;
+  gatewayTouchedPtr(): number;
+  gatewayTouchedCount(): number;
+  gatewayClearTouched(): void;
+  gatewayFromClients(start: number, count: number, headroom: number, flags: number, now: number): number;
+  gatewayFromResources(start: number, count: number, headroom: number, flags: number, now: number): number;
+  ipParseAt(ptr: number, len: number, out: number): number;
+  ipRewriteAt(ptr: number, len: number, op: number, dst: number, value: number): number;
 }
 
 const EMPTY = new Uint8Array(0);
@@ -133,7 +177,7 @@ if (new Uint8Array(new Uint32Array([1]).buffer)[0] !== 1) {
 
 /**
  * A WebAssembly engine instance: one-shot primitives, transport sessions, allowed IPs, the relay's
- * channel bindings and the packet batch.
+ * channel bindings, the packet batch and, when asked for, the gateway's fast path.
  */
 export class Engine {
   readonly build: EngineBuild;
@@ -141,6 +185,7 @@ export class Engine {
   readonly routes: AllowedIps;
   readonly channels: RelayChannels;
   readonly batch: TransportBatch;
+  private readonly fastPath: GatewayFastPath | undefined;
   private readonly x: EngineExports;
   private readonly mem: Uint8Array;
   private readonly scratch: number;
@@ -163,6 +208,16 @@ export class Engine {
     this.x = instance.exports as unknown as EngineExports;
     const rc = this.x.init(options.maxSessions, options.arenaBytes, options.maxBatch, options.maxRoutes, options.maxChannels);
     if (rc !== RESULT_OK) throw new EngineError("ENGINE_INIT", `engine init failed with code ${rc}`);
+    const gateway = options.gateway;
+    if (gateway !== false) {
+      // Before the views below: the gateway's tables grow memory.
+      checkInteger("gateway.maxClients", gateway?.maxClients, 1, MAX_GATEWAY_CLIENTS);
+      checkInteger("gateway.maxRules", gateway.maxRules, 1, MAX_GATEWAY_RULES);
+      checkInteger("gateway.maxFlows", gateway.maxFlows, 1, MAX_GATEWAY_FLOWS);
+      checkInteger("gateway.maxProxies", gateway.maxProxies ?? gateway.maxFlows, 1, MAX_GATEWAY_FLOWS);
+      const grc = this.x.gatewayInit(gateway.maxClients, gateway.maxRules, gateway.maxFlows, gateway.maxProxies ?? gateway.maxFlows);
+      if (grc !== RESULT_OK) throw new EngineError("ENGINE_INIT", `engine gatewayInit failed with code ${grc}`);
+    }
     this.mem = new Uint8Array(this.x.memory.buffer);
     this.scratch = this.x.scratchPtr();
     this.dataRoom = this.x.scratchSize() - S_DATA - TAG_SIZE;
@@ -170,6 +225,13 @@ export class Engine {
     this.routes = new AllowedIps(this.x, this.mem, options.maxRoutes);
     this.channels = new RelayChannels(this.x, this.mem, options.maxChannels);
     this.batch = new TransportBatch(this.x, this.mem, this.sessions);
+    this.fastPath = gateway === false ? undefined : new GatewayFastPath(this.x, this.mem, gateway);
+  }
+
+  /** The gateway's fast path; only for an engine created with the gateway option. */
+  get gateway(): GatewayFastPath {
+    if (!this.fastPath) throw new EngineError("GATEWAY_NOT_ENABLED", "engine.gateway: create the engine with the gateway option (table sizes)");
+    return this.fastPath;
   }
 
   /** Instantiates an engine; options default to DEFAULT_ENGINE_OPTIONS. */
