@@ -3,7 +3,8 @@
 // behind the gateway echoes UDP, and its answers come back through the gateway's NAT to the client's
 // TUN device. Covered: a DNS resource by name end to end, a CIDR resource, a denied resource (ICMP
 // prohibited), forwarding upstream, resource_deleted, routes, two DNS resources on one real address,
-// spoofed sources, the gateway's own prohibited replies, expiry, and fuzzed packets on both inputs.
+// spoofed sources, the gateway's own prohibited replies, expiry, the tunnel going down or getting a
+// new session (the DNS mappings said again), and fuzzed packets on both inputs.
 
 import { beforeEach, describe, expect, it } from "vitest";
 import { reportSeedOnFailure, rng, type Rng } from "../../../test/support/prng.js";
@@ -94,6 +95,8 @@ class World {
   /** What reached the resource host: the packets as the gateway forwarded them. */
   readonly atHost: IpPacket[] = [];
   readonly gatewayDrops: string[] = [];
+  /** The authorizations the portal installed on gateways, in order. */
+  readonly granted: AuthorizationForGateway[] = [];
   /** Whether the portal answers requests at once. */
   answering = true;
   expiresAfter = HOUR;
@@ -146,6 +149,7 @@ class World {
       expires_at,
     };
     expect(this.gateways.get(gateway.id)!.createAuthorization(this.now, forGateway)).toEqual({ ok: true });
+    this.granted.push(forGateway);
     const forClient: ClientAuthorizationCreated = {
       resource_id: resourceId, gateway_id: gateway.id, gateway_public_key: KEY, gateway_ipv4: gateway.ipv4, gateway_ipv6: gateway.ipv6,
       site_id: uuid(0x5), preshared_key: PSK, ...ice, expires_at,
@@ -429,6 +433,34 @@ describe("ClientState with the real GatewayState", () => {
     w.client.handleTunnelDown(w.now, GATEWAY.id);
     w.pump();
     expect(w.take("connect")).toEqual([]);
+  });
+
+  it("tells a gateway the DNS mappings again when its tunnel has a new session; not a gateway it has no tunnel to", () => {
+    const w = new World(rng("new session"));
+    const proxies = addressesOf(w.ask("app.example.com")!);
+    w.send(proxies[0]!, "one");
+    expect(w.echoes()).toEqual([{ src: proxies[0], text: "one" }]);
+    // The gateway drops its side and takes the client back (its authorization again, same keys):
+    // the mappings it was told went with its side.
+    const fresh = new GatewayState({ ipv4: GATEWAY.ipv4, ipv6: GATEWAY.ipv6, epochMs: ZERO, random: (n) => w.r.bytes(n) });
+    w.gateways.set(GATEWAY.id, fresh);
+    expect(fresh.createAuthorization(w.now, w.granted.at(-1)!)).toEqual({ ok: true });
+    const controls = watchControls(w);
+    w.send(proxies[0]!, "lost");
+    expect(w.echoes(0).map((e) => e.text)).toEqual(["one"]);
+
+    w.client.handleTunnelSession(w.now, GATEWAY.id);
+    w.pump();
+    expect(controls).toHaveLength(1);
+    expect(controls[0]!.proxies.slice(0, 4)).toEqual(proxies);
+    w.send(proxies[0]!, "two");
+    expect(w.echoes().at(-1)).toEqual({ src: proxies[0], text: "two" });
+
+    const before = w.other.length;
+    w.client.handleTunnelSession(w.now, GATEWAY_2.id);
+    w.pump();
+    expect(controls).toHaveLength(1);
+    expect(w.other.length).toBe(before);
   });
 
   it("tells the gateway a wildcard resource's new name at once, without asking the portal again", () => {

@@ -5,11 +5,11 @@
 // WireGuard and the portal socket are other machines.
 //
 // Driving contract: call one input (handlePortalEvent, handleTunPacket, handleGatewayPacket,
-// handleUpstreamDns, setInternetResource, handleTimeout) with the current monotonic time in ms, then
-// drain pollEvent() until it returns undefined, then arm a timer for pollTimeout(). The children are
-// drained inside each input, so their outputs are already in pollEvent's queue. Nothing here reads a
-// clock or a random source: the Unix time at monotonic 0 (to place the portal's RFC 3339 expiries)
-// and randomness (DNS query IDs) come in the options.
+// handleUpstreamDns, handleTunnelDown, handleTunnelSession, setInternetResource, handleTimeout) with
+// the current monotonic time in ms, then drain pollEvent() until it returns undefined, then arm a
+// timer for pollTimeout(). The children are drained inside each input, so their outputs are already
+// in pollEvent's queue. Nothing here reads a clock or a random source: the Unix time at monotonic 0
+// (to place the portal's RFC 3339 expiries) and randomness (DNS query IDs) come in the options.
 //
 // The pipeline, in the order of this file:
 // 1. Portal events: init (a full re-sync: interface, resources; a resource no longer listed is
@@ -40,7 +40,9 @@
 //    `disconnect` once no authorization uses that gateway.
 // 5. Control messages (../gateway/control.ts): UDP from the client's IPv4 tunnel address to the
 //    gateway's on CONTROL_PORT, through the gateway's tunnel. Sent on authorization, on each new
-//    name, and every CONTROL_REFRESH_INTERVAL_MS while authorized: it is idempotent and may be lost.
+//    name, when the tunnel goes down (handleTunnelDown) or has a new WireGuard session
+//    (handleTunnelSession: the gateway may have lost them), and every CONTROL_REFRESH_INTERVAL_MS
+//    while authorized: it is idempotent and may be lost.
 // 6. A packet from a gateway (handleGatewayPacket): parse; the destination must be the client's
 //    tunnel address; the source must be a resource authorized through that gateway, or the packet is
 //    that gateway's ICMP prohibited about a packet the client sent (its source is the refused
@@ -400,14 +402,30 @@ export class ClientState {
 
   /**
    * The connection layer found no working path left to a gateway (ICE failed). While authorizations
-   * still go through it, the connection starts afresh: a gateway that dropped its side (an
-   * authorization's end, a restart) and took this client back has a new ICE agent and no WireGuard
-   * session, and the old connection would never reach it again. The gateway hears the DNS mappings again.
+   * still go through it, it is connected again with the same keys, which restarts ICE: a gateway
+   * that dropped its side (an authorization's end, a restart) and took this client back runs a new
+   * ICE agent, which the old one may never reach. The gateway hears the DNS mappings again.
    */
   handleTunnelDown(now: number, gatewayId: string): void {
     const connection = this.connections.get(gatewayId);
     if (connection === undefined || !this.access.connectedGateways(now).includes(gatewayId)) return;
     this.outputs.push({ type: "connect", gatewayId, authorization: connection.authorization });
+    this.resendControls(now, gatewayId);
+  }
+
+  /**
+   * The tunnel to a gateway has a new WireGuard session. A gateway that dropped its side and took
+   * this client back (same keys) knows none of its DNS mappings, and those sent meanwhile went into
+   * the session it no longer had: it hears them again now, not at the next refresh.
+   */
+  handleTunnelSession(now: number, gatewayId: string): void {
+    if (!this.connections.has(gatewayId)) return;
+    this.resendControls(now, gatewayId);
+    this.drain(now);
+  }
+
+  /** Every DNS mapping of the resources authorized through a gateway, to that gateway. */
+  private resendControls(now: number, gatewayId: string): void {
     for (const resourceId of this.names.keys()) if (this.access.gatewayOf(now, resourceId) === gatewayId) this.sendControl(now, resourceId);
   }
 

@@ -45,6 +45,9 @@ function authorization(client: Client, resource: GatewayResource, expiresAfter =
   };
 }
 
+/** The ICE credentials authorization() gives every pair, as peer events carry them. */
+const ICE = { clientIce: { username: "ufrag", password: "p".repeat(22) }, gatewayIce: { username: "gfrag", password: "q".repeat(22) } };
+
 function resource(n: number, type: GatewayResource["type"], address: string | null, filters: Filter[] = []): GatewayResource {
   return { id: uuid(n), type, name: `r${n}`, address, filters };
 }
@@ -109,7 +112,7 @@ describe("authorizations", () => {
     const a1 = authorization(ALICE, resource(1, "ip", "10.0.0.1"));
     const a2 = authorization(ALICE, resource(2, "ip", "10.0.0.2"));
     state.createAuthorization(0, a1);
-    expect(drain(state)).toEqual([{ type: "peer_added", clientId: ALICE.id, publicKey: KEY_A, presharedKey: PSK, ipv4: ALICE.ipv4, ipv6: ALICE.ipv6 }]);
+    expect(drain(state)).toEqual([{ type: "peer_added", clientId: ALICE.id, publicKey: KEY_A, presharedKey: PSK, ipv4: ALICE.ipv4, ipv6: ALICE.ipv6, ...ICE }]);
     state.createAuthorization(0, a2);
     expect(drain(state)).toEqual([]);
     state.rejectAccess(1, { authorization_id: a1.authorization_id });
@@ -124,7 +127,37 @@ describe("authorizations", () => {
     state.createAuthorization(0, authorization(ALICE, resource(1, "ip", "10.0.0.1")));
     drain(state);
     state.createAuthorization(0, authorization(ALICE, resource(2, "ip", "10.0.0.2"), HOUR, KEY_B));
-    expect(drain(state)).toEqual([{ type: "peer_updated", clientId: ALICE.id, publicKey: KEY_B, presharedKey: PSK, ipv4: ALICE.ipv4, ipv6: ALICE.ipv6 }]);
+    expect(drain(state)).toEqual([{ type: "peer_updated", clientId: ALICE.id, publicKey: KEY_B, presharedKey: PSK, ipv4: ALICE.ipv4, ipv6: ALICE.ipv6, ...ICE }]);
+  });
+
+  it("updates the peer when a later authorization brings other ICE credentials, and not for the same ones", () => {
+    const state = gateway();
+    state.createAuthorization(0, authorization(ALICE, resource(1, "ip", "10.0.0.1")));
+    state.createAuthorization(0, authorization(ALICE, resource(2, "ip", "10.0.0.2")));
+    expect(drain(state).map((e) => e.type)).toEqual(["peer_added"]);
+    const next = { ...authorization(ALICE, resource(3, "ip", "10.0.0.3")), gateway_ice: { username: "gnew", password: "r".repeat(22) } };
+    state.createAuthorization(0, next);
+    expect(drain(state)).toEqual([{ type: "peer_updated", clientId: ALICE.id, publicKey: KEY_A, presharedKey: PSK, ipv4: ALICE.ipv4, ipv6: ALICE.ipv6, clientIce: ICE.clientIce, gatewayIce: next.gateway_ice }]);
+  });
+
+  it("connects a client afresh when its tunnel goes down while it holds an authorization; not after, nor an unknown one", () => {
+    const state = gateway();
+    const a1 = authorization(ALICE, resource(1, "ip", "10.0.0.1"), 10 * MINUTE);
+    state.createAuthorization(0, a1);
+    drain(state);
+    state.handleTunnelDown(MINUTE, ALICE.id);
+    expect(drain(state)).toEqual([{ type: "peer_reconnect", clientId: ALICE.id, publicKey: KEY_A, presharedKey: PSK, ipv4: ALICE.ipv4, ipv6: ALICE.ipv6, ...ICE }]);
+    state.handleTunnelDown(MINUTE, BOB.id);
+    expect(drain(state)).toEqual([]);
+    // Past its expiry, even before the timer ran: the client is no longer wanted.
+    state.handleTunnelDown(10 * MINUTE, ALICE.id);
+    expect(drain(state).map((e) => e.type)).toEqual(["authorization_removed", "peer_removed"]);
+    state.createAuthorization(11 * MINUTE, authorization(ALICE, resource(2, "ip", "10.0.0.2"), HOUR));
+    expect(drain(state).map((e) => e.type)).toEqual(["peer_added"]);
+    state.rejectAccess(12 * MINUTE, { authorization_id: state.authorizationIds()[0]! });
+    drain(state);
+    state.handleTunnelDown(12 * MINUTE, ALICE.id);
+    expect(drain(state)).toEqual([]);
   });
 
   it("follows a client's new tunnel addresses: anti-spoofing and answers use them", () => {

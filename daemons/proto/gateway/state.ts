@@ -4,7 +4,7 @@
 // other machines; this one tells the driver which peers to configure (peer events) and which names
 // to resolve (resolve events).
 //
-// Driving contract: call one input method (init, createAuthorization, rejectAccess,
+// Driving contract: call one input method (init, createAuthorization, rejectAccess, handleTunnelDown,
 // handleFromClient, handleFromResource, handleResolved, handleTimeout) with the current monotonic
 // time in ms, act on the decision it returns, then drain pollEvent() until it returns undefined,
 // then arm a timer for pollTimeout(). Nothing here reads a clock or a random source: the wall-clock
@@ -16,8 +16,10 @@
 // 1. Authorizations: init (a full re-sync), createAuthorization, rejectAccess, expiry. At most one
 //    per (client, resource): one installed replaces any other for the pair, and in init a later
 //    entry replaces an earlier one. A client's first authorization adds its WireGuard peer, its last
-//    one removing it removes the peer; a later one with other keys or addresses updates it.
-//    Removing one drops that pair's DNS mappings and NAT flows.
+//    one removing it removes the peer; a later one with other keys, ICE credentials or addresses
+//    updates it. Removing one drops that pair's DNS mappings and NAT flows. When the connection
+//    layer finds no path left to a client (handleTunnelDown, on ICE failure) while it still holds an
+//    authorization, the peer is connected afresh (peer_reconnect), as the client does on its side.
 // 2. From a client's tunnel (handleFromClient):
 //    a. parse (drop malformed); the client must hold an authorization (unknown_client);
 //    b. anti-spoofing: the source is the client's tunnel address of that family (spoofed);
@@ -55,7 +57,7 @@ import {
 import { buildProhibited } from "../ip/icmp.js";
 import { icmpProtocol, isEcho, parseIpPacket, type IpPacket, type IpParseError } from "../ip/packet.js";
 import { rewriteAddress, rewriteIcmpIdentifier, rewritePort } from "../ip/rewrite.js";
-import type { AuthorizationForGateway, GatewayResource, RejectAccess } from "../portal/schema.js";
+import type { AuthorizationForGateway, GatewayResource, IceCredentials, RejectAccess } from "../portal/schema.js";
 import { CONTROL_PORT, NAME_REFRESH_INTERVAL, PROXY_IPV4_RANGE, PROXY_IPV6_RANGE, RESERVED_RANGES, RESOLVE_RETRY_INTERVAL } from "./constants.js";
 import { decodeControl, type DnsMappingMessage } from "./control.js";
 import { dnsNameMatches as dnsPatternMatches } from "../dns/patterns.js";
@@ -72,13 +74,17 @@ export interface GatewayStateOptions {
   random: (length: number) => Uint8Array;
 }
 
-/** A client's WireGuard peer as the driver configures it. */
+/** A client's WireGuard peer and ICE credentials, as the driver connects it. */
 export interface GatewayPeer {
   clientId: string;
   publicKey: string;
   presharedKey: string;
   ipv4: string;
   ipv6: string;
+  /** The client's ICE credentials (the remote ones, to the gateway's agent). */
+  clientIce: IceCredentials;
+  /** The gateway's own for this client (the local ones). */
+  gatewayIce: IceCredentials;
 }
 
 /** Why an authorization went away. */
@@ -87,8 +93,10 @@ export type RemovalReason = "expired" | "rejected" | "replaced" | "init";
 export type GatewayEvent =
   /** A client's first authorization arrived: configure its peer. */
   | ({ type: "peer_added" } & GatewayPeer)
-  /** A later authorization carries other keys or tunnel addresses for a client: reconfigure its peer. */
+  /** A later authorization carries other keys, ICE credentials or tunnel addresses for a client: reconfigure its peer. */
   | ({ type: "peer_updated" } & GatewayPeer)
+  /** No path is left to a client that still holds an authorization: connect its peer afresh, as it is. */
+  | ({ type: "peer_reconnect" } & GatewayPeer)
   /** A client's last authorization went: remove its peer. */
   | { type: "peer_removed"; clientId: string; publicKey: string }
   /** An authorization is gone (replaced ones included; the portal needs no word of those). */
@@ -250,6 +258,17 @@ export class GatewayState {
     if (installed) this.remove(installed, "rejected");
   }
 
+  /**
+   * The connection layer found no working path left to a client (its ICE failed). While the client
+   * holds an authorization, its peer is connected afresh (peer_reconnect): a client that dropped its
+   * side and came back with the same keys runs a new ICE agent, which the old one may never reach.
+   */
+  handleTunnelDown(now: number, clientId: string): void {
+    this.expire(now);
+    const client = this.clients.get(clientId);
+    if (client) this.events.push({ type: "peer_reconnect", ...client.peer });
+  }
+
   /** The authorization ids installed, for tests and diagnostics. */
   authorizationIds(): string[] {
     return [...this.byAuthorizationId.keys()];
@@ -264,7 +283,10 @@ export class GatewayState {
     const ipv4 = parseIp(a.client.ipv4);
     const ipv6 = parseIp(a.client.ipv6);
     if (ipv4?.length !== 4 || ipv6?.length !== 16) return { ok: false, reason: "client tunnel addresses unusable" };
-    const peer: GatewayPeer = { clientId: a.client.id, publicKey: a.client.public_key, presharedKey: a.client.preshared_key, ipv4: formatIp(ipv4), ipv6: formatIp(ipv6) };
+    const peer: GatewayPeer = {
+      clientId: a.client.id, publicKey: a.client.public_key, presharedKey: a.client.preshared_key, ipv4: formatIp(ipv4), ipv6: formatIp(ipv6),
+      clientIce: { ...a.client_ice }, gatewayIce: { ...a.gateway_ice },
+    };
 
     const same = this.byAuthorizationId.get(a.authorization_id);
     if (same && (same.clientId !== a.client.id || same.resource.id !== a.resource.id)) this.remove(same, "replaced");
@@ -618,7 +640,12 @@ function compileResource(resource: GatewayResource): CompiledResource | undefine
 }
 
 function samePeer(a: GatewayPeer, b: GatewayPeer): boolean {
-  return a.publicKey === b.publicKey && a.presharedKey === b.presharedKey && a.ipv4 === b.ipv4 && a.ipv6 === b.ipv6;
+  return a.publicKey === b.publicKey && a.presharedKey === b.presharedKey && a.ipv4 === b.ipv4 && a.ipv6 === b.ipv6
+    && sameIce(a.clientIce, b.clientIce) && sameIce(a.gatewayIce, b.gatewayIce);
+}
+
+function sameIce(a: IceCredentials, b: IceCredentials): boolean {
+  return a.username === b.username && a.password === b.password;
 }
 
 /** The message's proxy IPs per family, deduplicated; undefined if one lies outside the proxy ranges. */

@@ -227,6 +227,22 @@ describe("connectivity", () => {
     expect(status.find((p) => !p.relayed)!.state).toBe("failed");
   });
 
+  it("says which paths are valid: those a check succeeded over, until their consent lapses", () => {
+    const net = new Net({ label: "ice/valid path" });
+    const hostA: IceSocket = { type: "host", ...HOST.A };
+    expect(net.agents.A.isValidPath(hostA, v4(HOST.B))).toBe(false);
+    net.run(5_000);
+    expect(net.agents.A.isValidPath(hostA, v4(HOST.B))).toBe(true);
+    expect(net.agents.B.isValidPath({ type: "host", ...HOST.B }, v4(HOST.A))).toBe(true);
+    // Another socket, another address or port: not a path of this agent.
+    expect(net.agents.A.isValidPath({ type: "host", address: HOST.A.address, port: HOST.A.port + 1 }, v4(HOST.B))).toBe(false);
+    expect(net.agents.A.isValidPath(hostA, v4({ address: HOST.B.address, port: HOST.B.port + 1 }))).toBe(false);
+    expect(net.agents.A.isValidPath(hostA, v4({ address: "not an address", port: 1 }))).toBe(false);
+    net.direct = false;
+    net.run(40_000);
+    expect(net.agents.A.isValidPath(hostA, v4(HOST.B))).toBe(false);
+  });
+
   it("falls back to the relay when the direct path dies, without a reset, and returns when it comes back", () => {
     const net = new Net({ label: "ice/fallback" });
     net.run(30_000);

@@ -433,6 +433,18 @@ export class IceAgent {
     return this.selected === undefined ? undefined : this.view(this.selected);
   }
 
+  /**
+   * Whether the path from our socket `local` to the peer's address `to` is a valid pair: a check
+   * over it succeeded and its consent has not lapsed since. The driver asks this of a datagram it
+   * cannot authenticate any other way, to tell which peer's path it came over.
+   */
+  isValidPath(local: IceSocket, to: TransportAddress): boolean {
+    const address = normaliseIp(to.address);
+    if (address === undefined) return false;
+    const key = `${socketKeyOf(local)}|${addressKey(address, to.port)}`;
+    return this.pairs.some((p) => p.key === key && p.state === "succeeded");
+  }
+
   /** Every pair with its state, highest priority first. */
   pairStatus(): IcePairStatus[] {
     return [...this.pairs]

@@ -30,5 +30,3 @@ export const WINDOW_SIZE = (RING_BLOCKS - 1) * BLOCK_BITS;
 export const PENDING_PACKETS_MAX = 256;
 /** An allocation that ended is asked for again after this long, in ms. */
 export const RELAY_RETRY_INTERVAL = 5_000;
-/** Datagrams held per peer IP while its TURN permission is on its way; the oldest go first beyond this. */
-export const HELD_PER_PERMISSION_MAX = 16;

@@ -1,7 +1,9 @@
 // TunnelNode in the simulated network (test/sim), without the client and gateway state machines:
 // two nodes on public addresses and one TURN relay. A direct path, packets both ways, packets held
 // until the path exists; a path change (the direct path cut, ICE falls back to the relay) that
-// keeps the WireGuard sessions; disconnect; and datagrams of every kind of garbage, which never throw.
+// keeps the WireGuard sessions; disconnect; a side that connected afresh while the other kept its
+// stale session (a handshake at once, not after 15 s); and datagrams of every kind of garbage, which
+// never throw.
 
 import { beforeEach, describe, expect, it } from "vitest";
 import { reportSeedOnFailure, rng } from "../../../test/support/prng.js";
@@ -18,6 +20,8 @@ beforeEach(reportSeedOnFailure);
 const PORT = 51820;
 const SECRET = "relay-secret";
 const RELAY = { family: 4 as const, address: "192.0.2.10", port: 3478 };
+/** A relay that comes later (relays_presence), when a world asks for it. */
+const RELAY_2 = { family: 4 as const, address: "192.0.2.11", port: 3478 };
 
 /** A TunnelNode as a SimEndpoint. */
 class NodeEndpoint implements SimEndpoint<TunnelEvent> {
@@ -52,9 +56,10 @@ function packet(text: string): Uint8Array {
 }
 const textOf = (p: Uint8Array) => new TextDecoder().decode(p.subarray(20));
 
-function world(seed: number) {
+function world(seed: number, { secondRelay = false } = {}) {
   const net = new Network({ seed, label: "tunnel node", internet: { jitter: 3 } });
   new TurnRelayNode(net, net.addHost("relay", RELAY.address), { realm: "wardline", secrets: [SECRET] });
+  if (secondRelay) new TurnRelayNode(net, net.addHost("relay-2", RELAY_2.address), { realm: "wardline", secrets: [SECRET] });
   const sides = [
     { name: "client", address: "203.0.113.1", role: "client" as const },
     { name: "gateway", address: "203.0.113.2", role: "gateway" as const },
@@ -66,6 +71,7 @@ function world(seed: number) {
     // Trickle straight to the other node (the portal's job in the scenarios).
     attachment.onEvent = (now, event) => {
       if (event.type === "candidate") nodes[1 - i]!.addRemoteCandidate(now, sides[i]!.name, event.candidate);
+      if (event.type === "candidate_invalidated") nodes[1 - i]!.removeRemoteCandidate(now, sides[i]!.name, event.candidate);
     };
   });
   net.act((now) => {
@@ -75,13 +81,23 @@ function world(seed: number) {
     });
   });
   net.runFor(1_000);
+  const connectSide = (now: number, i: number) =>
+    nodes[i]!.connect(now, sides[1 - i]!.name, { publicKey: nodes[1 - i]!.publicKey, presharedKey: new Uint8Array(32).fill(7), localIce: ice[i]!, remoteIce: ice[1 - i]! });
   const connect = () =>
     net.act((now) => {
-      nodes[0]!.connect(now, "gateway", { publicKey: nodes[1]!.publicKey, presharedKey: new Uint8Array(32).fill(7), localIce: ice[0]!, remoteIce: ice[1]! });
-      nodes[1]!.connect(now, "client", { publicKey: nodes[0]!.publicKey, presharedKey: new Uint8Array(32).fill(7), localIce: ice[1]!, remoteIce: ice[0]! });
+      connectSide(now, 0);
+      connectSide(now, 1);
     });
   const received = (i: number) => attachments[i]!.events.filter((e) => e.event.type === "packet").map((e) => textOf((e.event as Extract<TunnelEvent, { type: "packet" }>).packet));
-  return { net, nodes, attachments, connect, received };
+  /** Connects both sides and gets a first packet, "one", across. */
+  const establish = () => {
+    connect();
+    net.act((now) => nodes[0]!.send(now, "gateway", packet("one")));
+    expect(net.runUntil(() => received(1).includes("one"), 10_000), net.where()).toBe(true);
+  };
+  const events = (i: number, type: TunnelEvent["type"]) => attachments[i]!.events.filter((e) => e.event.type === type);
+  const relay = (id: string, server: typeof RELAY, i: number) => ({ id, server, ...mintCredentials(SECRET, sides[i]!.name, SIM_EPOCH_UNIX + 86_400) });
+  return { net, nodes, attachments, connect, connectSide, establish, received, events, relay };
 }
 
 describe("TunnelNode", () => {
@@ -102,9 +118,7 @@ describe("TunnelNode", () => {
   it("falls back to the relay when the direct path breaks", async () => {
     await runSeeds("tunnel node path change", (seed) => {
       const w = world(seed);
-      w.connect();
-      w.net.act((now) => w.nodes[0]!.send(now, "gateway", packet("first")));
-      expect(w.net.runUntil(() => w.received(1).includes("first"), 10_000), w.net.where()).toBe(true);
+      w.establish();
       w.net.runFor(2_000);
       w.net.cut("client", "gateway");
       let ok = false;
@@ -117,6 +131,8 @@ describe("TunnelNode", () => {
       w.net.act((now) => w.nodes[0]!.send(now, "gateway", packet("relayed")));
       expect(w.net.runUntil(() => w.received(1).includes("relayed"), 1_000), w.net.where()).toBe(true);
       expect(w.nodes[0]!.stats.pathChanges).toBeGreaterThan(0);
+      // The relay's permissions came before anything held for them overflowed or failed.
+      for (const node of w.nodes) expect(node.relayDropped).toEqual({ noAllocation: 0, heldOverflow: 0, permissionFailed: 0 });
     }, { count: 4 });
   });
 
@@ -124,9 +140,7 @@ describe("TunnelNode", () => {
     await runSeeds("tunnel node path upgrade", (seed) => {
       const w = world(seed);
       const cut = w.net.cut("client", "gateway");
-      w.connect();
-      w.net.act((now) => w.nodes[0]!.send(now, "gateway", packet("first")));
-      expect(w.net.runUntil(() => w.received(1).includes("first"), 10_000), w.net.where()).toBe(true);
+      w.establish();
       expect(w.nodes[0]!.selectedPair("gateway")?.relayed).toBe(true);
       const installed = w.nodes.map((n) => n.stats.sessionsInstalled);
       cut.heal();
@@ -148,17 +162,134 @@ describe("TunnelNode", () => {
     }, { count: 4 });
   });
 
+  it("relays_presence: a relay that went away takes its candidates and paths along; one that came is allocated on and used", async () => {
+    await runSeeds("tunnel node relays presence", (seed) => {
+      const w = world(seed, { secondRelay: true });
+      w.net.cut("client", "gateway");
+      w.establish();
+      expect(w.nodes[0]!.selectedPair("gateway")?.relayed).toBe(true);
+      const installed = w.nodes.map((n) => n.stats.sessionsInstalled);
+      w.net.partition(["relay"]);
+      w.net.act((now) => w.nodes.forEach((node, i) => node.updateRelays(now, [w.relay("relay-2", RELAY_2, i)], ["relay"])));
+      // The old relay's candidates are withdrawn at once, on both sides.
+      for (const i of [0, 1]) {
+        const invalidated = w.events(i, "candidate_invalidated").map((e) => (e.event as Extract<TunnelEvent, { type: "candidate_invalidated" }>).candidate);
+        expect(invalidated.some((c) => c.includes(` ${RELAY.address} `)), w.net.where()).toBe(true);
+      }
+      const viaNewRelay = () => {
+        const pair = w.nodes[0]!.selectedPair("gateway");
+        return pair !== undefined && [pair.local.address, pair.remote.address, pair.local.relatedAddress].some((a) => a === RELAY_2.address);
+      };
+      let ok = false;
+      for (let n = 0; n < 40 && !ok; n++) {
+        w.net.act((now) => w.nodes[0]!.send(now, "gateway", packet(`p${n}`)));
+        w.net.runFor(500);
+        ok = w.received(1).includes(`p${n}`) && viaNewRelay();
+      }
+      expect(ok, w.net.where()).toBe(true);
+      // Only the path changed: WireGuard kept its sessions.
+      expect(w.nodes.map((n) => n.stats.sessionsInstalled)).toEqual(installed);
+    }, { count: 4 });
+  });
+
   it("disconnect forgets the peer: its packets no longer open", () => {
     const w = world(rng("disconnect").u32());
-    w.connect();
-    w.net.act((now) => w.nodes[0]!.send(now, "gateway", packet("one")));
-    expect(w.net.runUntil(() => w.received(1).includes("one"), 10_000)).toBe(true);
+    w.establish();
     w.net.act((now) => w.nodes[1]!.disconnect(now, "client"));
     expect(w.nodes[1]!.peerIds).toEqual([]);
     w.net.act((now) => w.nodes[0]!.send(now, "gateway", packet("two")));
     w.net.runFor(1_000);
     expect(w.received(1)).not.toContain("two");
     expect(w.nodes[1]!.sessions.dropped["unknown-receiver"]).toBeGreaterThan(0);
+  });
+
+  it("a side that connected afresh with the same keys answers the other's stale session with a handshake at once", async () => {
+    await runSeeds("tunnel node stale session", (seed) => {
+      const w = world(seed);
+      w.establish();
+      const sessionEvents = w.events(0, "session").length;
+      expect(sessionEvents).toBeGreaterThan(0);
+      // The gateway drops its side and takes the client back with the same keys and ICE
+      // credentials; the client keeps its connection, its ICE agent and its (now stale) session.
+      w.net.act((now) => {
+        w.nodes[1]!.disconnect(now, "client");
+        w.connectSide(now, 1);
+      });
+      const start = w.net.now;
+      const sent: string[] = [];
+      for (let n = 0; n < 40 && !sent.some((t) => w.received(1).includes(t)); n++) {
+        sent.push(`again ${n}`);
+        w.net.act((now) => w.nodes[0]!.send(now, "gateway", packet(sent.at(-1)!)));
+        w.net.runFor(250);
+      }
+      // The client's own timers would start a handshake only after 15 s without an answer
+      // (KEEPALIVE_TIMEOUT + REKEY_TIMEOUT); the gateway starts one on the first stale packet
+      // that arrives over a path its ICE agent validated (checks run every few seconds).
+      expect(sent.some((t) => w.received(1).includes(t)), w.net.where()).toBe(true);
+      expect(w.net.now - start).toBeLessThan(10_000);
+      expect(w.nodes[1]!.sessions.dropped["unknown-receiver"]).toBeGreaterThan(0);
+      // The client hears of the new session: what it told the gateway in-band is worth saying again.
+      expect(w.events(0, "session").length).toBeGreaterThan(sessionEvents);
+    }, { count: 4 });
+  });
+
+  it("a restart keeps the candidates the peer trickled: the new agent checks them at once", () => {
+    const w = world(rng("restart candidates").u32());
+    w.establish();
+    const remotes = (i: number) => new Set(w.nodes[i]!.agentOf(i === 0 ? "gateway" : "client")!.pairStatus().map((p) => `${p.remote.address}:${p.remote.port}`));
+    const before = remotes(0);
+    expect(before.size).toBeGreaterThan(0);
+    // Nothing is trickled again: the client's agent alone has what the gateway sent the first time.
+    w.attachments[1]!.onEvent = undefined;
+    w.net.act((now) => w.connectSide(now, 0));
+    expect(remotes(0)).toEqual(before);
+  });
+
+  it("an ICE restart (connect again with the same keys after ICE failed) finds a path afresh and keeps the WireGuard sessions", async () => {
+    await runSeeds("tunnel node ice restart", (seed) => {
+      const w = world(seed);
+      w.establish();
+      const installed = w.nodes.map((n) => n.stats.sessionsInstalled);
+      const agents = [w.nodes[0]!.agentOf("gateway"), w.nodes[1]!.agentOf("client")];
+      // Every path dies, long enough for both agents to give up.
+      const cuts = [w.net.cut("client", "gateway"), w.net.partition(["relay"])];
+      const failed = (i: number) => w.events(i, "disconnected").some((e) => (e.event as Extract<TunnelEvent, { type: "disconnected" }>).reason === "ice-failed");
+      expect(w.net.runUntil(() => failed(0) && failed(1), 120_000), w.net.where()).toBe(true);
+      for (const cut of cuts) cut.heal();
+      // What the state machines do on ice-failed while they still want the peer: connect again, as it was.
+      w.net.act((now) => {
+        w.connectSide(now, 0);
+        w.connectSide(now, 1);
+      });
+      expect(w.nodes.map((n) => n.stats.iceRestarts)).toEqual([1, 1]);
+      expect([w.nodes[0]!.agentOf("gateway"), w.nodes[1]!.agentOf("client")].every((agent, i) => agent !== agents[i])).toBe(true);
+      w.net.act((now) => w.nodes[0]!.send(now, "gateway", packet("two")));
+      expect(w.net.runUntil(() => w.received(1).includes("two"), 10_000), w.net.where()).toBe(true);
+      w.net.act((now) => w.nodes[1]!.send(now, "client", packet("back")));
+      expect(w.net.runUntil(() => w.received(0).includes("back"), 2_000), w.net.where()).toBe(true);
+      expect(w.nodes.map((n) => n.stats.sessionsInstalled)).toEqual(installed);
+    }, { count: 4 });
+  });
+
+  it("starts no handshake for data it cannot open from a path ICE has not validated", () => {
+    const w = world(rng("stale from elsewhere").u32());
+    w.establish();
+    w.net.act((now) => {
+      w.nodes[1]!.disconnect(now, "client");
+      w.connectSide(now, 1);
+    });
+    w.net.runFor(8_000);
+    const installed = w.nodes.map((n) => n.stats.sessionsInstalled);
+    // Transport data for no session of ours, from an address that is no validated path of any peer.
+    const forged = new Uint8Array(48);
+    forged[0] = 4;
+    const elsewhere = { family: 4 as const, address: "203.0.113.99", port: PORT };
+    w.net.act((now) => {
+      for (let i = 0; i < 10; i++) w.nodes[1]!.handleDatagram(now, PORT, elsewhere, forged);
+    });
+    w.net.runFor(2_000);
+    expect(w.nodes[1]!.sessions.dropped["unknown-receiver"]).toBe(10);
+    expect(w.nodes.map((n) => n.stats.sessionsInstalled)).toEqual(installed);
   });
 
   it("never throws on garbage, from peers or from the relay's address", () => {

@@ -3,10 +3,10 @@
 // path and a WireGuard peer whose sessions seal and open the traffic. One UDP socket (`port`)
 // carries everything: ICE checks, TURN to the relays, WireGuard handshakes and transport data.
 //
-// Driving contract: call one input (init, setLocalAddresses, connect, addRemoteCandidate,
-// removeRemoteCandidate, send, disconnect, handleDatagram, handleTimeout) with the current
-// monotonic time in ms, then drain pollTransmit() and pollEvent() until they return undefined,
-// then arm a timer for pollTimeout(). The children (TurnAllocations, IceAgents, the
+// Driving contract: call one input (init, updateRelays, setLocalAddresses, connect,
+// addRemoteCandidate, removeRemoteCandidate, send, disconnect, handleDatagram, handleTimeout) with
+// the current monotonic time in ms, then drain pollTransmit() and pollEvent() until they return
+// undefined, then arm a timer for pollTimeout(). The children (TurnAllocations, IceAgents, the
 // WireGuardDevice) are drained inside each input, so their outputs are already in the queues.
 // Nothing here reads a clock or a random source: randomness comes from the `random` option.
 //
@@ -14,26 +14,35 @@
 // 1. Local addresses and relays: setLocalAddresses gives the host candidates (a change is a roam:
 //    host candidates are replaced and every allocation is made again, since the relays now see
 //    another 5-tuple); init makes one TurnAllocation per relay at once, so server-reflexive and
-//    relayed candidates exist before the first connection. An allocation that ends takes its
-//    candidates with it and is made again after RELAY_RETRY_INTERVAL.
+//    relayed candidates exist before the first connection; updateRelays (relays_presence) ends the
+//    allocations on relays that went away and makes them on relays that came. An allocation that
+//    ends takes its candidates with it and is made again after RELAY_RETRY_INTERVAL.
 // 2. Connections: connect makes the IceAgent (client controlling, gateway controlled) with every
 //    local candidate known, and the WireGuard peer; its candidates trickle out as candidate events;
 //    remote candidates come in through addRemoteCandidate and get a TURN permission on every
-//    allocation, so the peer's checks and data reach us through our relays.
+//    allocation, so the peer's checks and data reach us through our relays. connect again with the
+//    same keys and ICE credentials (ICE failed, the peer is still wanted) is an ICE restart: a new
+//    agent, the WireGuard sessions kept; with others, the connection is made anew. Both keep the
+//    candidates the peer trickled.
 // 3. Datagrams in (handleDatagram): from a relay server → its TurnAllocation, whose data events are
 //    the peers' datagrams arriving on that relayed socket; STUN → the agents, until one takes it;
 //    WireGuard handshake (types 1-3) → the device; transport (type 4) → opened (replay window,
-//    AEAD), the device told (timers, roaming), a non-empty packet → a packet event.
+//    AEAD), the device told (timers, roaming), a non-empty packet → a packet event. Transport data
+//    for a session we do not hold, over a path ICE validated with a peer we hold no session with,
+//    means that peer kept a session our side dropped (we connected afresh): we start the handshake
+//    at once rather than leave it to the peer's timers, which notice only after 15 s of silence.
 // 4. Send: plaintext → the current session's seal → the ICE-selected pair, through the TURN
 //    allocation when the pair's local end is relayed (a Send indication, or ChannelData once the
-//    channel bound for the selected pair is confirmed; a datagram for a peer IP whose permission
-//    is still on its way is held until it is). Packets wait in the connection until ICE selects a
-//    pair, and in the device until a session exists. Before the controlled side has a selected
+//    channel bound for the selected pair is confirmed; the allocation holds a datagram for a peer
+//    IP whose permission is still on its way until it is). Packets wait in the connection until ICE
+//    selects a pair, and in the device until a session exists. Before the controlled side has a selected
 //    pair, a handshake answer goes back where the handshake came from, and other packets where the
 //    peer's last authenticated packet came from (the initiation may overtake the nomination).
-// 5. Path: ICE selecting another pair (a better one, or a fallback after consent failed) only
-//    changes where sealed packets go; WireGuard sessions are untouched. Each selection is a
-//    connected event saying whether the path is relayed.
+// 5. Path and sessions: ICE selecting another pair (a better one, or a fallback after consent
+//    failed) only changes where sealed packets go; WireGuard sessions are untouched. Each selection
+//    is a connected event saying whether the path is relayed. A new session that our packets go out
+//    on (as initiator at once, as responder once the initiator's first packet confirmed it) is a
+//    session event: the peer may have started afresh and lost what it was told in-band.
 // 6. Timers: the earliest of the agents', the allocations', the device's and the retries'.
 //
 // Decoding never throws: datagrams that are no one's are dropped and counted in `dropped`.
@@ -43,12 +52,12 @@ import { REMOTE_CANDIDATES_MAX } from "../ice/constants.js";
 import { IceAgent, type IceCredentials, type IcePairView, type IceSocket, type LocalCandidateOptions } from "../ice/agent.js";
 import type { TransportAddress } from "../stun/attributes.js";
 import { HEADER_OFFSET_COOKIE, HEADER_SIZE, MAGIC_COOKIE } from "../stun/constants.js";
-import { TurnAllocation, type TurnClientEvent } from "../turn/client.js";
+import { TurnAllocation, type TurnClientEvent, type TurnSendDrops } from "../turn/client.js";
 import { MESSAGE_COOKIE_REPLY_TYPE, MESSAGE_INITIATION_TYPE, MESSAGE_RESPONSE_TYPE } from "../wireguard/constants.js";
 import { WireGuardDevice, type Endpoint } from "../wireguard/device.js";
 import { StaticIdentity } from "../wireguard/noise.js";
 import type { PeerEvent } from "../wireguard/peer.js";
-import { HELD_PER_PERMISSION_MAX, PENDING_PACKETS_MAX, RELAY_RETRY_INTERVAL } from "./constants.js";
+import { PENDING_PACKETS_MAX, RELAY_RETRY_INTERVAL } from "./constants.js";
 import { isTransportMessage, TransportSessions } from "./transport.js";
 
 /** A TURN relay and our credentials for it (from the portal's init). */
@@ -94,6 +103,11 @@ export type TunnelEvent =
   | { type: "candidate_invalidated"; peerId: string; candidate: string }
   /** ICE selected a path (the first, or another one): packets flow over it. */
   | { type: "connected"; peerId: string; relayed: boolean }
+  /**
+   * A new WireGuard session carries our packets from now on (the first, a rekey, or one the peer
+   * started after it lost its side): in-band state the peer keeps (DNS mappings) is worth resending.
+   */
+  | { type: "session"; peerId: string }
   /** A plaintext IP packet from the peer's tunnel. */
   | { type: "packet"; peerId: string; packet: Uint8Array }
   /** No path is left (ICE disconnected or failed); checks go on, a later connected may follow. */
@@ -118,17 +132,12 @@ interface RelaySlot {
   relayed: TransportAddress | undefined;
   mapped: TransportAddress | undefined;
   retryAt: number | undefined;
-  /** Peer IPs whose permission the server confirmed. */
-  permitted: Set<string>;
-  /**
-   * Datagrams for peers whose permission is still on its way: the server would drop a Send
-   * indication without one, and a lost first check costs a 500 ms retransmission.
-   */
-  held: Map<string, { to: TransportAddress; bytes: Uint8Array }[]>;
 }
 
 interface Connection {
   peerId: string;
+  /** What it was made with: connect with the same restarts its ICE only. */
+  options: ConnectOptions;
   wgId: number;
   agent: IceAgent;
   selected: IcePairView | undefined;
@@ -137,12 +146,25 @@ interface Connection {
   remoteCandidates: Candidate[];
   /** Where the peer's last authenticated packet came from: a way back while ICE has selected nothing. */
   lastPath: { source: IceSocket; to: TransportAddress } | undefined;
+  /** Local indices of the peer's installed sessions. */
+  sessions: Set<number>;
+  /** Those of them we answered a handshake for, until the initiator's first packet on one confirms it. */
+  unconfirmed: Set<number>;
 }
 
 const NEVER = Number.POSITIVE_INFINITY;
 
 function sameAddress(a: { address: string; port: number }, b: { address: string; port: number }): boolean {
   return a.address === b.address && a.port === b.port;
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((byte, i) => byte === b[i]);
+}
+
+function sameConnectOptions(a: ConnectOptions, b: ConnectOptions): boolean {
+  const sameIce = (x: IceCredentials, y: IceCredentials) => x.username === y.username && x.password === y.password;
+  return sameBytes(a.publicKey, b.publicKey) && sameBytes(a.presharedKey, b.presharedKey) && sameIce(a.localIce, b.localIce) && sameIce(a.remoteIce, b.remoteIce);
 }
 
 function isStun(bytes: Uint8Array): boolean {
@@ -163,8 +185,8 @@ function familyOf(address: string): 4 | 6 {
 /** One client's or gateway's tunnels to its peers; see the driving contract above. */
 export class TunnelNode {
   readonly dropped: TunnelDrops = { unknown: 0, transport: 0, noPath: 0, pendingOverflow: 0 };
-  /** WireGuard sessions installed (handshakes completed) and ICE path changes, for operators and tests. */
-  readonly stats = { sessionsInstalled: 0, pathChanges: 0 };
+  /** WireGuard sessions installed (handshakes completed), ICE path changes and ICE restarts, for operators and tests. */
+  readonly stats = { sessionsInstalled: 0, pathChanges: 0, iceRestarts: 0 };
   /** Our WireGuard public key. */
   readonly publicKey: Uint8Array;
   /** The transport sessions (read `sessions.dropped` for open failures). */
@@ -218,17 +240,36 @@ export class TunnelNode {
   /** The relays to allocate on (replacing any before): each allocation is requested at once. */
   init(now: number, relays: readonly TunnelRelay[]): void {
     for (const slot of this.relays) this.withdraw(now, slot);
-    this.relays = relays.map((relay) => ({
-      relay,
-      allocation: new TurnAllocation({ server: relay.server, username: relay.username, password: relay.password, random: this.options.random }),
-      relayed: undefined,
-      mapped: undefined,
-      retryAt: undefined,
-      permitted: new Set<string>(),
-      held: new Map(),
-    }));
-    for (const slot of this.relays) slot.allocation.allocate(now);
+    this.relays = relays.map((relay) => this.allocateOn(now, relay));
     this.drain(now);
+  }
+
+  /**
+   * The portal's relays_presence: the allocations on relays that went away end, their candidates
+   * leave every agent (the peers hear invalidate_ice_candidates, and paths over them fall back), and
+   * relays that came are allocated on at once. A relay listed again with another address or other
+   * credentials is allocated on afresh. An ended allocation is not released: its server is gone, or
+   * lets it lapse with its lifetime.
+   */
+  updateRelays(now: number, connected: readonly TunnelRelay[], disconnectedIds: readonly string[]): void {
+    const unchanged = (slot: RelaySlot, relay: TunnelRelay): boolean =>
+      sameAddress(slot.relay.server, relay.server) && slot.relay.username === relay.username && slot.relay.password === relay.password;
+    const keep = this.relays.filter((slot) => {
+      const listed = connected.find((relay) => relay.id === slot.relay.id);
+      return !disconnectedIds.includes(slot.relay.id) && (listed === undefined || unchanged(slot, listed));
+    });
+    const gone = this.relays.filter((slot) => !keep.includes(slot));
+    this.relays = keep;
+    for (const slot of gone) this.withdraw(now, slot);
+    for (const relay of connected) if (!keep.some((slot) => slot.relay.id === relay.id)) this.relays.push(this.allocateOn(now, relay));
+    this.drain(now);
+  }
+
+  /** A slot for a relay, its allocation requested at once. */
+  private allocateOn(now: number, relay: TunnelRelay): RelaySlot {
+    const allocation = new TurnAllocation({ server: relay.server, username: relay.username, password: relay.password, random: this.options.random });
+    allocation.allocate(now);
+    return { relay, allocation, relayed: undefined, mapped: undefined, retryAt: undefined };
   }
 
   private hostCandidate(address: string): LocalCandidateOptions {
@@ -275,18 +316,7 @@ export class TunnelNode {
       case "data":
         if (slot.relayed !== undefined) this.fromPeer(now, { type: "relay", relayAddress: slot.relayed.address, relayPort: slot.relayed.port }, event.peer, event.data);
         return;
-      case "permission": {
-        slot.permitted.add(event.peer);
-        const held = slot.held.get(event.peer) ?? [];
-        slot.held.delete(event.peer);
-        for (const datagram of held) slot.allocation.send(now, datagram.to, datagram.bytes);
-        return;
-      }
       case "failed":
-        if (event.operation === "create-permission" && event.peer !== undefined) {
-          slot.permitted.delete(event.peer.address);
-          slot.held.delete(event.peer.address);
-        }
         if (!slot.allocation.allocated && (event.operation === "allocate" || event.operation === "refresh" || event.code !== undefined)) {
           this.withdraw(now, slot);
           slot.retryAt = now + RELAY_RETRY_INTERVAL;
@@ -305,8 +335,6 @@ export class TunnelNode {
     if (slot.relayed !== undefined) candidates.push({ type: "relay", address: slot.relayed.address, port: slot.relayed.port });
     slot.relayed = undefined;
     slot.mapped = undefined;
-    slot.permitted.clear();
-    slot.held.clear();
     const still = this.localCandidates();
     for (const candidate of candidates) {
       if (still.some((c) => c.type === candidate.type && c.address === candidate.address && c.port === candidate.port)) continue;
@@ -316,23 +344,54 @@ export class TunnelNode {
 
   // --- 2. Connections ---
 
-  /** Starts (or restarts, with new keys or credentials) the connection to a peer. */
+  /**
+   * Starts the connection to a peer, or restarts it. With other keys or ICE credentials, the old
+   * one goes (its WireGuard sessions too). With the same ones (the peer is still wanted after ICE
+   * failed), only ICE restarts: a new agent runs the checks afresh over today's candidates, and the
+   * WireGuard sessions stay (a peer that lost its side meanwhile handshakes on our first packet).
+   * Either way the candidates the peer trickled are kept: it sent them once and withdraws them
+   * itself, and without them the new agent could only wait for the peer's checks to find it.
+   */
   connect(now: number, peerId: string, options: ConnectOptions): void {
-    if (this.connections.has(peerId)) this.forget(peerId);
+    const previous = this.connections.get(peerId);
+    if (previous !== undefined && sameConnectOptions(previous.options, options)) {
+      this.restartIce(now, previous);
+      return;
+    }
+    if (previous !== undefined) this.forget(peerId);
     // The device only emits handshakes for a peer with an endpoint; ours is the ICE-selected pair,
     // so any placeholder will do (transmits are routed by peer, never by this address).
     const wgId = this.device.addPeer(options.publicKey, { presharedKey: options.presharedKey, endpoint: { address: "0.0.0.0", port: 0 } });
+    const remoteCandidates = (previous?.remoteCandidates ?? []).slice();
+    const connection: Connection = {
+      peerId, options: { ...options, publicKey: options.publicKey.slice(), presharedKey: options.presharedKey.slice() }, wgId,
+      agent: this.newAgent(now, options, remoteCandidates), selected: undefined, pending: [], remoteCandidates, lastPath: undefined,
+      sessions: new Set(), unconfirmed: new Set(),
+    };
+    this.connections.set(peerId, connection);
+    this.byWgId.set(wgId, connection);
+    this.drain(now);
+  }
+
+  /** A new agent for the connection (an ICE restart); the WireGuard peer and what waits for a path stay. */
+  private restartIce(now: number, connection: Connection): void {
+    connection.agent = this.newAgent(now, connection.options, connection.remoteCandidates);
+    connection.selected = undefined;
+    this.stats.iceRestarts++;
+    this.drain(now);
+  }
+
+  /** An agent with every local candidate known and the peer's candidates given. */
+  private newAgent(now: number, options: ConnectOptions, remoteCandidates: readonly Candidate[]): IceAgent {
     const agent = new IceAgent({
       role: this.options.role === "client" ? "controlling" : "controlled",
       local: options.localIce,
       remote: options.remoteIce,
       random: this.options.random,
     });
-    const connection: Connection = { peerId, wgId, agent, selected: undefined, pending: [], remoteCandidates: [], lastPath: undefined };
-    this.connections.set(peerId, connection);
-    this.byWgId.set(wgId, connection);
     for (const candidate of this.localCandidates()) agent.addLocalCandidate(now, candidate);
-    this.drain(now);
+    for (const candidate of remoteCandidates) agent.addRemoteCandidate(now, candidate);
+    return agent;
   }
 
   /** A candidate the peer trickled (RFC 8839 text); malformed ones are ignored (false). */
@@ -380,6 +439,17 @@ export class TunnelNode {
     this.byWgId.delete(connection.wgId);
     this.device.removePeer(connection.wgId);
     this.sessions.dropPeer(connection.wgId);
+  }
+
+  /** What the TURN allocations could not relay (held for a permission that never came, and so on), summed over the relays. */
+  get relayDropped(): TurnSendDrops {
+    const sum: TurnSendDrops = { noAllocation: 0, heldOverflow: 0, permissionFailed: 0 };
+    for (const slot of this.relays) {
+      sum.noAllocation += slot.allocation.sendDropped.noAllocation;
+      sum.heldOverflow += slot.allocation.sendDropped.heldOverflow;
+      sum.permissionFailed += slot.allocation.sendDropped.permissionFailed;
+    }
+    return sum;
   }
 
   /** Peers with a connection. */
@@ -432,6 +502,7 @@ export class TunnelNode {
     const opened = this.sessions.open(bytes);
     if (!opened.ok) {
       this.dropped.transport++;
+      if (opened.reason === "unknown-receiver") this.handshakeForStaleSession(now, local, from);
       return;
     }
     this.device.authenticated(now, opened.localIndex, source, opened.packet.length > 0);
@@ -439,7 +510,24 @@ export class TunnelNode {
     if (connection === undefined) return;
     connection.lastPath = { source: local, to: from };
     connection.agent.noteActivity(now);
+    if (connection.unconfirmed.delete(opened.localIndex)) this.events.push({ type: "session", peerId: connection.peerId });
     if (opened.packet.length > 0) this.events.push({ type: "packet", peerId: connection.peerId, packet: opened.packet.slice() });
+  }
+
+  /**
+   * Transport data no session of ours opens. When it came over a path ICE validated with a peer we
+   * hold no session with, that peer still seals with a session our side dropped (it kept its
+   * connection while we connected afresh, with the same keys and ICE credentials, so ICE never
+   * noticed); we start a handshake, which replaces the peer's stale session. One initiation per
+   * REKEY_TIMEOUT at most, however much stale data arrives: the device runs one handshake at a time.
+   */
+  private handshakeForStaleSession(now: number, local: IceSocket, from: TransportAddress): void {
+    for (const connection of this.connections.values()) {
+      if (connection.sessions.size > 0 || !connection.agent.isValidPath(local, from)) continue;
+      this.replyPath = { source: local, to: from };
+      this.device.send(now, connection.wgId, 0);
+      return;
+    }
   }
 
   // --- 4. Send ---
@@ -497,16 +585,9 @@ export class TunnelNode {
       this.dropped.noPath++;
       return;
     }
-    // A Send indication passes only with a permission; a peer-reflexive address may have none yet.
-    slot.allocation.createPermission(now, to);
-    if (slot.permitted.has(to.address)) {
-      slot.allocation.send(now, to, bytes);
-      return;
-    }
-    const held = slot.held.get(to.address) ?? [];
-    if (held.length >= HELD_PER_PERMISSION_MAX) held.shift();
-    held.push({ to, bytes });
-    slot.held.set(to.address, held);
+    // A peer-reflexive address may have no permission yet: the allocation asks for one and holds
+    // the datagram meanwhile.
+    slot.allocation.send(now, to, bytes);
   }
 
   private slotOf(source: { relayAddress: string; relayPort: number }): RelaySlot | undefined {
@@ -522,9 +603,14 @@ export class TunnelNode {
         if (connection === undefined) return;
         this.sessions.install(wgId, event.keys);
         this.stats.sessionsInstalled++;
+        connection.sessions.add(event.keys.localIndex);
+        if (event.keys.initiator) this.events.push({ type: "session", peerId: connection.peerId });
+        else connection.unconfirmed.add(event.keys.localIndex);
         return;
       case "drop":
         this.sessions.drop(event.localIndex);
+        connection?.sessions.delete(event.localIndex);
+        connection?.unconfirmed.delete(event.localIndex);
         return;
       case "flush":
         if (connection !== undefined) for (const packet of event.packets) this.sealAndSend(now, connection, event.localIndex, packet);
@@ -579,12 +665,19 @@ export class TunnelNode {
     return progress;
   }
 
-  /** A path exists: what waited goes, and the client starts the handshake even with nothing to send. */
+  /**
+   * A path exists: what waited goes, and the client starts the handshake even with nothing to send
+   * (after an ICE restart, with a session: a keepalive, so a gateway that lost its side hears of it).
+   */
   private pathUp(now: number, connection: Connection): void {
     const pending = connection.pending;
     connection.pending = [];
-    if (pending.length > 0) this.sendPackets(now, connection, pending);
-    else if (this.options.role === "client") this.device.send(now, connection.wgId, 0);
+    if (pending.length > 0) {
+      this.sendPackets(now, connection, pending);
+    } else if (this.options.role === "client") {
+      const localIndex = this.device.send(now, connection.wgId, 0);
+      if (localIndex !== undefined) this.sealAndSend(now, connection, localIndex, new Uint8Array(0));
+    }
   }
 
   /** Drains every child until none has anything left (one's output is another's input). */

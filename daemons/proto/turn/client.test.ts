@@ -1,7 +1,7 @@
 // TurnAllocation in virtual time, against the scripted server of testing.ts (real STUN bytes, real
 // long-term auth): the 401 and 438 dances, RFC 8489 retransmission timings, refresh timelines
-// over hours, permissions and channels, data both ways, errors as failed events, forged responses
-// dropped, and fuzzed datagrams that never throw.
+// over hours, permissions and channels, data both ways (held until the peer's permission is
+// confirmed), errors as failed events, forged responses dropped, and fuzzed datagrams that never throw.
 
 import { beforeEach, describe, expect, it } from "vitest";
 import { reportSeedOnFailure, rng, type Rng } from "../../../test/support/prng.js";
@@ -20,6 +20,7 @@ import {
   CHANNEL_REFRESH_INTERVAL, MAX_OUTSTANDING_TRANSACTIONS, PERMISSION_REFRESH_INTERVAL, RC, RM, RTO, TurnAllocation,
   UNAUTHENTICATED_REQUEST_MIN_SIZE, type TurnClientEvent, type TurnClientOptions,
 } from "./client.js";
+import { PERMISSION_HELD_MAX } from "./constants.js";
 import { TurnServer } from "./server.js";
 import { ScriptedTurnServer, TurnWorld } from "./testing.js";
 
@@ -466,15 +467,15 @@ describe("TurnAllocation: data", () => {
     w.act((c, now) => {
       c.createPermission(now, PEER);
       c.bindChannel(now, PEER);
-      c.send(now, PEER, Uint8Array.of(1, 2, 3)); // the channel is not confirmed: a Send indication
+      c.send(now, PEER, Uint8Array.of(1, 2, 3)); // the permission is on its way: held
     });
     w.run(w.now + DELAY);
-    w.act((c, now) => c.send(now, PEER, Uint8Array.of(4, 5, 6))); // still not
+    w.act((c, now) => c.send(now, PEER, Uint8Array.of(4, 5, 6))); // still
     w.run(w.now + SECOND);
+    // Both went as Send indications once the permission was confirmed, before the channel was.
     expect(w.sent.filter((s) => s.message?.method === METHOD_SEND && s.message.class === "indication")).toHaveLength(2);
     w.act((c, now) => c.send(now, PEER, Uint8Array.of(7, 8)));
     w.run(w.now + SECOND);
-    // The link keeps order, so the permission got there before the first indication.
     expect(server.toPeers.map((p) => [p.peer, p.via, [...p.data]])).toEqual([
       [PEER, "send", [1, 2, 3]], [PEER, "send", [4, 5, 6]], [PEER, "channel", [7, 8]],
     ]);
@@ -494,6 +495,62 @@ describe("TurnAllocation: data", () => {
     w.fromServer(server.fromPeer(w.now, PEER, Uint8Array.of(13), { indication: true })!);
     w.run(w.now + SECOND);
     expect(w.eventsOf("data").map((e) => [e.peer, [...e.data]])).toEqual([[PEER, [10, 11]], [PEER2, [12]], [PEER, [13]]]);
+  });
+
+  it("holds what is sent to a peer until its permission is confirmed, asking for one if nothing did", () => {
+    const { w, server, client } = allocated("turn-client/held");
+    const start = w.now;
+    w.act((c, now) => c.send(now, PEER, Uint8Array.of(1)));
+    // Nothing for the peer leaves before the permission exists: the server would drop it.
+    expect(w.sent.filter((s) => s.message?.method === METHOD_SEND)).toEqual([]);
+    expect(w.sentOf(METHOD_CREATE_PERMISSION).map((s) => s.message.xorPeerAddress())).toEqual([PEER]);
+    w.run(start + DELAY);
+    w.act((c, now) => c.send(now, { ...PEER, port: 7 }, Uint8Array.of(2))); // the same IP: the same permission
+    w.run(start + SECOND);
+    expect(server.toPeers.map((p) => [p.peer.port, p.via, [...p.data], p.at])).toEqual([
+      [PEER.port, "send", [1], start + 3 * DELAY],
+      [7, "send", [2], start + 3 * DELAY],
+    ]);
+    expect(w.sentOf(METHOD_CREATE_PERMISSION)).toHaveLength(1);
+    // Installed: the next one goes at once.
+    w.act((c, now) => c.send(now, PEER, Uint8Array.of(3)));
+    w.run(w.now + SECOND);
+    expect(server.toPeers.at(-1)).toMatchObject({ peer: PEER, via: "send" });
+    expect(server.toPeers).toHaveLength(3);
+    expect(client.sendDropped).toEqual({ noAllocation: 0, heldOverflow: 0, permissionFailed: 0 });
+  });
+
+  it("holds at most PERMISSION_HELD_MAX datagrams per peer IP, the newest, and counts the rest", () => {
+    const { w, server, client } = allocated("turn-client/held-bound");
+    const payloads = Array.from({ length: PERMISSION_HELD_MAX + 3 }, (_, i) => i);
+    w.act((c, now) => {
+      for (const i of payloads) c.send(now, PEER, Uint8Array.of(i));
+    });
+    w.run(w.now + SECOND);
+    expect(server.toPeers.map((p) => p.data[0])).toEqual(payloads.slice(3));
+    expect(client.sendDropped.heldOverflow).toBe(3);
+  });
+
+  it("drops and counts what it held when the permission fails or the allocation ends, and what is sent without an allocation", () => {
+    const { w, server, client } = allocated("turn-client/held-failed");
+    server.intercept = (req) => (req.message.method === METHOD_CREATE_PERMISSION ? server.error(req.message, ERROR_FORBIDDEN, "Forbidden") : undefined);
+    const held = (c: TurnAllocation, now: number) => {
+      c.send(now, PEER, Uint8Array.of(1));
+      c.send(now, PEER, Uint8Array.of(2));
+    };
+    w.act(held);
+    w.run(w.now + SECOND);
+    expect(w.eventsOf("failed")).toMatchObject([{ operation: "create-permission", code: ERROR_FORBIDDEN, peer: PEER }]);
+    expect(client.sendDropped.permissionFailed).toBe(2);
+    // A send after the failure asks again: the held datagram waits on the new request.
+    server.intercept = (req) => (req.message.method === METHOD_CREATE_PERMISSION ? "drop" : undefined);
+    w.act((c, now) => c.send(now, PEER2, Uint8Array.of(3)));
+    w.act((c, now) => c.release(now));
+    expect(client.sendDropped.permissionFailed).toBe(3);
+    w.act((c, now) => c.send(now, PEER, Uint8Array.of(4)));
+    expect(client.sendDropped.noAllocation).toBe(1);
+    w.run(w.now + MINUTE);
+    expect(server.toPeers).toEqual([]);
   });
 
   it("ChannelData on a channel not ours and data with no allocation are dropped", () => {

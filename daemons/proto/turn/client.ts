@@ -10,7 +10,11 @@
 // The pipeline, in the order of this file:
 // 1. Commands: allocate, createPermission, bindChannel, send, release. Permissions and channels are
 //    wanted from the call on and requested once the allocation exists (a channel wants its peer's
-//    permission too); send frames ChannelData on a confirmed channel, else a Send indication.
+//    permission too); send frames ChannelData on a confirmed channel, else a Send indication once
+//    the peer's permission is installed. Until then the datagram is held (the server would drop it,
+//    and a lost first ICE check costs a retransmission): send wants the permission if nothing did,
+//    and what it holds goes out when the permission is confirmed, or is dropped and counted when the
+//    permission fails or the allocation ends.
 // 2. Requests: at most MAX_OUTSTANDING_TRANSACTIONS run at once, the rest wait their turn. Each is
 //    built when it starts: USERNAME, REALM, NONCE and MESSAGE-INTEGRITY once a 401 has told us the
 //    realm and nonce. The first Allocate goes without, to learn them, padded with SOFTWARE so a
@@ -41,7 +45,9 @@ import {
 } from "../stun/constants.js";
 import { longTermKey, verifyIntegrity, verifyIntegritySha256 } from "../stun/integrity.js";
 import { decodeStun, type StunMessage } from "../stun/message.js";
-import { CHANNEL_LIFETIME_SECONDS, CHANNEL_REBIND_DELAY_SECONDS, DEFAULT_LIFETIME_SECONDS, PERMISSION_LIFETIME_SECONDS } from "./constants.js";
+import {
+  CHANNEL_LIFETIME_SECONDS, CHANNEL_REBIND_DELAY_SECONDS, DEFAULT_LIFETIME_SECONDS, PERMISSION_HELD_MAX, PERMISSION_LIFETIME_SECONDS,
+} from "./constants.js";
 
 // --- Timing (RFC 8489 §6.2.1, RFC 8656 §9, §12), in ms; the RFC's lifetimes are in ./constants.ts ---
 
@@ -117,6 +123,16 @@ export type TurnClientEvent =
   /** release() is done: the server deleted the allocation (or had already). */
   | { type: "released" };
 
+/** Why send could not relay a datagram, one counter each. */
+export interface TurnSendDrops {
+  /** There was no allocation (yet, or any more). */
+  noAllocation: number;
+  /** Held for a pending permission beyond PERMISSION_HELD_MAX (the oldest go first). */
+  heldOverflow: number;
+  /** Held for a permission that failed, or when the allocation ended. */
+  permissionFailed: number;
+}
+
 /** Why handleDatagram dropped something, one counter each. */
 export interface TurnClientDrops {
   /** Not from the server, or not STUN or ChannelData. */
@@ -141,6 +157,8 @@ interface Lease {
 interface Permission extends Lease {
   peer: TransportAddress;
   installed: boolean;
+  /** Datagrams for this IP waiting for the permission's first success (copies). */
+  held: { peer: TransportAddress; data: Uint8Array }[];
 }
 
 interface Channel extends Lease {
@@ -197,6 +215,8 @@ function sameAddress(a: TransportAddress, b: TransportAddress): boolean {
 /** One TURN allocation on one server, seen from the client; see the driving contract above. */
 export class TurnAllocation {
   readonly dropped: TurnClientDrops = { foreign: 0, malformed: 0, unexpected: 0, integrity: 0 };
+  /** Datagrams send() could not relay. */
+  readonly sendDropped: TurnSendDrops = { noAllocation: 0, heldOverflow: 0, permissionFailed: 0 };
 
   private readonly options: Required<Omit<TurnClientOptions, "software">> & { software: string | undefined };
   private phase: "idle" | "allocating" | "allocated" = "idle";
@@ -274,7 +294,7 @@ export class TurnAllocation {
    */
   createPermission(now: number, peer: TransportAddress): void {
     if (this.permissions.has(peer.address)) return;
-    const permission: Permission = { peer: { ...peer }, installed: false, expiresAt: NEVER, renewAt: NEVER, busy: false };
+    const permission: Permission = { peer: { ...peer }, installed: false, held: [], expiresAt: NEVER, renewAt: NEVER, busy: false };
     this.permissions.set(peer.address, permission);
     if (this.phase === "allocated") this.renew(now, permission);
   }
@@ -301,15 +321,29 @@ export class TurnAllocation {
   }
 
   /**
-   * Relays data to peer: ChannelData on a confirmed channel (the output is the only allocation),
-   * else a Send indication, which the server drops unless a permission for the peer's IP exists.
-   * Dropped while there is no allocation.
+   * Relays data to peer: ChannelData on a confirmed channel, else a Send indication once a
+   * permission for the peer's IP is installed. Before that the datagram is held (a copy; at most
+   * PERMISSION_HELD_MAX per IP) and the permission wanted, and it goes out on the permission's
+   * confirmation. Dropped while there is no allocation. Every drop is counted in `sendDropped`.
    */
-  send(_now: number, peer: TransportAddress, data: Uint8Array): void {
-    if (this.phase !== "allocated") return;
+  send(now: number, peer: TransportAddress, data: Uint8Array): void {
+    if (this.phase !== "allocated") {
+      this.sendDropped.noAllocation++;
+      return;
+    }
     const channel = this.channelsByPeer.get(peer.address)?.get(peer.port);
     if (channel !== undefined && channel.bound) {
       this.transmits.push({ to: this.options.server, bytes: encodeChannelData(channel.number, data) });
+      return;
+    }
+    this.createPermission(now, peer);
+    const permission = this.permissions.get(peer.address)!;
+    if (!permission.installed) {
+      permission.held.push({ peer: { ...peer }, data: data.slice() });
+      if (permission.held.length > PERMISSION_HELD_MAX) {
+        permission.held.shift();
+        this.sendDropped.heldOverflow++;
+      }
       return;
     }
     const indication = new StunBuilder(METHOD_SEND, "indication", this.transactionId()).addXorPeerAddress(peer).addData(data);
@@ -545,6 +579,9 @@ export class TurnAllocation {
         if (!permission.installed) {
           permission.installed = true;
           this.events.push({ type: "permission", peer: permission.peer.address });
+          const held = permission.held;
+          permission.held = [];
+          for (const datagram of held) this.send(now, datagram.peer, datagram.data);
         }
         return;
       }
@@ -707,6 +744,8 @@ export class TurnAllocation {
   private dropPermission(permission: Permission): void {
     this.cancel((r) => r.permission === permission);
     this.permissions.delete(permission.peer.address);
+    this.sendDropped.permissionFailed += permission.held.length;
+    permission.held = [];
   }
 
   private dropChannel(now: number, channel: Channel): void {
@@ -750,6 +789,7 @@ export class TurnAllocation {
     this.mapped = undefined;
     this.transactions.clear();
     this.waiting = [];
+    for (const permission of this.permissions.values()) this.sendDropped.permissionFailed += permission.held.length;
     this.permissions.clear();
     this.channels.clear();
     this.channelsByPeer.clear();

@@ -1,5 +1,6 @@
-// The TURN server's timers and limits (RFC 8656), named as the RFC names them. The wire constants
-// (methods, attributes, error codes) are the codec's, in ../stun/constants.ts.
+// TURN's timers and limits (RFC 8656), named as the RFC names them, and the bounds our client and
+// server add. The wire constants (methods, attributes, error codes) are the codec's, in
+// ../stun/constants.ts.
 
 /** "The default lifetime of an allocation is 10 minutes" (§3.2); what a Refresh without LIFETIME sets (§8.2). */
 export const DEFAULT_LIFETIME_SECONDS = 600;
@@ -15,6 +16,12 @@ export const CHANNEL_LIFETIME_SECONDS = 600;
  * (§12); the server holds both for that long, so a late ChannelData cannot reach a new peer.
  */
 export const CHANNEL_REBIND_DELAY_SECONDS = 300;
+
+/**
+ * Datagrams the client holds per peer IP while the permission for it is on its way (ours): enough
+ * for a burst of ICE checks and a handshake; the oldest go first beyond it.
+ */
+export const PERMISSION_HELD_MAX = 16;
 
 /** Allocations one credential id may hold at once before 486 (Allocation Quota Reached) (§7.2 step 10). */
 export const DEFAULT_MAX_ALLOCATIONS_PER_USER = 10;

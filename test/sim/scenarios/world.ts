@@ -12,7 +12,7 @@ import { GatewayState, type GatewayEvent } from "../../../daemons/proto/gateway/
 import { parseIpPacket } from "../../../daemons/proto/ip/packet.js";
 import { buildPacket } from "../../../daemons/proto/ip/testing.js";
 import { PROTOCOL_UDP } from "../../../daemons/proto/ip/constants.js";
-import type { AuthorizationForGateway, ClientAuthorizationCreated, ClientInit, IceCredentials, RejectAccess, RequestAuthorization } from "../../../daemons/proto/portal/schema.js";
+import type { AuthorizationForGateway, ClientAuthorizationCreated, ClientInit, GatewayResource, IceCredentials, RejectAccess, RequestAuthorization } from "../../../daemons/proto/portal/schema.js";
 import { mintCredentials } from "../../../daemons/proto/stun/credentials.js";
 import { TunnelNode, type TunnelEvent, type TunnelRelay } from "../../../daemons/proto/tunnel/node.js";
 import { decodeBase64, encodeBase64 } from "../../../daemons/proto/wireguard/base64.js";
@@ -173,6 +173,7 @@ export class ClientDaemon extends Daemon {
   protected nodeEvent(now: number, event: TunnelEvent): void {
     if (event.type === "packet") this.state.handleGatewayPacket(now, event.peerId, event.packet);
     else if (event.type === "disconnected" && event.reason === "ice-failed") this.state.handleTunnelDown(now, event.peerId);
+    else if (event.type === "session") this.state.handleTunnelSession(now, event.peerId);
   }
 
   protected drainState(now: number): boolean {
@@ -213,12 +214,10 @@ export class ClientDaemon extends Daemon {
 /** A gateway: GatewayState, its TunnelNode, and the echo resource behind it. */
 export class GatewayDaemon extends Daemon {
   readonly state: GatewayState;
-  /** ICE credentials of each client's latest authorization (GatewayState's peer events carry keys only). */
-  private readonly ice = new Map<string, { local: IceCredentials; remote: IceCredentials }>();
-  /** The clients GatewayState has a peer for, with their keys (base64). */
-  private readonly peers = new Map<string, { publicKey: string; presharedKey: string }>();
   /** Packets the echo resource answered. */
   echoed = 0;
+  /** Answers GatewayState's resolve events at once (a DNS resource's real addresses); unset: they go unanswered. */
+  resolver: ((name: string) => string[]) | undefined;
 
   constructor(node: TunnelNode, portal: StubPortal<PortalMessage>, random: (n: number) => Uint8Array) {
     super(node, portal, "gateway");
@@ -232,7 +231,6 @@ export class GatewayDaemon extends Daemon {
         break;
       case "create_authorization": {
         const a = message.payload;
-        this.ice.set(a.client.id, { local: a.gateway_ice, remote: a.client_ice });
         const result = this.state.createAuthorization(now, a);
         // Acknowledged before the node's candidates go out, so the client connects before they land.
         if (result.ok) this.portal.send("gateway", "portal", { event: "authorization_ack", payload: a });
@@ -254,13 +252,7 @@ export class GatewayDaemon extends Daemon {
   }
 
   protected nodeEvent(now: number, event: TunnelEvent): void {
-    // No path left to a client the gateway still serves: start its side afresh, as the client does.
-    if (event.type === "disconnected" && event.reason === "ice-failed" && this.peers.has(event.peerId)) {
-      const peer = this.peers.get(event.peerId)!;
-      const ice = this.ice.get(event.peerId)!;
-      this.node.connect(now, event.peerId, { publicKey: decodeBase64(peer.publicKey)!, presharedKey: decodeBase64(peer.presharedKey)!, localIce: ice.local, remoteIce: ice.remote });
-      return;
-    }
+    if (event.type === "disconnected" && event.reason === "ice-failed") this.state.handleTunnelDown(now, event.peerId);
     if (event.type !== "packet") return;
     const decision = this.state.handleFromClient(now, event.peerId, event.packet);
     if (decision.action === "reply") this.node.send(now, event.peerId, decision.packet);
@@ -285,16 +277,16 @@ export class GatewayDaemon extends Daemon {
   private gatewayEvent(now: number, e: GatewayEvent): void {
     switch (e.type) {
       case "peer_added":
-      case "peer_updated": {
-        this.peers.set(e.clientId, { publicKey: e.publicKey, presharedKey: e.presharedKey });
-        const ice = this.ice.get(e.clientId)!;
-        this.node.connect(now, e.clientId, { publicKey: decodeBase64(e.publicKey)!, presharedKey: decodeBase64(e.presharedKey)!, localIce: ice.local, remoteIce: ice.remote });
+      case "peer_updated":
+      case "peer_reconnect":
+        this.node.connect(now, e.clientId, { publicKey: decodeBase64(e.publicKey)!, presharedKey: decodeBase64(e.presharedKey)!, localIce: e.gatewayIce, remoteIce: e.clientIce });
         this.applyEarly(now, e.clientId);
         return;
-      }
       case "peer_removed":
-        this.peers.delete(e.clientId);
         this.node.disconnect(now, e.clientId);
+        return;
+      case "resolve":
+        if (this.resolver !== undefined) this.state.handleResolved(now, e.name, this.resolver(e.name));
         return;
       default:
         return;
@@ -328,6 +320,15 @@ export interface WorldOptions {
   clientNat: Partial<NatBehaviour>;
   gatewayNat: Partial<NatBehaviour>;
   internet?: Partial<LinkProfile>;
+  /** What the portal lists and authorizes (all allowed); the echo ip resource RESOURCE_ID unless told. */
+  resources?: GatewayResource[];
+  /** The gateway's resolver for DNS resources' names. */
+  resolve?: (name: string) => string[];
+  /**
+   * The preshared key and ICE credentials minted once for the client–gateway pair, as the portal
+   * derives them (a later authorization reuses the tunnel); unless told, afresh per authorization.
+   */
+  pairSecrets?: boolean;
 }
 
 /** The scenario world; see the file comment. */
@@ -358,6 +359,8 @@ export function buildWorld(seed: number, label: string, options: WorldOptions) {
   const wallClockAtZeroNanos = BigInt(SIM_EPOCH_UNIX) * 1_000_000_000n;
   const client = new ClientDaemon(new TunnelNode({ role: "client", privateKey: clientKey, port: WG_PORT, random: random("client-node"), wallClockAtZeroNanos }), portal, random("client-state"));
   const gateway = new GatewayDaemon(new TunnelNode({ role: "gateway", privateKey: gatewayKey, port: WG_PORT, random: random("gateway-node"), wallClockAtZeroNanos }), portal, random("gateway-state"));
+  gateway.resolver = options.resolve;
+  const resources: GatewayResource[] = options.resources ?? [{ id: RESOURCE_ID, type: "ip", name: "echo", address: RESOURCE_IP, filters: [] }];
   const clientAttachment: Attachment<DaemonEvent> = clientHost.bind(client, WG_PORT);
   const gatewayAttachment: Attachment<DaemonEvent> = gatewayHost.bind(gateway, WG_PORT);
 
@@ -369,18 +372,23 @@ export function buildWorld(seed: number, label: string, options: WorldOptions) {
   const iceRandom = random("portal-ice");
   const pskRandom = random("portal-psk");
   let authorizationCount = 0;
+  const mintSecrets = () => ({ psk: encodeBase64(pskRandom(32)), clientIce: iceCredentials(iceRandom), gatewayIce: iceCredentials(iceRandom) });
+  let pairSecrets: ReturnType<typeof mintSecrets> | undefined;
 
   // The portal: policy allows everything; it mints the pair's secrets and relays candidates.
   const authorizations: AuthorizationForGateway[] = [];
   portal.connect("portal", (now, from, message) => {
     switch (message.event) {
       case "request_authorization": {
+        const resource = resources.find((r) => r.id === message.payload.resource_id);
+        if (resource === undefined) return;
+        const secrets = options.pairSecrets === true ? (pairSecrets ??= mintSecrets()) : mintSecrets();
         const authorization: AuthorizationForGateway = {
           authorization_id: `f7000000-0000-4000-8000-${String(++authorizationCount).padStart(12, "0")}`,
-          client: { id: CLIENT_ID, public_key: encodeBase64(client.node.publicKey), ...CLIENT_TUNNEL, preshared_key: encodeBase64(pskRandom(32)) },
-          resource: { id: RESOURCE_ID, type: "ip", name: "echo", address: RESOURCE_IP, filters: [] },
-          client_ice: iceCredentials(iceRandom),
-          gateway_ice: iceCredentials(iceRandom),
+          client: { id: CLIENT_ID, public_key: encodeBase64(client.node.publicKey), ...CLIENT_TUNNEL, preshared_key: secrets.psk },
+          resource,
+          client_ice: secrets.clientIce,
+          gateway_ice: secrets.gatewayIce,
           expires_at: EXPIRES_AT,
         };
         authorizations.push(authorization);
@@ -416,7 +424,7 @@ export function buildWorld(seed: number, label: string, options: WorldOptions) {
         event: "init_client",
         payload: {
           interface: { ...CLIENT_TUNNEL, upstream_dns: [] },
-          resources: [{ id: RESOURCE_ID, type: "ip", name: "echo", address: RESOURCE_IP, address_description: null, sites: [{ id: SITE_ID, name: "site" }], filters: [] }],
+          resources: resources.map((r) => ({ ...r, address_description: null, sites: [{ id: SITE_ID, name: "site" }] })),
           relays: relayList(CLIENT_ID),
         },
       });
