@@ -81,8 +81,9 @@ export interface FastClient {
   /** Not all its rules are held: its packets to anything but a held NAT flow go Slow. */
   rulesIncomplete?: boolean;
   /**
-   * Every proxy IP it mapped is held (setProxy): a proxy-range destination it did not map is then
-   * judged by its rules, as GatewayState does. Unless set, such packets go Slow.
+   * Every proxy IP it mapped is held (setProxy) and no mapping can be on its way (it holds no DNS
+   * resource): a proxy-range destination it did not map is then judged by its rules, as GatewayState
+   * does. Unless set, such packets go Slow (GatewayState holds them for a client with a DNS resource).
    */
   proxiesComplete?: boolean;
 }

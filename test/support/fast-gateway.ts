@@ -65,7 +65,8 @@ function hostPrefix(text: string): IpPrefix | undefined {
 export class EngineBackedGateway {
   /** Drops the engine decided; GatewayState counts the ones it decided. */
   readonly drops: Record<DropReason, number> = {
-    malformed: 0, unknown_client: 0, spoofed: 0, fragment: 0, prohibited: 0, unresolved: 0, nat_exhausted: 0, bad_control: 0, control_refused: 0,
+    malformed: 0, unknown_client: 0, spoofed: 0, fragment: 0, prohibited: 0, unresolved: 0, held_overflow: 0, nat_exhausted: 0, bad_control: 0,
+    control_refused: 0,
   };
   /** Packets the engine decided, and those it handed to GatewayState. */
   fast = 0;
@@ -310,6 +311,7 @@ export class EngineBackedGateway {
       this.events.push(e);
       if (e.type === "resolve") continue;
       affected.add(e.clientId);
+      if (e.type === "forward") this.learnReleasedFlow(now, e.packet);
       if (e.type === "peer_added" || e.type === "peer_updated") this.setTunnel(e.clientId, e.ipv4, e.ipv6);
       else if (e.type === "peer_removed") this.removePeer(e.clientId);
     }
@@ -441,6 +443,19 @@ export class EngineBackedGateway {
     if (ts) this.install(ts);
   }
 
+  /**
+   * A held packet GatewayState released (a forward event) may have made a flow: the packet is already
+   * translated (client → real, outside port), so the flow is found by its outside key.
+   */
+  private learnReleasedFlow(now: number, bytes: Uint8Array): void {
+    const parsed = parseIpPacket(bytes.slice());
+    if (!parsed.ok) return;
+    const key = flowKey(parsed.packet, false);
+    if (!key) return;
+    const ts = this.nat.lookupOutside(now, parsed.packet.protocol, parsed.packet.src, key.clientPort, parsed.packet.dst, key.port);
+    if (ts) this.install(ts);
+  }
+
   /** Installs (or replaces) GatewayState's flow in the engine; a flow it cannot take marks its client incomplete. */
   private install(ts: NatFlow): void {
     const peer = this.peers.get(ts.clientId);
@@ -462,13 +477,20 @@ export class EngineBackedGateway {
     }
   }
 
+  private holdsDns(clientId: string): boolean {
+    const live = new Set(this.state.authorizationIds());
+    return [...this.installed].some(([id, { authorization }]) => live.has(id) && authorization.client.id === clientId && authorization.resource.type === "dns");
+  }
+
   private setFlags(clientId: string): void {
     const peer = this.peers.get(clientId);
     const tunnel = this.tunnels.get(clientId);
     if (peer === undefined || !tunnel) return;
     this.gw.setClient(peer, {
       ...tunnel, slowUnmatched: this.unmatched.has(clientId), rulesIncomplete: this.rulesIncomplete.has(clientId), flowsIncomplete: this.incomplete.has(clientId),
-      proxiesComplete: !this.proxiesIncomplete.has(clientId),
+      // A client holding a DNS resource may have a mapping on its way: GatewayState holds packets to
+      // its proxy IPs not mapped yet, so the engine must not judge them by the rules.
+      proxiesComplete: !this.proxiesIncomplete.has(clientId) && !this.holdsDns(clientId),
     });
   }
 }

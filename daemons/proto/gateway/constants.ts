@@ -36,6 +36,13 @@ export const NAT_PORT_ATTEMPTS = 32;
 export const NAME_REFRESH_INTERVAL = 60_000;
 /** An unanswered resolve event is emitted again after this long. */
 export const RESOLVE_RETRY_INTERVAL = 5_000;
+/**
+ * Packets a client may have waiting for a proxy IP's mapping or its name's addresses: the first
+ * packets of a few connections (a SYN and its retries, a DNS client's tries) fit.
+ */
+export const HELD_PACKETS_MAX = 32;
+/** How long a packet waits for its mapping or name: past the first TCP SYN retransmission (1 s, RFC 6298). */
+export const HOLD_TIMEOUT = 2_000;
 
 // --- Control message (control.ts): client → gateway tunnel address, UDP, this port ---
 

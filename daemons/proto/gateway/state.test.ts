@@ -7,7 +7,9 @@ import { parseIpPacket, type IpPacket } from "../ip/packet.js";
 import { fillIpv4HeaderChecksum, fillTransportChecksum, transportChecksumValid } from "../ip/rewrite.js";
 import { buildPacket, type PacketSpec } from "../ip/testing.js";
 import type { AuthorizationForGateway, Filter, GatewayResource } from "../portal/schema.js";
-import { CONTROL_PORT, ICMP_QUERY_TIMEOUT, TCP_ESTABLISHED_TIMEOUT, TCP_TRANSITORY_TIMEOUT, UDP_MAPPING_TIMEOUT } from "./constants.js";
+import {
+  CONTROL_PORT, HELD_PACKETS_MAX, HOLD_TIMEOUT, ICMP_QUERY_TIMEOUT, TCP_ESTABLISHED_TIMEOUT, TCP_TRANSITORY_TIMEOUT, UDP_MAPPING_TIMEOUT,
+} from "./constants.js";
 import { encodeControl } from "./control.js";
 import { GatewayState, type FromClientDecision, type FromResourceDecision, type GatewayEvent } from "./state.js";
 
@@ -380,17 +382,56 @@ describe("DNS resources", () => {
     expect(forwarded(send(two, 1, ALICE, { dst: "100.96.0.2", srcPort: 1, dstPort: 2 })).dstText).toBe("192.0.2.11");
   });
 
-  it("refuses an unmapped proxy IP and a family the name has no address of; drops until resolved", () => {
+  it("holds packets to a proxy IP not mapped yet or a name not resolved yet, and releases them in order; refuses a family the name has no address of", () => {
     const state = dnsGateway(["192.0.2.10"]);
-    expectProhibited(send(state, 1, ALICE, { dst: "100.96.0.3", srcPort: 1, dstPort: 2 }), ALICE, "100.96.0.3");
+    // wiki.corp.example has no IPv6 address: its IPv6 proxy IP is refused.
     expectProhibited(send(state, 1, ALICE, { dst: "fd00:2021:1111:8000::1", srcPort: 1, dstPort: 2 }), ALICE, "fd00:2021:1111:8000::1");
+    // A packet overtook the mapping of mail.corp.example: held, not refused.
+    expect(send(state, 1, ALICE, { dst: "100.96.0.5", srcPort: 1, dstPort: 2 })).toEqual({ action: "held" });
+    expect(send(state, 1, ALICE, { dst: "100.96.0.9", srcPort: 1, dstPort: 2 })).toEqual({ action: "held" });
     control(state, 2, ALICE, DNS_A.id, "mail.corp.example", ["100.96.0.5"]);
     expect(drain(state)).toEqual([{ type: "resolve", name: "mail.corp.example" }]);
-    expect(send(state, 3, ALICE, { dst: "100.96.0.5", srcPort: 1, dstPort: 2 })).toEqual({ action: "drop", reason: "unresolved" });
-    // Another name of the same wildcard resource: the first name's mapping stays.
+    // Mapped now, but the name has no answer yet: still held.
+    expect(send(state, 3, ALICE, { dst: "100.96.0.5", srcPort: 1, dstPort: 4 })).toEqual({ action: "held" });
+    // Another name of the same wildcard resource is not held up.
     expect(forwarded(send(state, 3, ALICE, { dst: "100.96.0.1", srcPort: 1, dstPort: 2 })).dstText).toBe("192.0.2.10");
     state.handleResolved(4, "mail.corp.example", ["192.0.2.20"]);
+    const released = drain(state);
+    expect(released.map((e) => e.type)).toEqual(["forward", "forward"]);
+    expect(released.map((e) => (e.type === "forward" ? [view(e.packet).dstText, view(e.packet).dstPort] : []))).toEqual([["192.0.2.20", 2], ["192.0.2.20", 4]]);
+    for (const e of released) if (e.type === "forward") expectChecksumsValid(e.packet);
     expect(forwarded(send(state, 5, ALICE, { dst: "100.96.0.5", srcPort: 1, dstPort: 2 })).dstText).toBe("192.0.2.20");
+    // 100.96.0.9 was never mapped: dropped once HOLD_TIMEOUT has passed, with no ICMP.
+    expect(state.pollTimeout()).toBe(1 + HOLD_TIMEOUT);
+    state.handleTimeout(1 + HOLD_TIMEOUT);
+    expect(state.drops.unresolved).toBe(1);
+    expect(drain(state)).toEqual([]);
+    // The client's last authorization goes: what it had held goes with it, unanswered.
+    expect(send(state, 10_000, ALICE, { dst: "100.96.0.7", srcPort: 1, dstPort: 2 })).toEqual({ action: "held" });
+    state.rejectAccess(10_001, { authorization_id: state.authorizationIds()[0]! });
+    expect(drain(state).map((e) => e.type)).toEqual(["authorization_removed", "peer_removed"]);
+  });
+
+  it("holds at most HELD_PACKETS_MAX packets per client, dropping the oldest; a client with no DNS resource is refused at once", () => {
+    const state = dnsGateway();
+    for (let i = 0; i < HELD_PACKETS_MAX + 3; i++) expect(send(state, 1, ALICE, { dst: "100.96.0.5", srcPort: 1000 + i, dstPort: 2 })).toEqual({ action: "held" });
+    expect(state.drops.held_overflow).toBe(3);
+    control(state, 2, ALICE, DNS_A.id, "mail.corp.example", ["100.96.0.5"]);
+    state.handleResolved(3, "mail.corp.example", ["192.0.2.20"]);
+    const ports = drain(state).flatMap((e) => (e.type === "forward" ? [view(e.packet).srcPort] : []));
+    expect(ports).toEqual(Array.from({ length: HELD_PACKETS_MAX }, (_, i) => 1003 + i));
+    const plain = gateway();
+    plain.createAuthorization(0, authorization(BOB, resource(7, "cidr", "10.0.0.0/8")));
+    expectProhibited(send(plain, 1, BOB, { dst: "100.96.0.5", srcPort: 1, dstPort: 2 }), BOB, "100.96.0.5");
+  });
+
+  it("takes an IPv4-mapped IPv6 resource address or prefix for the IPv4 one it maps", () => {
+    const state = gateway();
+    state.createAuthorization(0, authorization(BOB, resource(7, "cidr", "::ffff:10.0.0.0/104")));
+    state.createAuthorization(0, authorization(BOB, resource(8, "ip", "::ffff:192.0.2.7")));
+    expect(forwarded(send(state, 1, BOB, { dst: "10.1.2.3", srcPort: 1, dstPort: 2 })).dstText).toBe("10.1.2.3");
+    expect(forwarded(send(state, 1, BOB, { dst: "192.0.2.7", srcPort: 1, dstPort: 2 })).dstText).toBe("192.0.2.7");
+    expectProhibited(send(state, 1, BOB, { dst: "11.0.0.1", srcPort: 1, dstPort: 2 }), BOB, "11.0.0.1");
   });
 
   it("replaces a name's mapping, and moves a proxy IP claimed by another name (ending its flows)", () => {
@@ -400,7 +441,8 @@ describe("DNS resources", () => {
     // wiki.corp.example now has only 100.96.0.1: 100.96.0.2 is unmapped and its flow gone.
     control(state, 2, ALICE, DNS_A.id, "wiki.corp.example", ["100.96.0.1"]);
     expect(state.natFlows).toBe(0);
-    expectProhibited(send(state, 3, ALICE, { dst: "100.96.0.2", srcPort: 1, dstPort: 2 }), ALICE, "100.96.0.2");
+    // Unmapped now: held, as for a mapping still on its way.
+    expect(send(state, 3, ALICE, { dst: "100.96.0.2", srcPort: 1, dstPort: 2 })).toEqual({ action: "held" });
     forwarded(send(state, 3, ALICE, { dst: "100.96.0.1", srcPort: 1, dstPort: 2 }));
     // mail.corp.example claims 100.96.0.1: the flow to it ends, and wiki, left with no proxy IP, goes.
     control(state, 4, ALICE, DNS_A.id, "mail.corp.example", ["100.96.0.1"]);

@@ -25,15 +25,21 @@
 //    b. anti-spoofing: the source is the client's tunnel address of that family (spoofed);
 //    c. fragments are dropped: neither filters nor NAT can see ports past the first;
 //    d. a UDP datagram to the gateway's tunnel address on CONTROL_PORT is a control message (3.);
-//    e. the resource: a proxy IP the client mapped to a DNS resource it holds; else an ip resource
-//       with this address, else the cidr resources with the longest prefix holding it, else the
-//       internet resource, which covers nothing of the address plan's ranges (so an unmapped proxy
-//       IP is refused). None: ICMP administratively prohibited back to the client;
+//    e. the resource: a proxy IP the client mapped to a DNS resource it holds; else, for a client
+//       holding a DNS resource, a proxy IP it has not mapped yet is held (its mapping may be on the
+//       way, overtaken by the packet: the client sends both at once); else an ip resource with this
+//       address, else the cidr resources with the longest prefix holding it, else the internet
+//       resource, which covers nothing of the address plan's ranges (so an unmapped proxy IP is
+//       refused). None: ICMP administratively prohibited back to the client;
 //    f. filters (./filters.ts); a violation: ICMP administratively prohibited. Where several
 //       resources tie (an ip and a /32, or two equal prefixes), any of them may allow the packet;
 //    g. a DNS resource: NAT to the real address (4.); before the name is resolved the packet is
-//       dropped (unresolved), after it resolved to no address of the family it is refused;
+//       held, after it resolved to no address of the family it is refused;
 //    h. forward.
+//    Held packets (at most HELD_PACKETS_MAX per client, the oldest dropped first) are decided again
+//    when a mapping arrives or a name resolves, and their outcome comes out as forward or reply
+//    events; one still waiting after HOLD_TIMEOUT is dropped (unresolved). So the first packets to a
+//    DNS resource are neither refused nor lost while its mapping and name are on their way.
 // 3. Control messages (./control.ts): the client must hold a dns authorization for the resource, the
 //    name must match its pattern, every proxy IP must lie in the proxy ranges. A wildcard resource
 //    covers many names, so mappings are kept per (client, resource, name); one replaces the previous
@@ -58,7 +64,10 @@ import { buildProhibited } from "../ip/icmp.js";
 import { icmpProtocol, isEcho, parseIpPacket, type IpPacket, type IpParseError } from "../ip/packet.js";
 import { rewriteAddress, rewriteIcmpIdentifier, rewritePort } from "../ip/rewrite.js";
 import type { AuthorizationForGateway, GatewayResource, IceCredentials, RejectAccess } from "../portal/schema.js";
-import { CONTROL_PORT, NAME_REFRESH_INTERVAL, PROXY_IPV4_RANGE, PROXY_IPV6_RANGE, RESERVED_RANGES, RESOLVE_RETRY_INTERVAL } from "./constants.js";
+import {
+  CONTROL_PORT, HELD_PACKETS_MAX, HOLD_TIMEOUT, NAME_REFRESH_INTERVAL, PROXY_IPV4_RANGE, PROXY_IPV6_RANGE, RESERVED_RANGES,
+  RESOLVE_RETRY_INTERVAL,
+} from "./constants.js";
 import { decodeControl, type DnsMappingMessage } from "./control.js";
 import { dnsNameMatches as dnsPatternMatches } from "../dns/patterns.js";
 import { compileFilters, filtersAllow, type CompiledFilters } from "./filters.js";
@@ -102,7 +111,11 @@ export type GatewayEvent =
   /** An authorization is gone (replaced ones included; the portal needs no word of those). */
   | { type: "authorization_removed"; authorizationId: string; clientId: string; resourceId: string; reason: RemovalReason }
   /** Resolve this name (A and AAAA) and call handleResolved with the answer. */
-  | { type: "resolve"; name: string };
+  | { type: "resolve"; name: string }
+  /** A held packet of the client's, now decided: send it on to the network, translated. */
+  | { type: "forward"; clientId: string; packet: Uint8Array }
+  /** A held packet of the client's, now refused: send this ICMP error into the client's tunnel. */
+  | { type: "reply"; clientId: string; packet: Uint8Array };
 
 /** Why a packet was dropped, one counter each. */
 export type DropReason =
@@ -111,7 +124,8 @@ export type DropReason =
   | "spoofed" // source is not the client's tunnel address
   | "fragment" // an IPv4 fragment
   | "prohibited" // refused, and no ICMP error may answer it (it is one, or a fragment)
-  | "unresolved" // a mapped proxy IP whose name has no answer yet
+  | "unresolved" // held for a proxy IP's mapping or its name's answer, which did not come within HOLD_TIMEOUT
+  | "held_overflow" // held while the client already had HELD_PACKETS_MAX packets waiting
   | "nat_exhausted" // no free outside port
   | "bad_control" // a control message that does not decode
   | "control_refused"; // a control message for a resource the client may not map, or a name or proxy IP refused
@@ -122,6 +136,8 @@ export type FromClientDecision =
   | { action: "reply"; packet: Uint8Array }
   /** A control message for the gateway itself, applied. */
   | { action: "consumed" }
+  /** Kept until its proxy IP's mapping or name comes; its outcome follows as a forward or reply event. */
+  | { action: "held" }
   | { action: "drop"; reason: DropReason; detail?: IpParseError };
 
 export type FromResourceDecision =
@@ -176,6 +192,8 @@ interface ClientRecord {
   mappings: Map<string, DnsMapping>;
   /** By proxy IP text. */
   proxies: Map<string, ProxyEntry>;
+  /** Packets waiting for a proxy IP's mapping or its name's addresses, oldest first. */
+  held: { bytes: Uint8Array; heldAt: number }[];
 }
 
 interface NameRecord {
@@ -209,7 +227,8 @@ export class GatewayState {
   private nextExpiry = Infinity;
   /** Drops per reason, in both directions. */
   readonly drops: Record<DropReason, number> = {
-    malformed: 0, unknown_client: 0, spoofed: 0, fragment: 0, prohibited: 0, unresolved: 0, nat_exhausted: 0, bad_control: 0, control_refused: 0,
+    malformed: 0, unknown_client: 0, spoofed: 0, fragment: 0, prohibited: 0, unresolved: 0, held_overflow: 0, nat_exhausted: 0, bad_control: 0,
+    control_refused: 0,
   };
 
   constructor(options: GatewayStateOptions) {
@@ -293,7 +312,7 @@ export class GatewayState {
 
     let client = this.clients.get(peer.clientId);
     if (!client) {
-      client = { peer, ipv4, ipv6, authorizations: new Map(), mappings: new Map(), proxies: new Map() };
+      client = { peer, ipv4, ipv6, authorizations: new Map(), mappings: new Map(), proxies: new Map(), held: [] };
       this.clients.set(peer.clientId, client);
       this.byTunnelAddress.set(peer.ipv4, peer.clientId);
       this.byTunnelAddress.set(peer.ipv6, peer.clientId);
@@ -359,12 +378,19 @@ export class GatewayState {
       const udpLength = (bytes[packet.payloadOffset + 4]! << 8) | bytes[packet.payloadOffset + 5]!;
       return this.handleControl(now, client, bytes.subarray(packet.payloadOffset + 8, packet.payloadOffset + udpLength));
     }
+    return this.decide(now, client, bytes, packet, now);
+  }
 
+  /** Steps 2.e to 2.h for a packet that passed the checks before; `heldAt`: since when it waits. */
+  private decide(now: number, client: ClientRecord, bytes: Uint8Array, packet: IpPacket, heldAt: number): FromClientDecision {
     const proxy = client.proxies.get(packet.dstText);
     if (proxy) {
       const installed = client.authorizations.get(proxy.resourceId);
       if (!installed || !filtersAllow(installed.resource.filters, packet)) return this.refuse(bytes, packet);
-      return this.translate(now, client, installed, proxy, bytes, packet);
+      return this.translate(now, client, installed, proxy, bytes, packet, heldAt);
+    }
+    if (PROXY_PREFIXES.some((p) => prefixContains(p, packet.dst)) && [...client.authorizations.values()].some((a) => a.resource.type === "dns")) {
+      return this.hold(client, bytes, packet, heldAt);
     }
     const candidates = this.resourcesFor(client, packet.dst);
     if (candidates.length === 0 || !candidates.some((c) => filtersAllow(c.resource.filters, packet))) return this.refuse(bytes, packet);
@@ -392,6 +418,30 @@ export class GatewayState {
     if (best.length > 0) return best;
     if (internet.length > 0 && !RESERVED_PREFIXES.some((p) => prefixContains(p, dst))) return internet;
     return [];
+  }
+
+  /** Keeps a packet until its mapping or name comes (2.e, 2.g), making room by dropping the oldest. */
+  private hold(client: ClientRecord, bytes: Uint8Array, packet: IpPacket, heldAt: number): FromClientDecision {
+    if (client.held.length >= HELD_PACKETS_MAX) {
+      client.held.shift();
+      this.drops.held_overflow += 1;
+    }
+    client.held.push({ bytes: bytes.slice(0, packet.length), heldAt });
+    this.nextExpiry = Math.min(this.nextExpiry, heldAt + HOLD_TIMEOUT);
+    return { action: "held" };
+  }
+
+  /** Decides the client's held packets again; those still waiting stay, in order, the rest come out as events. */
+  private release(now: number, client: ClientRecord): void {
+    const held = client.held;
+    client.held = [];
+    for (const { bytes, heldAt } of held) {
+      const parsed = parseIpPacket(bytes);
+      if (!parsed.ok) continue;
+      const decision = this.decide(now, client, bytes, parsed.packet, heldAt);
+      if (decision.action === "forward") this.events.push({ type: "forward", clientId: client.peer.clientId, packet: decision.packet });
+      else if (decision.action === "reply") this.events.push({ type: "reply", clientId: client.peer.clientId, packet: decision.packet });
+    }
   }
 
   /** ICMP administratively prohibited from the packet's destination back to the client. */
@@ -430,6 +480,7 @@ export class GatewayState {
       mapping.v6.forEach((ip, index) => claim(ip, 6, index));
     }
     this.wantName(now, mapping.name);
+    if (client.held.length > 0) this.release(now, client);
     return { action: "consumed" };
   }
 
@@ -457,6 +508,7 @@ export class GatewayState {
     record.v6 = parsed.filter((a) => a.length === 16);
     record.resolvedAt = now;
     record.requestedAt = undefined;
+    for (const client of this.clients.values()) if (client.held.length > 0) this.release(now, client);
   }
 
   /** Drops a client's mappings for a resource, but those whose name `keep` says to keep. */
@@ -496,7 +548,7 @@ export class GatewayState {
 
   // --- 4. NAT, client → resource ---
 
-  private translate(now: number, client: ClientRecord, installed: Installed, proxy: ProxyEntry, bytes: Uint8Array, packet: IpPacket): FromClientDecision {
+  private translate(now: number, client: ClientRecord, installed: Installed, proxy: ProxyEntry, bytes: Uint8Array, packet: IpPacket, heldAt: number): FromClientDecision {
     const ports = flowPorts(packet, false);
     // Only TCP, UDP and echo requests can be told apart on the way back; anything else to a proxy IP is refused.
     if (!ports) return this.refuse(bytes, packet);
@@ -506,7 +558,7 @@ export class GatewayState {
       const record = mapping && this.names.get(mapping.name);
       if (!record || record.resolvedAt === undefined) {
         if (mapping) this.wantName(now, mapping.name);
-        return this.drop("unresolved");
+        return this.hold(client, bytes, packet, heldAt);
       }
       const reals = proxy.version === 4 ? record.v4 : record.v6;
       if (reals.length === 0) return this.refuse(bytes, packet);
@@ -613,6 +665,12 @@ export class GatewayState {
     for (const installed of [...this.byAuthorizationId.values()]) {
       if (installed.expiresAt <= now) this.remove(installed, "expired");
       else next = Math.min(next, installed.expiresAt);
+    }
+    for (const client of this.clients.values()) {
+      const waiting = client.held.filter((h) => h.heldAt + HOLD_TIMEOUT > now);
+      this.drops.unresolved += client.held.length - waiting.length;
+      client.held = waiting;
+      if (waiting.length > 0) next = Math.min(next, waiting[0]!.heldAt + HOLD_TIMEOUT);
     }
     this.nextExpiry = Math.min(next, this.nat.expire(now));
   }

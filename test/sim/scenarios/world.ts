@@ -256,9 +256,13 @@ export class GatewayDaemon extends Daemon {
     if (event.type !== "packet") return;
     const decision = this.state.handleFromClient(now, event.peerId, event.packet);
     if (decision.action === "reply") this.node.send(now, event.peerId, decision.packet);
-    if (decision.action !== "forward") return;
-    this.log.push({ type: "forwarded", packet: decision.packet });
-    const answer = echo(decision.packet);
+    if (decision.action === "forward") this.toResource(now, decision.packet);
+  }
+
+  /** A packet GatewayState forwards: the echo resource answers it, and the answer goes back through GatewayState. */
+  private toResource(now: number, packet: Uint8Array): void {
+    this.log.push({ type: "forwarded", packet });
+    const answer = echo(packet);
     if (answer === undefined) return;
     this.echoed++;
     const back = this.state.handleFromResource(now, answer);
@@ -287,6 +291,12 @@ export class GatewayDaemon extends Daemon {
         return;
       case "resolve":
         if (this.resolver !== undefined) this.state.handleResolved(now, e.name, this.resolver(e.name));
+        return;
+      case "forward":
+        this.toResource(now, e.packet);
+        return;
+      case "reply":
+        this.node.send(now, e.clientId, e.packet);
         return;
       default:
         return;
