@@ -3,7 +3,7 @@
 //    and garbage packets (it never traps, and agrees field by field);
 // 2. the incremental rewrites against daemons/proto/ip/rewrite.ts (byte-identical) and against a
 //    full recomputation of every checksum;
-// 3. GatewayState behind the engine (test/support/fast-gateway.ts) against GatewayState alone:
+// 3. GatewayState behind the engine (daemons/io/engine-gateway.ts) against GatewayState alone:
 //    seeded sequences of authorizations (ip, cidr, dns, internet, with filters), DNS mappings sent
 //    in band, resolver answers, packets both ways and time passing every timeout must give the same
 //    decisions, the same bytes, the same events and the same drop counts.
@@ -23,7 +23,7 @@ import {
 import { buildPacket, type PacketSpec } from "../daemons/proto/ip/testing.js";
 import type { AuthorizationForGateway, Filter, GatewayResource } from "../daemons/proto/portal/schema.js";
 import { BUILDS } from "./support/engine.js";
-import { EngineBackedGateway } from "./support/fast-gateway.js";
+import { EngineBackedGateway } from "../daemons/io/engine-gateway.js";
 import { reportSeedOnFailure, rng, type Rng } from "./support/prng.js";
 
 beforeEach(reportSeedOnFailure);

@@ -52,7 +52,9 @@
 //    an answer on a NAT flow has its source set back to the proxy IP and its port (or echo
 //    identifier) back to the client's; ICMP errors about a NAT flow have the packet they quote
 //    translated too; anything else goes to the client as it is.
-// 6. Timers: authorization expiries and NAT flow timeouts; pollTimeout is the earliest.
+// 6. Timers: authorization expiries, NAT flow timeouts and held packets; pollTimeout is the earliest.
+// 7. For a fast path in front (the engine's): the NAT flows by either key, the proxy IPs each client
+//    mapped, and carryFlow to take back the timers of flows the fast path translated packets of.
 
 import { formatIp, parseIp, parsePrefix, prefixContains, sameAddress, unmapPrefix, type IpPrefix } from "../ip/address.js";
 import { internetChecksum, pseudoHeaderSum } from "../ip/checksum.js";
@@ -71,7 +73,7 @@ import {
 import { decodeControl, type DnsMappingMessage } from "./control.js";
 import { dnsNameMatches as dnsPatternMatches } from "../dns/patterns.js";
 import { compileFilters, filtersAllow, type CompiledFilters } from "./filters.js";
-import { NatTable, type FlowPorts } from "./nat.js";
+import { NatTable, type FlowPorts, type NatFlow } from "./nat.js";
 
 export interface GatewayStateOptions {
   /** The gateway's own tunnel addresses (its init's interface): where control messages go. */
@@ -657,6 +659,37 @@ export class GatewayState {
   /** NAT flows alive, for tests and metrics. */
   get natFlows(): number {
     return this.nat.size;
+  }
+
+  // --- 7. What a fast path in front of this machine mirrors (the engine's, daemons/engine/gateway.ts) ---
+
+  /** The live NAT flow with this inside key (client → proxy IP), as it stands; undefined if none. */
+  flowInside(now: number, protocol: number, client: Uint8Array, ports: FlowPorts, proxy: Uint8Array): Readonly<NatFlow> | undefined {
+    return this.nat.lookupInside(now, protocol, client, ports, proxy);
+  }
+
+  /** The live NAT flow with this outside key (client's outside port ↔ real address); undefined if none. */
+  flowOutside(now: number, protocol: number, client: Uint8Array, outsidePort: number, real: Uint8Array, port: number): Readonly<NatFlow> | undefined {
+    return this.nat.lookupOutside(now, protocol, client, outsidePort, real, port);
+  }
+
+  /**
+   * A fast path translated packets of this flow: its TCP state and expiry as the fast path left them
+   * become the flow's. False if no such flow is live here (the fast path must forget it).
+   */
+  carryFlow(now: number, flow: Pick<NatFlow, "protocol" | "client" | "clientPort" | "port" | "proxy" | "real" | "outsidePort">, tcp: NatFlow["tcp"], expiresAt: number): boolean {
+    const live = this.nat.lookupInside(now, flow.protocol, flow.client, flow, flow.proxy);
+    if (!live || live.outsidePort !== flow.outsidePort || !sameAddress(live.real, flow.real)) return false;
+    live.tcp = tcp;
+    live.expiresAt = expiresAt;
+    return true;
+  }
+
+  /** The proxy IPs the client mapped (text), each with its DNS resource's id. */
+  mappedProxies(clientId: string): Map<string, string> {
+    const out = new Map<string, string>();
+    for (const [ip, entry] of this.clients.get(clientId)?.proxies ?? []) out.set(ip, entry.resourceId);
+    return out;
   }
 
   private expire(now: number): void {

@@ -1,6 +1,6 @@
-// GatewayState with the engine's fast path in front of it: what a gateway driver does, written once
-// for the differential test (test/gateway-fast-path.test.ts), which holds its decisions, bytes and
-// events equal to GatewayState's alone.
+// GatewayState with the engine's fast path in front of it: how the gateway daemon decides its
+// packets, a batch per engine call. test/gateway-fast-path.test.ts holds its decisions, bytes and
+// events equal to GatewayState's alone over seeded runs.
 //
 // 1. A batch: expiries due first (handleTimeout), the engine's deadline set to the earliest
 //    authorization expiry, then the engine decides packets in order and stops after each Slow one;
@@ -14,24 +14,23 @@
 //    refreshed in the engine, so the engine holds every live flow of a client, or the client is marked
 //    as not (then answers without a flow go Slow).
 //
-// GatewayState has no flow events, no way to take back the timers of flows the engine refreshed and
-// no view of the proxy IPs each client mapped, so this reads its private NatTable (through NatTable's
-// public methods) and its clients' proxy maps as a stand-in for them: the driver of daemons/gateway
-// needs those from GatewayState (see the report of this change).
+// GatewayState offers what a fast path mirrors (its section 7): the NAT flows by either key, each
+// client's mapped proxy IPs, and carryFlow for the timers of flows the engine translated. The
+// authorizations are mirrored from the calls made here, checked against authorizationIds().
 
 import {
   Engine, EngineError, GatewayStatus, type FastFilters, type GatewayFastPath,
-} from "../../daemons/engine/index.js";
+} from "../engine/index.js";
 import {
-  CONTROL_PORT, GatewayState, ICMP_QUERY_TIMEOUT, NatTable, PROXY_IPV4_RANGE, PROXY_IPV6_RANGE, TCP_ESTABLISHED_TIMEOUT,
+  CONTROL_PORT, GatewayState, ICMP_QUERY_TIMEOUT, PROXY_IPV4_RANGE, PROXY_IPV6_RANGE, TCP_ESTABLISHED_TIMEOUT,
   TCP_TRANSITORY_TIMEOUT, UDP_MAPPING_TIMEOUT, compileFilters, type DropReason, type FromClientDecision,
   type FromResourceDecision, type GatewayEvent, type GatewayStateOptions, type InstallResult, type NatFlow,
-} from "../../daemons/proto/gateway/index.js";
-import { formatIp, parseIp, parsePrefix, prefixContains, sameAddress, type IpPrefix } from "../../daemons/proto/ip/address.js";
-import { PROTOCOL_TCP, PROTOCOL_UDP } from "../../daemons/proto/ip/constants.js";
-import { buildProhibited } from "../../daemons/proto/ip/icmp.js";
-import { icmpProtocol, parseIpPacket, type IpPacket } from "../../daemons/proto/ip/packet.js";
-import type { AuthorizationForGateway, RejectAccess } from "../../daemons/proto/portal/schema.js";
+} from "../proto/gateway/index.js";
+import { formatIp, parseIp, parsePrefix, prefixContains, type IpPrefix } from "../proto/ip/address.js";
+import { PROTOCOL_TCP, PROTOCOL_UDP } from "../proto/ip/constants.js";
+import { buildProhibited } from "../proto/ip/icmp.js";
+import { icmpProtocol, parseIpPacket, type IpPacket } from "../proto/ip/packet.js";
+import type { AuthorizationForGateway, RejectAccess } from "../proto/portal/schema.js";
 
 /** A peer id the tables never hold: a packet from a client the mirror does not know goes Slow. */
 const UNKNOWN_PEER = 0xfffffffe;
@@ -78,8 +77,6 @@ export class EngineBackedGateway {
   readonly state: GatewayState;
   readonly engine: Engine;
   private readonly gw: GatewayFastPath;
-  private readonly nat: NatTable;
-  private readonly clients: Map<string, { proxies: Map<string, { resourceId: string }> }>;
   private readonly epochMs: number;
   private readonly events: GatewayEvent[] = [];
   private readonly peers = new Map<string, number>();
@@ -104,12 +101,6 @@ export class EngineBackedGateway {
     this.engine = engine;
     this.gw = engine.gateway;
     this.epochMs = options.epochMs ?? 0;
-    const nat: unknown = (this.state as unknown as { nat?: unknown }).nat;
-    if (!(nat instanceof NatTable)) throw new Error("GatewayState.nat is no longer a NatTable: update test/support/fast-gateway.ts");
-    this.nat = nat;
-    const clients: unknown = (this.state as unknown as { clients?: unknown }).clients;
-    if (!(clients instanceof Map)) throw new Error("GatewayState.clients is no longer a Map: update test/support/fast-gateway.ts");
-    this.clients = clients as Map<string, { proxies: Map<string, { resourceId: string }> }>;
     const proxy = PROXY_PREFIXES as [IpPrefix, IpPrefix];
     this.gw.configure({
       ipv4: parseIp(options.ipv4)!, ipv6: parseIp(options.ipv6)!, controlPort: CONTROL_PORT, proxyIpv4: proxy[0], proxyIpv6: proxy[1],
@@ -287,14 +278,10 @@ export class EngineBackedGateway {
       this.flowHits++;
       const flow = this.gw.flow(slot)!;
       const state = this.gw.flowState(slot)!;
-      const ts = this.nat.lookupInside(state.lastUsed, flow.protocol, flow.client, flow, flow.proxy);
-      if (!ts || ts.outsidePort !== flow.outsidePort || !sameAddress(ts.real, flow.real)) {
+      if (!this.state.carryFlow(state.lastUsed, flow, state.tcp, state.expiresAt)) {
         this.desyncs++;
         this.gw.removeFlow(slot);
-        continue;
       }
-      ts.tcp = state.tcp;
-      ts.expiresAt = state.expiresAt;
     }
   }
 
@@ -405,21 +392,21 @@ export class EngineBackedGateway {
     for (const slot of this.gw.flowsOf(peer)) {
       const flow = this.gw.flow(slot)!;
       this.gw.removeFlow(slot);
-      const ts = this.nat.lookupInside(now, flow.protocol, flow.client, flow, flow.proxy);
+      const ts = this.state.flowInside(now, flow.protocol, flow.client, flow, flow.proxy);
       if (ts) this.install(ts);
     }
   }
 
   /** The proxy IPs GatewayState has for the client, each naming its DNS resource's rule. */
   private mirrorProxies(clientId: string, peer: number, slots: Map<string, number>): void {
-    const wanted = this.clients.get(clientId)?.proxies ?? new Map<string, { resourceId: string }>();
+    const wanted = this.state.mappedProxies(clientId);
     let incomplete = false;
     for (const held of this.gw.proxiesOf(peer)) {
       const text = formatIp(held.address);
-      if (!wanted.has(text) || slots.get(wanted.get(text)!.resourceId) !== held.rule) this.gw.removeProxy(peer, held.address);
+      if (!wanted.has(text) || slots.get(wanted.get(text)!) !== held.rule) this.gw.removeProxy(peer, held.address);
     }
-    for (const [text, entry] of wanted) {
-      const rule = slots.get(entry.resourceId);
+    for (const [text, resourceId] of wanted) {
+      const rule = slots.get(resourceId);
       try {
         if (rule === undefined) throw new EngineError("TABLE_FULL", "no rule for the proxy's resource");
         this.gw.setProxy(peer, parseIp(text)!, rule);
@@ -438,8 +425,8 @@ export class EngineBackedGateway {
     const key = flowKey(packet, fromResource);
     if (!key) return;
     const ts = fromResource
-      ? this.nat.lookupOutside(now, packet.protocol, packet.dst, key.clientPort, packet.src, key.port)
-      : PROXY_PREFIXES.some((p) => prefixContains(p, packet.dst)) ? this.nat.lookupInside(now, packet.protocol, packet.src, key, packet.dst) : undefined;
+      ? this.state.flowOutside(now, packet.protocol, packet.dst, key.clientPort, packet.src, key.port)
+      : PROXY_PREFIXES.some((p) => prefixContains(p, packet.dst)) ? this.state.flowInside(now, packet.protocol, packet.src, key, packet.dst) : undefined;
     if (ts) this.install(ts);
   }
 
@@ -452,7 +439,7 @@ export class EngineBackedGateway {
     if (!parsed.ok) return;
     const key = flowKey(parsed.packet, false);
     if (!key) return;
-    const ts = this.nat.lookupOutside(now, parsed.packet.protocol, parsed.packet.src, key.clientPort, parsed.packet.dst, key.port);
+    const ts = this.state.flowOutside(now, parsed.packet.protocol, parsed.packet.src, key.clientPort, parsed.packet.dst, key.port);
     if (ts) this.install(ts);
   }
 
