@@ -206,11 +206,25 @@ export class TunnelNode {
    */
   private replyPath: { source: IceSocket; to: TransportAddress } | undefined;
 
+  private readonly identity: StaticIdentity;
+
   constructor(options: TunnelNodeOptions) {
     this.options = options;
-    const identity = new StaticIdentity(options.privateKey);
-    this.publicKey = identity.publicKey;
-    this.device = new WireGuardDevice({ identity, random: options.random, wallClockAtZeroNanos: options.wallClockAtZeroNanos });
+    this.identity = new StaticIdentity(options.privateKey);
+    this.publicKey = this.identity.publicKey;
+    this.device = new WireGuardDevice({ identity: this.identity, random: options.random, wallClockAtZeroNanos: options.wallClockAtZeroNanos });
+  }
+
+  /**
+   * Why connect would refuse these keys, or undefined: they come from the portal, and a key of the
+   * wrong length, or a public key of low order (no session can be keyed with it), must be refused
+   * as input, not thrown from deep in the handshake.
+   */
+  refusesPeer(options: Pick<ConnectOptions, "publicKey" | "presharedKey">): string | undefined {
+    if (options.publicKey.length !== 32) return `the public key is ${options.publicKey.length} bytes, not 32`;
+    if (options.presharedKey.length !== 32) return `the preshared key is ${options.presharedKey.length} bytes, not 32`;
+    if (this.identity.x25519.sharedSecret(this.identity.privateKey, options.publicKey) === null) return "the public key is of low order";
+    return undefined;
   }
 
   // --- 1. Local addresses and relays ---
