@@ -30,7 +30,6 @@ import type {
   AuthorizationForGateway, ClientAuthorizationCreationFailed, ClientResource, IceCredentials, ResourceDeleted,
 } from "../../../daemons/proto/portal/schema.js";
 import { mintCredentials } from "../../../daemons/proto/stun/credentials.js";
-import { TunnelNode } from "../../../daemons/proto/tunnel/node.js";
 import { encodeBase64 } from "../../../daemons/proto/wireguard/base64.js";
 import { Rng, reportSeedOnFailure } from "../../support/prng.js";
 import { fullCone, portRestricted, restrictedCone, symmetric, type NatBehaviour } from "../nat.js";
@@ -68,19 +67,15 @@ class PolicyClient extends ClientDaemon {
   fromPolicyPortal(now: number, message: PolicyMessage): void {
     switch (message.event) {
       case "resource_deleted":
-        this.state.handlePortalEvent(now, "resource_deleted", message.payload);
-        break;
       case "resource_created_or_updated":
-        this.state.handlePortalEvent(now, "resource_created_or_updated", message.payload);
-        break;
       case "authorization_creation_failed":
-        this.state.handlePortalEvent(now, "authorization_creation_failed", message.payload);
+        this.device.handlePortal(now, message);
         break;
       default:
         this.fromPortal(now, message);
         return;
     }
-    this.pump(now);
+    this.drain(now);
   }
 }
 
@@ -150,21 +145,15 @@ function buildPolicyWorld(seed: number, rng: Rng) {
   const wallClockAtZeroNanos = BigInt(SIM_EPOCH_UNIX) * 1_000_000_000n;
   // The daemons only send world.ts's messages; the extra ones go the other way.
   const daemonPortal = portal as unknown as StubPortal<PortalMessage>;
-  const client = new PolicyClient(new TunnelNode({ role: "client", privateKey: random("client-key")(32), port: WG_PORT, random: random("client-node"), wallClockAtZeroNanos }), daemonPortal, random("client-state"));
-  const gateway = new GatewayDaemon(new TunnelNode({ role: "gateway", privateKey: random("gateway-key")(32), port: WG_PORT, random: random("gateway-node"), wallClockAtZeroNanos }), daemonPortal, random("gateway-state"));
+  const client = new PolicyClient({ privateKey: random("client-key")(32), port: WG_PORT, random: random("client-node"), wallClockAtZeroNanos }, daemonPortal, random("client-state"));
+  const gateway = new GatewayDaemon({ privateKey: random("gateway-key")(32), port: WG_PORT, random: random("gateway-node"), wallClockAtZeroNanos }, daemonPortal, random("gateway-state"));
   const clientAttachment = clientHost.bind(client, WG_PORT);
   const gatewayAttachment = gatewayHost.bind(gateway, WG_PORT);
 
   // The gateway's resolver: a dns resource's name has one real address, answered at once.
-  const state = gateway.state;
-  const poll = state.pollEvent.bind(state);
-  state.pollEvent = () => {
-    for (;;) {
-      const e = poll();
-      if (e?.type !== "resolve") return e;
-      const i = resources.findIndex((r) => r.type === "dns" && r.address === e.name);
-      state.handleResolved(net.now, e.name, i < 0 ? [] : [resources[i]!.target(rng)]);
-    }
+  gateway.resolver = (name) => {
+    const i = resources.findIndex((r) => r.type === "dns" && r.address === name);
+    return i < 0 ? [] : [resources[i]!.target(rng)];
   };
 
   const relayList = (who: string) =>
@@ -227,8 +216,7 @@ function buildPolicyWorld(seed: number, rng: Rng) {
     gateway.node.setLocalAddresses(now, [gatewayHost.address]);
   });
   net.act(() => {
-    const gatewayRelays = relayList(GATEWAY_ID).map((r, i) => ({ id: r.id, server: { family: 4 as const, address: relayHosts[i]!.address, port: 3478 }, username: r.username, password: r.password }));
-    portal.send("portal", "gateway", { event: "init_gateway", relays: gatewayRelays });
+    portal.send("portal", "gateway", { event: "init_gateway", relays: relayList(GATEWAY_ID) });
     portal.send("portal", "client", {
       event: "init_client",
       payload: { interface: { ...CLIENT_TUNNEL, upstream_dns: [] }, resources: resources.map(clientResource), relays: relayList(CLIENT_ID) },

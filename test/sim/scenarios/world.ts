@@ -7,15 +7,20 @@
 // node's events into its state machine and the state machine's outputs into the node or the
 // portal until both are quiet (what daemons/client and daemons/gateway will do with real I/O).
 
-import { ClientState, type ClientOutput } from "../../../daemons/proto/client/state.js";
-import { GatewayState, type GatewayEvent } from "../../../daemons/proto/gateway/state.js";
+import { ClientDevice, type ClientDeviceOutput } from "../../../daemons/proto/client/device.js";
+import type { ClientState } from "../../../daemons/proto/client/state.js";
+import { GatewayDevice, type GatewayDeviceOutput } from "../../../daemons/proto/gateway/device.js";
+import type { GatewayState } from "../../../daemons/proto/gateway/state.js";
 import { parseIpPacket } from "../../../daemons/proto/ip/packet.js";
 import { buildPacket } from "../../../daemons/proto/ip/testing.js";
 import { PROTOCOL_UDP } from "../../../daemons/proto/ip/constants.js";
-import type { AuthorizationForGateway, ClientAuthorizationCreated, ClientInit, GatewayResource, IceCredentials, RejectAccess, RequestAuthorization } from "../../../daemons/proto/portal/schema.js";
+import type {
+  AuthorizationForGateway, ClientAuthorizationCreated, ClientInit, GatewayResource, IceCredentials, RejectAccess, Relay, RequestAuthorization,
+} from "../../../daemons/proto/portal/schema.js";
 import { mintCredentials } from "../../../daemons/proto/stun/credentials.js";
-import { TunnelNode, type TunnelEvent, type TunnelRelay } from "../../../daemons/proto/tunnel/node.js";
-import { decodeBase64, encodeBase64 } from "../../../daemons/proto/wireguard/base64.js";
+import type { DeviceCore } from "../../../daemons/proto/tunnel/device-core.js";
+import type { TunnelEvent, TunnelNode, TunnelNodeOptions } from "../../../daemons/proto/tunnel/node.js";
+import { encodeBase64 } from "../../../daemons/proto/wireguard/base64.js";
 import type { NatBehaviour } from "../nat.js";
 import { Network, type Attachment, type LinkProfile } from "../network.js";
 import type { Addr, SimEndpoint, SimTransmit } from "../node.js";
@@ -42,7 +47,7 @@ const EXPIRES_AT = new Date((SIM_EPOCH_UNIX + 30 * 86_400) * 1000).toISOString()
 /** What the stub portal carries, in the wire schema's payload shapes. */
 export type PortalMessage =
   | { event: "init_client"; payload: ClientInit }
-  | { event: "init_gateway"; relays: TunnelRelay[] }
+  | { event: "init_gateway"; relays: Relay[] }
   | { event: "request_authorization"; payload: RequestAuthorization }
   | { event: "create_authorization"; payload: AuthorizationForGateway }
   | { event: "authorization_ack"; payload: AuthorizationForGateway }
@@ -54,156 +59,102 @@ export type PortalMessage =
 /** What the daemons record for the tests, with the Network's time in the attachment. */
 export type DaemonEvent = TunnelEvent | { type: "tun"; packet: Uint8Array } | { type: "forwarded"; packet: Uint8Array };
 
-/** The pieces common to both daemons: the node on its port, driven by the Network. */
-abstract class Daemon implements SimEndpoint<DaemonEvent> {
+/**
+ * A daemon on the simulated network: the device machine (daemons/proto/client/device.ts,
+ * daemons/proto/gateway/device.ts, the wiring the real daemons run) on its port, driven by the
+ * Network; the stub portal's messages are turned into the wire schema's and back.
+ */
+abstract class Daemon<O, D extends DeviceCore<O>> implements SimEndpoint<DaemonEvent> {
   protected readonly log: DaemonEvent[] = [];
-  /** Candidates that arrived before the connection they belong to. */
-  private readonly early = new Map<string, string[]>();
 
-  constructor(readonly node: TunnelNode, protected readonly portal: StubPortal<PortalMessage>, readonly name: string) {}
+  constructor(readonly device: D, protected readonly portal: StubPortal<PortalMessage>, readonly name: "client" | "gateway") {}
+
+  get node(): TunnelNode {
+    return this.device.node;
+  }
 
   handleDatagram(now: number, local: Addr, from: Addr, bytes: Uint8Array): void {
-    this.node.handleDatagram(now, local.port, from, bytes);
-    this.pump(now);
+    this.device.handleDatagram(now, local.port, from, bytes);
+    this.drain(now);
   }
 
   handleTimeout(now: number): void {
-    const t = this.node.pollTimeout();
-    if (t !== undefined && t <= now) this.node.handleTimeout(now);
-    this.stateTimeout(now);
-    this.pump(now);
+    this.device.handleTimeout(now);
+    this.drain(now);
   }
 
   pollTransmit(): SimTransmit | undefined {
-    const t = this.node.pollTransmit();
+    const t = this.device.pollTransmit();
     return t === undefined ? undefined : { from: { family: t.to.family, address: "0.0.0.0", port: t.fromPort }, to: t.to, bytes: t.bytes };
   }
 
   pollTimeout(): number | undefined {
-    const times = [this.node.pollTimeout(), this.statePollTimeout()].filter((t): t is number => t !== undefined);
-    return times.length === 0 ? undefined : Math.min(...times);
+    return this.device.pollTimeout();
   }
 
   pollEvent(): DaemonEvent | undefined {
     return this.log.shift();
   }
 
-  /** Candidates for a peer: applied now, or kept until connect. */
-  protected remoteCandidates(now: number, peerId: string, candidates: string[]): void {
-    if (!this.node.peerIds.includes(peerId)) {
-      this.early.set(peerId, [...(this.early.get(peerId) ?? []), ...candidates]);
-      return;
-    }
-    for (const c of candidates) this.node.addRemoteCandidate(now, peerId, c);
+  /** The device's outputs until there are none. */
+  protected drain(now: number): void {
+    for (let out = this.device.pollOutput(); out !== undefined; out = this.device.pollOutput()) this.output(now, out);
   }
 
-  protected applyEarly(now: number, peerId: string): void {
-    const early = this.early.get(peerId) ?? [];
-    this.early.delete(peerId);
-    for (const c of early) this.node.addRemoteCandidate(now, peerId, c);
-  }
+  protected abstract output(now: number, out: O): void;
 
-  /** Node events until quiet, each routed. */
-  protected pump(now: number): void {
-    for (let progress = true; progress; ) {
-      progress = false;
-      for (let e = this.node.pollEvent(); e !== undefined; e = this.node.pollEvent()) {
-        progress = true;
-        this.log.push(e);
-        if (e.type === "candidate") this.portal.send(this.name, "portal", { event: "ice_candidates", peerId: e.peerId, candidates: [e.candidate] });
-        else if (e.type === "candidate_invalidated") this.portal.send(this.name, "portal", { event: "invalidate_ice_candidates", peerId: e.peerId, candidates: [e.candidate] });
-        else this.nodeEvent(now, e);
-      }
-      if (this.drainState(now)) progress = true;
-    }
-  }
-
-  protected abstract nodeEvent(now: number, event: TunnelEvent): void;
-  protected abstract drainState(now: number): boolean;
-  /** The daemon's state machine (ClientState or GatewayState): its timers run with the node's. */
-  abstract readonly state: { pollTimeout(): number | undefined; handleTimeout(now: number): void };
-
-  private stateTimeout(now: number): void {
-    const t = this.state.pollTimeout();
-    if (t !== undefined && t <= now) this.state.handleTimeout(now);
-  }
-
-  private statePollTimeout(): number | undefined {
-    return this.state.pollTimeout();
+  /** A candidate message for the stub portal, which names the peer itself. */
+  protected candidates(event: "ice_candidates" | "invalidate_ice_candidates", peerId: string, candidates: string[]): void {
+    this.portal.send(this.name, "portal", { event, peerId, candidates });
   }
 }
 
-/** A client: ClientState and its TunnelNode. */
-export class ClientDaemon extends Daemon {
-  readonly state: ClientState;
+/** A client: its ClientDevice. */
+export class ClientDaemon extends Daemon<ClientDeviceOutput, ClientDevice> {
+  constructor(node: Omit<TunnelNodeOptions, "role">, portal: StubPortal<PortalMessage>, random: (n: number) => Uint8Array) {
+    super(new ClientDevice({ node, state: { wallClockAtZeroMs: WALL_CLOCK_AT_ZERO_MS, random } }), portal, "client");
+  }
 
-  constructor(node: TunnelNode, portal: StubPortal<PortalMessage>, random: (n: number) => Uint8Array) {
-    super(node, portal, "client");
-    this.state = new ClientState({ wallClockAtZeroMs: WALL_CLOCK_AT_ZERO_MS, random });
+  get state(): ClientState {
+    return this.device.state;
   }
 
   /** A portal message for the client. */
   fromPortal(now: number, message: PortalMessage): void {
     switch (message.event) {
       case "init_client":
-        this.state.handlePortalEvent(now, "init", message.payload);
-        this.node.init(now, message.payload.relays.map(toTunnelRelay));
+        this.device.handlePortal(now, { event: "init", payload: message.payload });
         break;
       case "authorization_created":
-        this.state.handlePortalEvent(now, "authorization_created", message.payload);
+        this.device.handlePortal(now, message);
         break;
       case "ice_candidates":
-        this.remoteCandidates(now, message.peerId, message.candidates);
-        break;
       case "invalidate_ice_candidates":
-        for (const c of message.candidates) this.node.removeRemoteCandidate(now, message.peerId, c);
+        this.device.handlePortal(now, { event: message.event, payload: { gateway_id: message.peerId, candidates: message.candidates } });
         break;
       default:
         break;
     }
-    this.pump(now);
+    this.drain(now);
   }
 
   /** An application writes a packet into the TUN device. */
   tunWrite(now: number, packet: Uint8Array): void {
-    this.state.handleTunPacket(now, packet);
-    this.pump(now);
+    this.device.handleTunPacket(now, packet);
+    this.drain(now);
   }
 
-  protected nodeEvent(now: number, event: TunnelEvent): void {
-    if (event.type === "packet") this.state.handleGatewayPacket(now, event.peerId, event.packet);
-    else if (event.type === "disconnected" && event.reason === "ice-failed") this.state.handleTunnelDown(now, event.peerId);
-    else if (event.type === "session") this.state.handleTunnelSession(now, event.peerId);
-  }
-
-  protected drainState(now: number): boolean {
-    let progress = false;
-    for (let out = this.state.pollEvent(); out !== undefined; out = this.state.pollEvent()) {
-      progress = true;
-      this.output(now, out);
-    }
-    return progress;
-  }
-
-  private output(now: number, out: ClientOutput): void {
+  protected output(_now: number, out: ClientDeviceOutput): void {
     switch (out.type) {
       case "portal":
-        this.portal.send("client", "portal", { event: "request_authorization", payload: out.payload });
+        if (out.message.event === "request_authorization") this.portal.send("client", "portal", { event: "request_authorization", payload: out.message.payload });
+        else this.candidates(out.message.event, out.message.payload.gateway_id, out.message.payload.candidates);
         return;
       case "tun":
         this.log.push({ type: "tun", packet: out.packet });
         return;
-      case "gateway":
-        this.node.send(now, out.gatewayId, out.packet);
-        return;
-      case "connect": {
-        const a = out.authorization;
-        this.node.connect(now, out.gatewayId, { publicKey: decodeBase64(a.gateway_public_key)!, presharedKey: decodeBase64(a.preshared_key)!, localIce: a.client_ice, remoteIce: a.gateway_ice });
-        this.applyEarly(now, out.gatewayId);
-        return;
-      }
-      case "disconnect":
-        this.node.disconnect(now, out.gatewayId);
+      case "tunnel":
+        this.log.push(out.event);
         return;
       default:
         return;
@@ -211,94 +162,72 @@ export class ClientDaemon extends Daemon {
   }
 }
 
-/** A gateway: GatewayState, its TunnelNode, and the echo resource behind it. */
-export class GatewayDaemon extends Daemon {
-  readonly state: GatewayState;
+/** A gateway: its GatewayDevice, and the echo resource behind it. */
+export class GatewayDaemon extends Daemon<GatewayDeviceOutput, GatewayDevice> {
   /** Packets the echo resource answered. */
   echoed = 0;
-  /** Answers GatewayState's resolve events at once (a DNS resource's real addresses); unset: they go unanswered. */
+  /** Answers the device's resolve outputs at once (a DNS resource's real addresses); unset: they go unanswered. */
   resolver: ((name: string) => string[]) | undefined;
+  /** What the portal asked to install, by id: the stub portal's acknowledgement carries it whole. */
+  private readonly asked = new Map<string, AuthorizationForGateway>();
 
-  constructor(node: TunnelNode, portal: StubPortal<PortalMessage>, random: (n: number) => Uint8Array) {
-    super(node, portal, "gateway");
-    this.state = new GatewayState({ ...GATEWAY_TUNNEL, epochMs: WALL_CLOCK_AT_ZERO_MS, random });
+  constructor(node: Omit<TunnelNodeOptions, "role">, portal: StubPortal<PortalMessage>, random: (n: number) => Uint8Array) {
+    super(new GatewayDevice({ node, state: { ...GATEWAY_TUNNEL, epochMs: WALL_CLOCK_AT_ZERO_MS, random } }), portal, "gateway");
+  }
+
+  get state(): GatewayState {
+    return this.device.state;
   }
 
   fromPortal(now: number, message: PortalMessage): void {
     switch (message.event) {
       case "init_gateway":
-        this.node.init(now, message.relays);
+        this.device.handlePortal(now, { event: "init", payload: { interface: { ...GATEWAY_TUNNEL, upstream_dns: [] }, relays: message.relays, authorizations: [] } });
         break;
-      case "create_authorization": {
-        const a = message.payload;
-        const result = this.state.createAuthorization(now, a);
-        // Acknowledged before the node's candidates go out, so the client connects before they land.
-        if (result.ok) this.portal.send("gateway", "portal", { event: "authorization_ack", payload: a });
+      case "create_authorization":
+        this.asked.set(message.payload.authorization_id, message.payload);
+        this.device.handlePortal(now, message);
         break;
-      }
       case "reject_access":
-        this.state.rejectAccess(now, message.payload);
+        this.device.handlePortal(now, message);
         break;
       case "ice_candidates":
-        this.remoteCandidates(now, message.peerId, message.candidates);
-        break;
       case "invalidate_ice_candidates":
-        for (const c of message.candidates) this.node.removeRemoteCandidate(now, message.peerId, c);
+        this.device.handlePortal(now, { event: message.event, payload: { client_id: message.peerId, candidates: message.candidates } });
         break;
       default:
         break;
     }
-    this.pump(now);
+    this.drain(now);
   }
 
-  protected nodeEvent(now: number, event: TunnelEvent): void {
-    if (event.type === "disconnected" && event.reason === "ice-failed") this.state.handleTunnelDown(now, event.peerId);
-    if (event.type !== "packet") return;
-    const decision = this.state.handleFromClient(now, event.peerId, event.packet);
-    if (decision.action === "reply") this.node.send(now, event.peerId, decision.packet);
-    if (decision.action === "forward") this.toResource(now, decision.packet);
-  }
-
-  /** A packet GatewayState forwards: the echo resource answers it, and the answer goes back through GatewayState. */
-  private toResource(now: number, packet: Uint8Array): void {
-    this.log.push({ type: "forwarded", packet });
-    const answer = echo(packet);
-    if (answer === undefined) return;
-    this.echoed++;
-    const back = this.state.handleFromResource(now, answer);
-    if (back.action === "forward") this.node.send(now, back.clientId, back.packet);
-  }
-
-  protected drainState(now: number): boolean {
-    let progress = false;
-    for (let e = this.state.pollEvent(); e !== undefined; e = this.state.pollEvent()) {
-      progress = true;
-      this.gatewayEvent(now, e);
-    }
-    return progress;
-  }
-
-  private gatewayEvent(now: number, e: GatewayEvent): void {
-    switch (e.type) {
-      case "peer_added":
-      case "peer_updated":
-      case "peer_reconnect":
-        this.node.connect(now, e.clientId, { publicKey: decodeBase64(e.publicKey)!, presharedKey: decodeBase64(e.presharedKey)!, localIce: e.gatewayIce, remoteIce: e.clientIce });
-        this.applyEarly(now, e.clientId);
+  protected output(now: number, out: GatewayDeviceOutput): void {
+    switch (out.type) {
+      case "portal": {
+        const m = out.message;
+        if (m.event === "authorization_created") {
+          const a = this.asked.get(m.payload.authorization_id);
+          this.asked.delete(m.payload.authorization_id);
+          if (a !== undefined) this.portal.send("gateway", "portal", { event: "authorization_ack", payload: a });
+        } else if (m.event === "ice_candidates" || m.event === "invalidate_ice_candidates") {
+          this.candidates(m.event, m.payload.client_id, m.payload.candidates);
+        }
         return;
-      case "peer_removed":
-        this.node.disconnect(now, e.clientId);
+      }
+      case "network": {
+        // The echo resource answers, and the answer comes back through the device.
+        this.log.push({ type: "forwarded", packet: out.packet });
+        const answer = echo(out.packet);
+        if (answer === undefined) return;
+        this.echoed++;
+        this.device.handleNetworkPacket(now, answer);
         return;
+      }
       case "resolve":
-        if (this.resolver !== undefined) this.state.handleResolved(now, e.name, this.resolver(e.name));
+        if (this.resolver !== undefined) this.device.handleResolved(now, out.name, this.resolver(out.name));
         return;
-      case "forward":
-        this.toResource(now, e.packet);
-        return;
-      case "reply":
-        this.node.send(now, e.clientId, e.packet);
-        return;
-      default:
+      case "tunnel":
+        this.log.push(out.event);
         return;
     }
   }
@@ -311,12 +240,6 @@ function echo(packet: Uint8Array): Uint8Array | undefined {
   const p = parsed.packet;
   if (p.protocol !== PROTOCOL_UDP || p.dstPort !== ECHO_PORT) return undefined;
   return buildPacket({ src: p.dstText, dst: p.srcText, protocol: PROTOCOL_UDP, srcPort: ECHO_PORT, dstPort: p.srcPort!, payload: packet.slice(p.payloadOffset + 8, p.length) });
-}
-
-function toTunnelRelay(relay: ClientInit["relays"][number]): TunnelRelay {
-  const colon = relay.addr.lastIndexOf(":");
-  const host = relay.addr.slice(0, colon).replace(/^\[|\]$/g, "");
-  return { id: relay.id, server: { family: host.includes(":") ? 6 : 4, address: host, port: Number(relay.addr.slice(colon + 1)) }, username: relay.username, password: relay.password };
 }
 
 /** ICE credentials in the portal's alphabet, from the network's randomness. */
@@ -367,8 +290,8 @@ export function buildWorld(seed: number, label: string, options: WorldOptions) {
   const clientKey = random("client-key")(32);
   const gatewayKey = random("gateway-key")(32);
   const wallClockAtZeroNanos = BigInt(SIM_EPOCH_UNIX) * 1_000_000_000n;
-  const client = new ClientDaemon(new TunnelNode({ role: "client", privateKey: clientKey, port: WG_PORT, random: random("client-node"), wallClockAtZeroNanos }), portal, random("client-state"));
-  const gateway = new GatewayDaemon(new TunnelNode({ role: "gateway", privateKey: gatewayKey, port: WG_PORT, random: random("gateway-node"), wallClockAtZeroNanos }), portal, random("gateway-state"));
+  const client = new ClientDaemon({ privateKey: clientKey, port: WG_PORT, random: random("client-node"), wallClockAtZeroNanos }, portal, random("client-state"));
+  const gateway = new GatewayDaemon({ privateKey: gatewayKey, port: WG_PORT, random: random("gateway-node"), wallClockAtZeroNanos }, portal, random("gateway-state"));
   gateway.resolver = options.resolve;
   const resources: GatewayResource[] = options.resources ?? [{ id: RESOURCE_ID, type: "ip", name: "echo", address: RESOURCE_IP, filters: [] }];
   const clientAttachment: Attachment<DaemonEvent> = clientHost.bind(client, WG_PORT);
@@ -429,7 +352,7 @@ export function buildWorld(seed: number, label: string, options: WorldOptions) {
       gateway.node.setLocalAddresses(now, [gatewayHost.address]);
     });
     net.act(() => {
-      portal.send("portal", "gateway", { event: "init_gateway", relays: relayList(GATEWAY_ID).map(toTunnelRelay) });
+      portal.send("portal", "gateway", { event: "init_gateway", relays: relayList(GATEWAY_ID) });
       portal.send("portal", "client", {
         event: "init_client",
         payload: {
