@@ -1,11 +1,13 @@
-// The whole data path in the simulated network: a client host (ClientState + TunnelNode), a
-// gateway host (GatewayState + TunnelNode) with an in-process echo resource behind it, two real
-// TURN relays, and a stub portal that routes init, request_authorization (policy: allow) →
-// create_authorization → authorization_created, reject_access, and trickled ICE candidates.
+// The whole data path in the simulated network: a client host (ClientDevice: ClientState +
+// TunnelNode), a gateway host (GatewayDevice: GatewayState + TunnelNode) with an in-process echo
+// resource behind it, two real TURN relays, and a stub portal that routes init,
+// request_authorization (policy: allow) → create_authorization → authorization_created,
+// reject_access, and trickled ICE candidates.
 //
-// Each daemon is one SimEndpoint: the Network drives its node; inside, the daemon pumps the
-// node's events into its state machine and the state machine's outputs into the node or the
-// portal until both are quiet (what daemons/client and daemons/gateway will do with real I/O).
+// Each daemon is one SimEndpoint: the Network drives its device, the wiring the real daemons run
+// (daemons/proto/client/device.ts, daemons/proto/gateway/device.ts); the daemon here only turns the
+// stub portal's messages into the wire schema's and back, and puts the echo resource behind the
+// gateway.
 
 import { ClientDevice, type ClientDeviceOutput } from "../../../daemons/proto/client/device.js";
 import type { ClientState } from "../../../daemons/proto/client/state.js";
