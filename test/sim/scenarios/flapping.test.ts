@@ -9,9 +9,12 @@
 //    silence (15 s of sending without receiving) during a cut;
 // 3. the stream arrives complete and in order (SHA-256 of the sink's bytes in order).
 //
-// The stream: the selective-repeat transfer of ../stream.ts, paced: every TICK ms the sender resends
-// what has waited RTO ms unacknowledged (at most RESEND_PER_TICK, so a dead path costs a bounded
-// trickle) and sends PACE new chunks while fewer than WINDOW are unacknowledged.
+// The stream: a paced selective-repeat transfer over UDP, written here since the tunnel promises
+// nothing. Every TICK ms the sender resends what has waited RTO ms unacknowledged (at most
+// RESEND_PER_TICK, so a dead path costs a bounded trickle) and sends PACE new chunks while fewer
+// than WINDOW are unacknowledged; each datagram is [u32 sequence][bytes]. The sink acknowledges
+// each datagram with [u32 its sequence][u32 the next sequence it needs], buffers out-of-order
+// chunks and hashes strictly in order.
 
 import { createHash } from "node:crypto";
 import { beforeEach, describe, expect, it } from "vitest";
@@ -23,7 +26,6 @@ import { REKEY_TIMEOUT_JITTER_MAX } from "../../../daemons/proto/wireguard/peer.
 import { Rng, reportSeedOnFailure } from "../../support/prng.js";
 import { portRestricted } from "../nat.js";
 import { runSeeds } from "../scenario.js";
-import { StreamSender, StreamSink } from "../stream.js";
 import { buildWorld, CLIENT_ID, CLIENT_TUNNEL, GATEWAY_ID, RESOURCE_IP, type World } from "./world.js";
 
 beforeEach(reportSeedOnFailure);
@@ -50,6 +52,96 @@ const STREAM_BYTES = Math.round(((CYCLES * (CUT_MS + HEALED_MS) + 10_000) / TICK
 const HANDSHAKE_RETRY_MS = REKEY_TIMEOUT + REKEY_TIMEOUT_JITTER_MAX + 500;
 /** WireGuard's own new handshake after sending without receiving for this long (wireguard-go's timers). */
 const SILENCE_HANDSHAKE_MS = KEEPALIVE_TIMEOUT + REKEY_TIMEOUT;
+
+/** The sending half: which chunks are out, since when, which are acknowledged. */
+class PacedSender {
+  readonly chunks: number;
+  private next = 0;
+  private lowest = 0;
+  private readonly acked: Uint8Array;
+  private readonly sentAt: Float64Array;
+  transmissions = 0;
+  resent = 0;
+
+  constructor(private readonly data: Uint8Array) {
+    this.chunks = Math.ceil(data.length / CHUNK);
+    this.acked = new Uint8Array(this.chunks);
+    this.sentAt = new Float64Array(this.chunks);
+  }
+
+  get done(): boolean {
+    return this.lowest === this.chunks;
+  }
+
+  /** This tick's datagrams: overdue chunks first (bounded), then new ones as pace and window allow. */
+  tick(now: number): Uint8Array[] {
+    const out: Uint8Array[] = [];
+    for (let seq = this.lowest; seq < this.next && out.length < RESEND_PER_TICK; seq++) {
+      if (this.acked[seq] === 0 && now - this.sentAt[seq]! >= RTO) {
+        this.resent++;
+        out.push(this.datagram(now, seq));
+      }
+    }
+    for (let n = 0; n < PACE && this.next < this.chunks && this.next - this.lowest < WINDOW; n++) out.push(this.datagram(now, this.next++));
+    return out;
+  }
+
+  handleAck(ack: Uint8Array): void {
+    if (ack.length !== 8) return;
+    const view = new DataView(ack.buffer, ack.byteOffset, ack.byteLength);
+    const seq = view.getUint32(0);
+    if (seq < this.chunks) this.acked[seq] = 1;
+    const needed = Math.min(view.getUint32(4), this.chunks);
+    for (let s = this.lowest; s < needed; s++) this.acked[s] = 1;
+    while (this.lowest < this.chunks && this.acked[this.lowest] === 1) this.lowest++;
+  }
+
+  private datagram(now: number, seq: number): Uint8Array {
+    this.sentAt[seq] = now;
+    this.transmissions++;
+    const body = this.data.subarray(seq * CHUNK, Math.min((seq + 1) * CHUNK, this.data.length));
+    const out = new Uint8Array(4 + body.length);
+    new DataView(out.buffer).setUint32(0, seq);
+    out.set(body, 4);
+    return out;
+  }
+}
+
+/** The receiving half: holds what came early, hashes in order, acknowledges each datagram. */
+class OrderedSink {
+  private needed = 0;
+  private readonly early = new Map<number, Uint8Array>();
+  private readonly sha = createHash("sha256");
+  bytes = 0;
+  private finalDigest: string | undefined;
+
+  constructor(private readonly chunks: number) {}
+
+  get complete(): boolean {
+    return this.needed === this.chunks;
+  }
+
+  digest(): string {
+    this.finalDigest ??= this.sha.digest("hex");
+    return this.finalDigest;
+  }
+
+  receive(datagram: Uint8Array): Uint8Array | undefined {
+    if (datagram.length < 4) return undefined;
+    const seq = new DataView(datagram.buffer, datagram.byteOffset, datagram.byteLength).getUint32(0);
+    if (seq >= this.needed && seq < this.chunks) this.early.set(seq, datagram.slice(4));
+    for (let chunk = this.early.get(this.needed); chunk !== undefined; chunk = this.early.get(this.needed)) {
+      this.early.delete(this.needed++);
+      this.sha.update(chunk);
+      this.bytes += chunk.length;
+    }
+    const ack = new Uint8Array(8);
+    const view = new DataView(ack.buffer);
+    view.setUint32(0, seq);
+    view.setUint32(4, this.needed);
+    return ack;
+  }
+}
 
 /** The UDP payload of a parsed packet between two ports, or undefined. */
 function udpPayload(bytes: Uint8Array, srcPort: number, dstPort: number): { payload: Uint8Array; src: string; dst: string } | undefined {
@@ -89,16 +181,16 @@ function watchSessions(w: World, timeline: Timeline): (now: number) => void {
 
 /** The stream, wired into the world; the timeline is filled as it goes. */
 function attachStream(w: World, data: Uint8Array, timeline: Timeline, watchSessions: (now: number) => void) {
-  const sender = new StreamSender(data, { chunk: CHUNK, window: WINDOW, rto: RTO, pace: PACE, resendPerCall: RESEND_PER_TICK });
-  const sink = new StreamSink(sender.chunks);
+  const sender = new PacedSender(data);
+  const sink = new OrderedSink(sender.chunks);
   w.gatewayAttachment.onEvent = (now, event) => {
     watchSessions(now);
     if (event.type === "disconnected") timeline.failures.push({ at: now, side: "gateway", reason: event.reason });
     if (event.type !== "forwarded") return;
     const datagram = udpPayload(event.packet, APP_PORT, SINK_PORT);
-    if (datagram === undefined) return;
-    const ack = sink.handle(datagram.payload);
-    const back = w.gateway.state.handleFromResource(now, buildPacket({ src: datagram.dst, dst: datagram.src, protocol: PROTOCOL_UDP, srcPort: SINK_PORT, dstPort: APP_PORT, payload: ack }));
+    const ack = datagram && sink.receive(datagram.payload);
+    if (ack === undefined) return;
+    const back = w.gateway.state.handleFromResource(now, buildPacket({ src: datagram!.dst, dst: datagram!.src, protocol: PROTOCOL_UDP, srcPort: SINK_PORT, dstPort: APP_PORT, payload: ack }));
     if (back.action === "forward") w.gateway.node.send(now, back.clientId, back.packet);
   };
   w.clientAttachment.onEvent = (now, event) => {
@@ -111,7 +203,7 @@ function attachStream(w: World, data: Uint8Array, timeline: Timeline, watchSessi
   };
   const tick = (now: number) => {
     watchSessions(now);
-    for (const payload of sender.due(now)) {
+    for (const payload of sender.tick(now)) {
       w.client.tunWrite(now, buildPacket({ src: CLIENT_TUNNEL.ipv4, dst: RESOURCE_IP, protocol: PROTOCOL_UDP, srcPort: APP_PORT, dstPort: SINK_PORT, payload }));
     }
     // The recorded events would otherwise hold every datagram of the stream; the timeline has what matters.
@@ -177,7 +269,7 @@ function scenario(seed: number): void {
   // The flapping is over before the stream is: then ICE settles on the direct pair again.
   w.net.runUntil(() => w.net.now > lastHeal + 20_000 && w.client.node.selectedPair(GATEWAY_ID)?.relayed === false, 120_000);
   const paths = describePaths(timeline.paths, startedAt);
-  const detail = `after ${w.net.now - startedAt} ms: ${stream.sink.bytes} of ${data.length} bytes, ${stream.sender.transmissions} sent, ${stream.sender.retransmissions} again; cuts at ${cuts.map((c) => c.at - startedAt).join(",")}; paths ${paths}`;
+  const detail = `after ${w.net.now - startedAt} ms: ${stream.sink.bytes} of ${data.length} bytes, ${stream.sender.transmissions} sent, ${stream.sender.resent} again; cuts at ${cuts.map((c) => c.at - startedAt).join(",")}; paths ${paths}`;
 
   // 3. The stream, whole and in order.
   expect(finished, w.net.where(detail)).toBe(true);
