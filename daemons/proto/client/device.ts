@@ -71,10 +71,8 @@ export class ClientDevice extends DeviceCore<ClientDeviceOutput> {
         this.state.handlePortalEvent(now, message.event, message.payload);
         break;
       case "ice_candidates":
-        this.remoteCandidates(now, message.payload.gateway_id, message.payload.candidates);
-        break;
       case "invalidate_ice_candidates":
-        for (const c of message.payload.candidates) this.node.removeRemoteCandidate(now, message.payload.gateway_id, c);
+        this.trickle(now, message.event, message.payload.gateway_id, message.payload.candidates);
         break;
       case "relays_presence":
         this.node.updateRelays(now, message.payload.connected.map(tunnelRelay), message.payload.disconnected_ids);
@@ -104,16 +102,14 @@ export class ClientDevice extends DeviceCore<ClientDeviceOutput> {
     this.pump(now);
   }
 
-  protected nodeEvent(now: number, event: TunnelEvent): void {
+  protected announce(event: "ice_candidates" | "invalidate_ice_candidates", peerId: string, candidate: string): void {
+    this.outputs.push({ type: "portal", message: { event, payload: { gateway_id: peerId, candidates: [candidate] } } });
+  }
+
+  protected nodeEvent(now: number, event: Exclude<TunnelEvent, { type: "candidate" | "candidate_invalidated" }>): void {
     switch (event.type) {
       case "packet":
         this.state.handleGatewayPacket(now, event.peerId, event.packet);
-        return;
-      case "candidate":
-        this.outputs.push({ type: "portal", message: { event: "ice_candidates", payload: { gateway_id: event.peerId, candidates: [event.candidate] } } });
-        return;
-      case "candidate_invalidated":
-        this.outputs.push({ type: "portal", message: { event: "invalidate_ice_candidates", payload: { gateway_id: event.peerId, candidates: [event.candidate] } } });
         return;
       default:
         if (event.type === "disconnected" && event.reason === "ice-failed") this.state.handleTunnelDown(now, event.peerId);

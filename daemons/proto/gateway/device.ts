@@ -77,10 +77,8 @@ export class GatewayDevice extends DeviceCore<GatewayDeviceOutput> {
         this.state.rejectAccess(now, message.payload);
         break;
       case "ice_candidates":
-        this.remoteCandidates(now, message.payload.client_id, message.payload.candidates);
-        break;
       case "invalidate_ice_candidates":
-        for (const c of message.payload.candidates) this.node.removeRemoteCandidate(now, message.payload.client_id, c);
+        this.trickle(now, message.event, message.payload.client_id, message.payload.candidates);
         break;
       case "relays_presence":
         this.node.updateRelays(now, message.payload.connected.map(tunnelRelay), message.payload.disconnected_ids);
@@ -118,7 +116,11 @@ export class GatewayDevice extends DeviceCore<GatewayDeviceOutput> {
     this.pump(now);
   }
 
-  protected nodeEvent(now: number, event: TunnelEvent): void {
+  protected announce(event: "ice_candidates" | "invalidate_ice_candidates", peerId: string, candidate: string): void {
+    this.outputs.push({ type: "portal", message: { event, payload: { client_id: peerId, candidates: [candidate] } } });
+  }
+
+  protected nodeEvent(now: number, event: Exclude<TunnelEvent, { type: "candidate" | "candidate_invalidated" }>): void {
     switch (event.type) {
       case "packet": {
         const decision = this.state.handleFromClient(now, event.peerId, event.packet);
@@ -126,12 +128,6 @@ export class GatewayDevice extends DeviceCore<GatewayDeviceOutput> {
         else if (decision.action === "forward") this.outputs.push({ type: "network", packet: decision.packet });
         return;
       }
-      case "candidate":
-        this.outputs.push({ type: "portal", message: { event: "ice_candidates", payload: { client_id: event.peerId, candidates: [event.candidate] } } });
-        return;
-      case "candidate_invalidated":
-        this.outputs.push({ type: "portal", message: { event: "invalidate_ice_candidates", payload: { client_id: event.peerId, candidates: [event.candidate] } } });
-        return;
       default:
         if (event.type === "disconnected" && event.reason === "ice-failed") this.state.handleTunnelDown(now, event.peerId);
         this.outputs.push({ type: "tunnel", event });

@@ -1,7 +1,7 @@
 // What the client's and the gateway's device machines (../client/device.ts, ../gateway/device.ts)
 // share: their TunnelNode, its transmits and timers alongside their own state machine's, the ICE
-// candidates that arrive for a peer before its connection exists, and the loop that drains the node
-// and the state machine into each other until both are quiet.
+// candidates both ways (the peer's, kept until its connection exists; ours, announced), and the loop
+// that drains the node and the state machine into each other until both are quiet.
 
 import type { DeviceRole, EventName, PayloadOf, Relay } from "../portal/schema.js";
 import { TunnelNode, type TunnelEvent, type TunnelNodeOptions, type TunnelRelay, type TunnelTransmit } from "./node.js";
@@ -77,6 +77,12 @@ export abstract class DeviceCore<Output> {
     for (const c of candidates) this.node.addRemoteCandidate(now, peerId, c);
   }
 
+  /** A peer's candidates from the portal: added (ice_candidates) or withdrawn (invalidate_ice_candidates). */
+  protected trickle(now: number, event: "ice_candidates" | "invalidate_ice_candidates", peerId: string, candidates: readonly string[]): void {
+    if (event === "ice_candidates") this.remoteCandidates(now, peerId, candidates);
+    else for (const c of candidates) this.node.removeRemoteCandidate(now, peerId, c);
+  }
+
   /** Connects a peer, then gives it the candidates that came early. */
   protected connectPeer(now: number, peerId: string, options: Parameters<TunnelNode["connect"]>[2]): void {
     this.node.connect(now, peerId, options);
@@ -91,13 +97,18 @@ export abstract class DeviceCore<Output> {
       progress = false;
       for (let e = this.node.pollEvent(); e !== undefined; e = this.node.pollEvent()) {
         progress = true;
-        this.nodeEvent(now, e);
+        if (e.type === "candidate") this.announce("ice_candidates", e.peerId, e.candidate);
+        else if (e.type === "candidate_invalidated") this.announce("invalidate_ice_candidates", e.peerId, e.candidate);
+        else this.nodeEvent(now, e);
       }
       if (this.drainState(now)) progress = true;
     }
   }
 
-  protected abstract nodeEvent(now: number, event: TunnelEvent): void;
+  /** Tells the portal of one of our candidates for a peer, or that it is gone. */
+  protected abstract announce(event: "ice_candidates" | "invalidate_ice_candidates", peerId: string, candidate: string): void;
+  /** The node's other events: packets, paths, sessions. */
+  protected abstract nodeEvent(now: number, event: Exclude<TunnelEvent, { type: "candidate" | "candidate_invalidated" }>): void;
   /** Routes the state machine's outputs; whether there were any. */
   protected abstract drainState(now: number): boolean;
 }

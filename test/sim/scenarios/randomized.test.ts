@@ -39,7 +39,7 @@ import { runSeeds } from "../scenario.js";
 import { SIM_EPOCH_UNIX, TurnRelayNode } from "../turn.js";
 import {
   authorizationCreatedFor, CLIENT_ID, CLIENT_TUNNEL, ClientDaemon, ECHO_PORT, GATEWAY_ID, GatewayDaemon, REALM, RELAY_IDS, RELAY_SECRET,
-  SITE_ID, WG_PORT, type PortalMessage,
+  relayCandidates, SITE_ID, WG_PORT, type PortalMessage,
 } from "./world.js";
 
 beforeEach(reportSeedOnFailure);
@@ -201,8 +201,7 @@ function buildPolicyWorld(seed: number, rng: Rng) {
       }
       case "ice_candidates":
       case "invalidate_ice_candidates":
-        if (from === "client") portal.send("portal", "gateway", { ...message, peerId: CLIENT_ID });
-        else portal.send("portal", "client", { ...message, peerId: GATEWAY_ID });
+        relayCandidates(daemonPortal, from, message);
         return;
       default:
         return;

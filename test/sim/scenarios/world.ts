@@ -278,6 +278,12 @@ export function authorizationCreatedFor(a: AuthorizationForGateway, gatewayPubli
   };
 }
 
+/** The stub portal passes candidates on to the other side, naming the side they came from. */
+export function relayCandidates(portal: StubPortal<PortalMessage>, from: string, message: Extract<PortalMessage, { peerId: string }>): void {
+  if (from === "client") portal.send("portal", "gateway", { ...message, peerId: CLIENT_ID });
+  else portal.send("portal", "client", { ...message, peerId: GATEWAY_ID });
+}
+
 export function buildWorld(seed: number, label: string, options: WorldOptions) {
   const net = new Network({ seed, label, internet: options.internet ?? {} });
   const portal = new StubPortal<PortalMessage>(net);
@@ -337,9 +343,7 @@ export function buildWorld(seed: number, label: string, options: WorldOptions) {
       }
       case "ice_candidates":
       case "invalidate_ice_candidates":
-        // peerId names the receiver on the way in; on the way out it names the sender.
-        if (from === "client") portal.send("portal", "gateway", { ...message, peerId: CLIENT_ID });
-        else portal.send("portal", "client", { ...message, peerId: GATEWAY_ID });
+        relayCandidates(portal, from, message);
         return;
       default:
         return;
