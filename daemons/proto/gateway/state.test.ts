@@ -412,6 +412,24 @@ describe("DNS resources", () => {
     expect(drain(state).map((e) => e.type)).toEqual(["authorization_removed", "peer_removed"]);
   });
 
+  it("refuses a held packet when the mapping it waited for comes under an authorization granted after it arrived", () => {
+    const state = dnsGateway();
+    const other = authorization(ALICE, DNS_B, 24 * HOUR);
+    state.createAuthorization(0, other);
+    // DNS_A is revoked; the client, not yet told, still sends to one of its names: held, as a mapping may be on its way.
+    state.rejectAccess(1, { authorization_id: state.authorizationIds().find((id) => id !== other.authorization_id)! });
+    drain(state);
+    expect(send(state, 2, ALICE, { dst: "100.96.0.5", srcPort: 1, dstPort: 2 })).toEqual({ action: "held" });
+    // DNS_A is granted again, and the mapping comes: the packet was sent while denied, so it is refused, not forwarded.
+    state.createAuthorization(3, authorization(ALICE, DNS_A, 24 * HOUR));
+    control(state, 4, ALICE, DNS_A.id, "mail.corp.example", ["100.96.0.5"]);
+    state.handleResolved(5, "mail.corp.example", ["192.0.2.20"]);
+    const released = drain(state).filter((e) => e.type === "forward" || e.type === "reply");
+    expect(released.map((e) => e.type)).toEqual(["reply"]);
+    // A packet sent now, under the new authorization, goes through.
+    expect(forwarded(send(state, 6, ALICE, { dst: "100.96.0.5", srcPort: 1, dstPort: 2 })).dstText).toBe("192.0.2.20");
+  });
+
   it("holds at most HELD_PACKETS_MAX packets per client, dropping the oldest; a client with no DNS resource is refused at once", () => {
     const state = dnsGateway();
     for (let i = 0; i < HELD_PACKETS_MAX + 3; i++) expect(send(state, 1, ALICE, { dst: "100.96.0.5", srcPort: 1000 + i, dstPort: 2 })).toEqual({ action: "held" });

@@ -37,7 +37,8 @@
 //       held, after it resolved to no address of the family it is refused;
 //    h. forward.
 //    Held packets (at most HELD_PACKETS_MAX per client, the oldest dropped first) are decided again
-//    when a mapping arrives or a name resolves, and their outcome comes out as forward or reply
+//    when a mapping arrives or a name resolves, by the authorizations the client held when they
+//    arrived (one granted since refuses them), and their outcome comes out as forward or reply
 //    events; one still waiting after HOLD_TIMEOUT is dropped (unresolved). So the first packets to a
 //    DNS resource are neither refused nor lost while its mapping and name are on their way.
 // 3. Control messages (./control.ts): the client must hold a dns authorization for the resource, the
@@ -166,6 +167,8 @@ interface Installed {
   clientId: string;
   resource: CompiledResource;
   expiresAt: number;
+  /** Since when the client has held the resource without a break (a replacement keeps it). */
+  since: number;
 }
 
 interface DnsMapping {
@@ -339,7 +342,7 @@ export class GatewayState {
     }
     // The pair's mappings survive a replacement (or a resend) only while they name names the resource covers.
     if (previous) this.dropMappings(client, resource.id, (name) => resource.type === "dns" && dnsPatternMatches(resource.pattern!, name));
-    const installed: Installed = { authorizationId: a.authorization_id, clientId: peer.clientId, resource, expiresAt };
+    const installed: Installed = { authorizationId: a.authorization_id, clientId: peer.clientId, resource, expiresAt, since: previous?.since ?? now };
     client.authorizations.set(resource.id, installed);
     this.byAuthorizationId.set(a.authorization_id, installed);
     this.nextExpiry = Math.min(this.nextExpiry, expiresAt);
@@ -388,7 +391,9 @@ export class GatewayState {
     const proxy = client.proxies.get(packet.dstText);
     if (proxy) {
       const installed = client.authorizations.get(proxy.resourceId);
-      if (!installed || !filtersAllow(installed.resource.filters, packet)) return this.refuse(bytes, packet);
+      // A held packet is judged by what the client held when it arrived: an authorization granted
+      // since (after a reject_access, say) does not let in a packet sent before it.
+      if (!installed || installed.since > heldAt || !filtersAllow(installed.resource.filters, packet)) return this.refuse(bytes, packet);
       return this.translate(now, client, installed, proxy, bytes, packet, heldAt);
     }
     if (PROXY_PREFIXES.some((p) => prefixContains(p, packet.dst)) && [...client.authorizations.values()].some((a) => a.resource.type === "dns")) {
