@@ -17,8 +17,14 @@ describe("pair secrets", () => {
     const secret = Buffer.alloc(32, 7);
     const a = pairSecrets(secret, ACCOUNT, key(1), key(2));
     expect(Buffer.from(a.presharedKey, "base64")).toHaveLength(32);
-    expect(a.clientIce.username).toMatch(/^[A-Za-z0-9_-]{8}$/);
-    expect(a.clientIce.password).toMatch(/^[A-Za-z0-9_-]{32}$/);
+    // ice-char (RFC 8445 section 5.3) is ALPHA / DIGIT / "+" / "/": what the devices' schema accepts.
+    for (let i = 0; i < 300; i++) {
+      const s = pairSecrets(secret, ACCOUNT, key(i), key(i + 1000));
+      for (const ice of [s.clientIce, s.gatewayIce]) {
+        expect(ice.username).toMatch(/^[A-Za-z0-9+/]{8}$/);
+        expect(ice.password).toMatch(/^[A-Za-z0-9+/]{32}$/);
+      }
+    }
     expect(pairSecrets(secret, ACCOUNT, key(1), key(2))).toEqual(a);
     const others = [
       pairSecrets(secret, ACCOUNT, key(2), key(1)),

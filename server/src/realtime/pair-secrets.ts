@@ -29,8 +29,8 @@ export function pairSecrets(secret: Buffer, accountId: string, clientPublicKey: 
   const derive = (label: string): Buffer => createHmac("sha256", secret).update(`${label}\0${accountId}\0${clientPublicKey}\0${gatewayPublicKey}`).digest();
   // ICE (RFC 8445 section 5.3): ufrag at least 4 characters, password at least 22, from ice-char.
   const ice = (side: string) => ({
-    username: derive(`ice-ufrag ${side}`).toString("base64url").slice(0, 8),
-    password: derive(`ice-pwd ${side}`).toString("base64url").slice(0, 32),
+    username: derive(`ice-ufrag ${side}`).toString("base64").slice(0, 8),
+    password: derive(`ice-pwd ${side}`).toString("base64").slice(0, 32),
   });
   return { presharedKey: derive("wireguard psk").toString("base64"), clientIce: ice("client"), gatewayIce: ice("gateway") };
 }
