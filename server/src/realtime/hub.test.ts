@@ -218,6 +218,54 @@ describe.each(DATABASES)("the realtime hub on $name", (kind) => {
     for (const relay of relays) if (relay !== leaving) await relay.close();
   });
 
+  run("passes ICE candidates both ways only between a client and a gateway an authorization joins, also after the gateway re-syncs", async () => {
+    const ice = await resource("ice");
+    await api("POST", "/api/policies", { group_id: group.id, resource_id: ice.id });
+    const gatewayKey = randomPublicKey();
+    const joinGateway = async (): Promise<ScriptedDevice> => {
+      const g = await ScriptedDevice.connect(t.portal.url, "gateway", gatewayToken, { public_key: gatewayKey });
+      open.push(g);
+      await g.join();
+      await g.next("init");
+      return g;
+    };
+    const gateway = await joinGateway();
+    const gatewayId = await deviceIdOf("gateway", gatewayKey);
+    const otherKey = randomPublicKey();
+    const other = await ScriptedDevice.connect(t.portal.url, "gateway", gatewayToken, { public_key: otherKey });
+    open.push(other);
+    await other.join();
+    await other.next("init");
+    const otherId = await deviceIdOf("gateway", otherKey);
+    const { client, deviceId: clientId } = await keyedClient(clientToken);
+    const asked = client.request("request_authorization", { resource_id: ice.id, connected_gateway_ids: [gatewayId] });
+    const create = (await gateway.next("create_authorization")).payload as { authorization_id: string };
+    await gateway.request("authorization_created", { authorization_id: create.authorization_id });
+    await client.next("authorization_created");
+    expect((await asked).status).toBe("ok");
+
+    const host = ["candidate:1 1 udp 2130706431 192.0.2.10 40000 typ host"];
+    const relayed = ["candidate:2 1 udp 16777215 198.51.100.10 50000 typ relay raddr 0.0.0.0 rport 0"];
+    expect((await client.request("ice_candidates", { gateway_id: gatewayId, candidates: host })).status).toBe("ok");
+    expect((await gateway.next("ice_candidates")).payload).toEqual({ client_id: clientId, candidates: host });
+    await gateway.request("ice_candidates", { client_id: clientId, candidates: relayed });
+    expect((await client.next("ice_candidates")).payload).toEqual({ gateway_id: gatewayId, candidates: relayed });
+    await gateway.request("invalidate_ice_candidates", { client_id: clientId, candidates: relayed });
+    expect((await client.next("invalidate_ice_candidates")).payload).toEqual({ gateway_id: gatewayId, candidates: relayed });
+
+    // No authorization joins the client and the other gateway: neither hears the other.
+    expect((await client.request("ice_candidates", { gateway_id: otherId, candidates: host })).status).toBe("ok");
+    expect((await other.request("ice_candidates", { client_id: clientId, candidates: relayed })).status).toBe("ok");
+    await expect(other.next("ice_candidates", 500)).rejects.toThrow(/no ice_candidates/);
+    await expect(client.next("ice_candidates", 500)).rejects.toThrow(/no ice_candidates/);
+
+    // The gateway reconnects and re-syncs its authorizations from the database: its candidates still reach the client.
+    await gateway.close();
+    const again = await joinGateway();
+    await again.request("ice_candidates", { client_id: clientId, candidates: host });
+    expect((await client.next("ice_candidates")).payload).toEqual({ gateway_id: gatewayId, candidates: host });
+  });
+
   run("a gateway that reconnects gets back the authorizations still valid; revoked ones stay gone", async () => {
     const db = await resource("db");
     await api("POST", "/api/policies", { group_id: group.id, resource_id: db.id });

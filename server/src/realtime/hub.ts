@@ -17,6 +17,10 @@
 //    token expiring or revoked): the gateway gets reject_access, the client resource_deleted, and the
 //    record is marked (after them: a crash in between leaves a record of access a little longer than it
 //    lasted). A client connected nowhere is revoked from its gateway's node.
+// 5. ICE candidates (ice_candidates, invalidate_ice_candidates) pass between a client and a gateway
+//    only while an authorization joins them: a client's go to the gateway it was authorized through
+//    (on the gateway's node), a gateway's to the client it holds an authorization for (on the client's
+//    node). Others are dropped and counted.
 //
 // Clients' authorizations live on the node holding the client's socket; gateways' sockets may be on any
 // node, and messages between nodes go through the NodeBus.
@@ -129,8 +133,10 @@ type NodeMessage =
   | { type: "create_authorization"; accountId: string; gatewayDeviceId: string; payload: AuthorizationForGateway; replyTo: string; grant: { policyId: string; actorId: string } }
   | { type: "authorization_ack"; accountId: string; authorizationId: string; ok: boolean; reason?: string }
   | { type: "reject_access"; accountId: string; gatewayDeviceId: string; payload: { authorization_id: string; client_id: string; resource_id: string } }
-  | { type: "to_client"; accountId: string; clientDeviceId: string; event: string; payload: object }
-  | { type: "to_gateway"; accountId: string; gatewayDeviceId: string; event: string; payload: object };
+  | { type: "client_candidates"; accountId: string; gatewayDeviceId: string; event: CandidateEvent; payload: { client_id: string; candidates: string[] } }
+  | { type: "gateway_candidates"; accountId: string; clientDeviceId: string; event: CandidateEvent; payload: { gateway_id: string; candidates: string[] } };
+
+type CandidateEvent = "ice_candidates" | "invalidate_ice_candidates";
 
 const filtersOf = (resource: ViewResource): Filter[] => resource.filters as Filter[];
 
@@ -143,6 +149,8 @@ const plainAddress = (address: string): string => address.replace(/^::ffff:(\d+\
 /** An authorization a gateway connected to this node holds, with what granted it. */
 interface HeldAuthorization {
   clientDeviceId: string;
+  /** The node the client's socket was on when it was authorized (where its candidates go); unknown after a re-sync. */
+  clientNode?: string;
   resourceId: string;
   policyId: string;
   actorId: string;
@@ -189,6 +197,8 @@ export class RealtimeHub implements ChannelHandlers {
   private readonly unsubscribe: (() => void)[] = [];
   /** Decisions made here: for tests and the benchmark. */
   decisions = { allowed: 0, denied: 0, failed: 0 };
+  /** ICE candidates dropped because no authorization joins the two devices. */
+  candidatesDropped = 0;
 
   constructor(private readonly options: HubOptions) {
     this.now = options.now ?? (() => Date.now());
@@ -636,7 +646,53 @@ export class RealtimeHub implements ChannelHandlers {
       this.settleAck(connection, payload.authorization_id as string, event === "authorization_created", payload.reason as string | undefined);
       return {};
     }
+    if (event === "ice_candidates" || event === "invalidate_ice_candidates") {
+      await this.relayCandidates(connection, event, payload);
+      return {};
+    }
     return {};
+  }
+
+  /**
+   * A device's ICE candidates for its peer, passed on (5. of DESIGN's connection flow) only between a
+   * client and a gateway that an authorization joins: a client's to a gateway it holds one through, a
+   * gateway's to a client it holds one for. Anything else is dropped and counted: a device cannot
+   * reach devices it has no business with.
+   */
+  private async relayCandidates(connection: DeviceConnection, event: CandidateEvent, payload: Record<string, unknown>): Promise<void> {
+    const accountId = connection.principal.accountId;
+    const candidates = payload.candidates as string[];
+    if (connection.role === "client") {
+      const gatewayId = payload.gateway_id as string;
+      const through = [...(this.clients.get(connection)?.authorizations.values() ?? [])].find((a) => a.gatewayDeviceId === gatewayId);
+      if (through === undefined) {
+        this.candidatesDropped++;
+        return;
+      }
+      await this.toGateway(accountId, gatewayId, through.gatewayNode, { type: "client_candidates", accountId, gatewayDeviceId: gatewayId, event, payload: { client_id: connection.device!.id, candidates } });
+      return;
+    }
+    if (connection.role !== "gateway") return;
+    const clientId = payload.client_id as string;
+    const held = [...(this.held.get(connection)?.values() ?? [])].find((h) => h.clientDeviceId === clientId);
+    if (held === undefined) {
+      this.candidatesDropped++;
+      return;
+    }
+    const message: NodeMessage = { type: "gateway_candidates", accountId, clientDeviceId: clientId, event, payload: { gateway_id: connection.device!.id, candidates } };
+    // Authorized through this node, or (re-synced from the database) wherever the client is now.
+    const nodes = held.clientNode !== undefined ? [held.clientNode] : ((await this.options.presence.online(accountId, [clientId])).get(clientId) ?? []);
+    for (const node of nodes) {
+      if (node === this.options.nodes.nodeId) this.deliverToClient(message);
+      else await this.options.nodes.send(node, message);
+    }
+  }
+
+  /** Candidates from a gateway for a client connected here. */
+  private deliverToClient(message: Extract<NodeMessage, { type: "gateway_candidates" }>): void {
+    for (const client of this.accounts.get(message.accountId)?.clients ?? []) {
+      if (client.device?.id === message.clientDeviceId) client.push(message.event, message.payload);
+    }
   }
 
   private async authorize(connection: DeviceConnection, resourceId: string, preferred: string[]): Promise<void> {
@@ -922,6 +978,7 @@ export class RealtimeHub implements ChannelHandlers {
       }
       held.set(authorizationId, {
         clientDeviceId: message.payload.client.id,
+        clientNode: message.replyTo,
         resourceId: message.payload.resource.id,
         policyId: message.grant.policyId,
         actorId: message.grant.actorId,
@@ -932,6 +989,11 @@ export class RealtimeHub implements ChannelHandlers {
     } else if (message.type === "reject_access") {
       // Once: the client's node and the gateway's may both end the same authorization.
       if (gateway !== undefined && this.heldBy(gateway).delete(message.payload.authorization_id)) gateway.push("reject_access", message.payload);
+    } else if (message.type === "client_candidates") {
+      // Only while the gateway holds an authorization for that client (it may have just ended).
+      const clientId = message.payload.client_id;
+      if (gateway !== undefined && [...this.heldBy(gateway).values()].some((h) => h.clientDeviceId === clientId)) gateway.push(message.event, message.payload);
+      else this.candidatesDropped++;
     }
   }
 
@@ -1001,6 +1063,12 @@ export class RealtimeHub implements ChannelHandlers {
         break;
       case "authorization_ack":
         this.settleLocal(message.authorizationId, message.ok, message.reason);
+        break;
+      case "client_candidates":
+        this.deliverToGateway(message.accountId, message.gatewayDeviceId, message);
+        break;
+      case "gateway_candidates":
+        this.deliverToClient(message);
         break;
       default:
         break;

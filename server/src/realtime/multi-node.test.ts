@@ -60,7 +60,8 @@ describe("two portal nodes on one PostgreSQL", () => {
 
     const gatewayKey = randomPublicKey();
     const gateway = await connect(nodeB!.url, "gateway", gatewayToken, gatewayKey);
-    const client = await connect(t.portal.url, "client", clientToken);
+    const clientKey = randomPublicKey();
+    const client = await connect(t.portal.url, "client", clientToken, clientKey);
 
     const authorize = async (gw: ScriptedDevice, resourceId: string): Promise<string> => {
       // Answered once the outcome is pushed: after the gateway has acknowledged.
@@ -75,6 +76,17 @@ describe("two portal nodes on one PostgreSQL", () => {
     };
     const wikiAuthorization = await authorize(gateway, wiki.id);
     const dbAuthorization = await authorize(gateway, db.id);
+
+    // ICE candidates cross the nodes both ways: the client's reach the gateway on B, the gateway's the client on A.
+    const devices = (await t.call("GET", "/api/devices?limit=500")).body.data as { id: string; kind: string; public_key: string }[];
+    const gatewayId = devices.find((d) => d.public_key === gatewayKey)!.id;
+    const clientId = devices.find((d) => d.kind === "client" && d.public_key === clientKey)!.id;
+    const clientCandidate = ["candidate:1 1 udp 2130706431 192.0.2.10 40000 typ host"];
+    const gatewayCandidate = ["candidate:2 1 udp 1694498815 198.51.100.2 41000 typ srflx raddr 0.0.0.0 rport 0"];
+    await client.request("ice_candidates", { gateway_id: gatewayId, candidates: clientCandidate });
+    expect((await gateway.next("ice_candidates")).payload).toEqual({ client_id: clientId, candidates: clientCandidate });
+    await gateway.request("ice_candidates", { client_id: clientId, candidates: gatewayCandidate });
+    expect((await client.next("ice_candidates")).payload).toEqual({ gateway_id: gatewayId, candidates: gatewayCandidate });
 
     // Revoked through node B's API: the client on A and the gateway on B both hear.
     await onB("DELETE", `/api/policies/${wikiPolicy.id}`);
