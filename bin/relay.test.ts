@@ -1,13 +1,28 @@
 // `wardline relay`: its help, every way its command line or environment can be wrong (each refused
 // with exit 2 and a message naming the option, before anything is bound), where each option comes
-// from (flag, then environment variable, then default), the run-time failures (exit 1), and the
-// Prometheus text of relayMetrics. The running relay is tested end to end in
-// test/interop/coturn.test.ts and test/interop/turn-client.test.ts.
+// from (flag, then environment variable, then default), the run-time failures (exit 1), the
+// Prometheus text of relayMetrics, and the relay registered with a real portal (PGlite), run in
+// process: it joins, a client is handed it with credentials that a real TURN Allocate on it
+// accepts, and it exits 1 when its token is refused. The standalone relay's data path is tested end
+// to end in test/interop/coturn.test.ts and test/interop/turn-client.test.ts.
 
-import { afterEach, describe, expect, it } from "vitest";
+import { randomBytes, randomUUID } from "node:crypto";
+import { createSocket } from "node:dgram";
+import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { PortalSocket, type PortalSocketEvent } from "../daemons/io/portal-socket.js";
 import { Relay, type RelayCounters } from "../daemons/io/relay.js";
+import { parsePortalToken, TOKEN_PREFIXES, type PortalTokenKind } from "../daemons/proto/portal/token.js";
+import { TurnAllocation, type TurnClientEvent } from "../daemons/proto/turn/client.js";
 import type { TurnServerStats } from "../daemons/proto/turn/server.js";
-import { captureIo } from "../test/support/cli.js";
+import { issueToken } from "../server/src/accounts/accounts.service.js";
+import { issueSecret, parseToken } from "../server/src/auth/secrets.js";
+import { DATABASES, startTestPortal, type TestPortal } from "../server/src/testing/api.js";
+import { randomPublicKey } from "../server/src/testing/device.js";
+import { captureIo, type CapturedIo } from "../test/support/cli.js";
 import { main } from "./cli.js";
 import { RELAY_HELP, relayCommand, relayConfig, relayMetrics, type RelayConfig } from "./relay.js";
 
@@ -18,7 +33,7 @@ const GOOD: Flags = { secret: "s3cret", listen4: "127.0.0.1", listen6: "off", ht
 
 const argvOf = (flags: Flags): string[] => Object.entries(flags).flatMap(([name, value]) => [`--${name}`, value]);
 
-const OPTIONS = ["secret", "realm", "port", "listen4", "listen6", "public-ip4", "public-ip6", "ports", "allow-private-peers", "max-allocations", "http"];
+const OPTIONS = ["secret", "portal-url", "token", "token-file", "realm", "port", "listen4", "listen6", "public-ip4", "public-ip6", "ports", "allow-private-peers", "max-allocations", "http"];
 
 describe("wardline relay: help", () => {
   it("documents every option and its environment variable in --help, -h and help relay", async () => {
@@ -132,6 +147,7 @@ describe("wardline relay: flags, then environment, then defaults", () => {
   it("reads every option from its environment variable when the flag is absent", () => {
     expect(relayConfig({}, ENV)).toEqual<RelayConfig>({
       secret: "env-secret",
+      portal: undefined,
       realm: "env.example",
       port: 3479,
       listen: { 4: "127.0.0.1", 6: "::1" },
@@ -158,6 +174,7 @@ describe("wardline relay: flags, then environment, then defaults", () => {
     };
     expect(relayConfig(flags, ENV)).toEqual<RelayConfig>({
       secret: "flag-secret",
+      portal: undefined,
       realm: "flag.example",
       port: 4000,
       listen: { 4: "127.0.0.2" },
@@ -182,6 +199,7 @@ describe("wardline relay: flags, then environment, then defaults", () => {
   it("defaults: realm wardline, port 3478, ports 49152-65535, 10 allocations, status on 127.0.0.1:9478, public addresses from the listening ones", () => {
     expect(relayConfig({ secret: "s", listen4: "127.0.0.1", listen6: "::1" }, {})).toEqual<RelayConfig>({
       secret: "s",
+      portal: undefined,
       realm: "wardline",
       port: 3478,
       listen: { 4: "127.0.0.1", 6: "::1" },
@@ -223,6 +241,309 @@ describe("wardline relay: run-time failures exit 1 with a JSON log line", () => 
     expect(await relayCommand(argvOf({ ...GOOD, port: "0", http: "192.0.2.1:0" }), io, {})).toBe(1);
     expect(lastLog(io.err)).toMatchObject({ level: "error", msg: "cannot serve the status endpoints", http: { host: "192.0.2.1", port: 0 } });
   });
+});
+
+/** A token of `kind` shaped as the portal issues them, which no portal knows. */
+const fakeToken = (kind: PortalTokenKind): string => `${TOKEN_PREFIXES[kind]}_${randomUUID()}.${randomBytes(32).toString("base64url")}`;
+
+describe("wardline relay: the portal's tokens, as the relay reads them", () => {
+  it("parsePortalToken reads every kind the portal issues as the portal's own parseToken does", () => {
+    for (const kind of Object.keys(TOKEN_PREFIXES) as PortalTokenKind[]) {
+      for (let i = 0; i < 20; i++) {
+        const { token, id } = issueSecret(kind);
+        expect(parsePortalToken(token), token.slice(0, 8)).toEqual(parseToken(token));
+        expect(parsePortalToken(token)).toMatchObject({ kind, id });
+      }
+    }
+  });
+});
+
+describe("wardline relay: registered with a portal, configuration", () => {
+  const RELAY_TOKEN = fakeToken("relay");
+  /** A command line that relayConfig accepts for a registered relay. */
+  const PORTAL_GOOD: Flags = { "portal-url": "https://portal.example:8443", token: RELAY_TOKEN, listen4: "127.0.0.1", listen6: "off", http: "off" };
+  let scratch: string;
+  beforeAll(async () => {
+    scratch = await mkdtemp(join(tmpdir(), "wardline-relay-test-"));
+  });
+  afterAll(async () => {
+    await rm(scratch, { recursive: true, force: true });
+  });
+
+  /** A token file under the scratch directory, with `mode`. */
+  const tokenFile = async (name: string, text: string, mode = 0o600): Promise<string> => {
+    const path = join(scratch, name);
+    await writeFile(path, text);
+    await chmod(path, mode);
+    return path;
+  };
+
+  it("takes the URL and the token, from flags or the environment; the token's secret replaces --secret", async () => {
+    expect(relayConfig(PORTAL_GOOD, {})).toMatchObject({ secret: undefined, portal: { url: "https://portal.example:8443", token: { text: RELAY_TOKEN } } });
+    const fromEnv = relayConfig({ listen4: "127.0.0.1", listen6: "off" }, { WARDLINE_RELAY_PORTAL_URL: "http://127.0.0.1:8080/", WARDLINE_RELAY_TOKEN_FILE: "/etc/wardline/relay.token" });
+    expect(fromEnv).toMatchObject({ secret: undefined, portal: { url: "http://127.0.0.1:8080/", token: { file: "/etc/wardline/relay.token", option: "WARDLINE_RELAY_TOKEN_FILE" } } });
+    // A flag wins over its variable here too, and the variable is then not checked.
+    expect(relayConfig(PORTAL_GOOD, { WARDLINE_RELAY_PORTAL_URL: "nope", WARDLINE_RELAY_TOKEN: "nope" }).portal?.url).toBe("https://portal.example:8443");
+  });
+
+  /** Each case: flags (merged over PORTAL_GOOD unless `alone`), and what the first line must name. */
+  const CASES: { why: string; flags: Record<string, string | undefined>; names: string[] }[] = [
+    ...["ftp://portal.example", "portal.example", "http://", "http://portal.example/?x=1", "http://portal.example/#x", ""].map((url) => ({
+      why: `URL '${url}'`,
+      flags: { "portal-url": url },
+      names: ["--portal-url"],
+    })),
+    { why: "credentials in the URL, not echoed", flags: { "portal-url": "https://admin:hunter2@portal.example" }, names: ["--portal-url", "<hidden>"] },
+    { why: "a client token", flags: { token: fakeToken("client") }, names: ["--token", "client token, not a relay token"] },
+    { why: "a gateway token", flags: { token: fakeToken("gateway") }, names: ["--token", "gateway token, not a relay token"] },
+    { why: "not a token", flags: { token: "relay-secret" }, names: ["--token", "does not hold a Wardline token"] },
+    { why: "a token without a portal", flags: { "portal-url": undefined }, names: ["--token needs the portal", "--portal-url"] },
+    { why: "a portal without a token", flags: { token: undefined }, names: ["--portal-url needs the relay token", "--token-file"] },
+    { why: "both --token and --token-file", flags: { "token-file": "/x" }, names: ["--token and --token-file"] },
+    { why: "--secret beside a token", flags: { secret: "s3cret" }, names: ["--secret is for a standalone relay"] },
+    { why: "an empty --token-file", flags: { token: undefined, "token-file": "" }, names: ["--token-file"] },
+  ];
+
+  for (const { why, flags, names } of CASES) {
+    it(`${why} → exit 2 naming ${names.join(", ")}`, async () => {
+      const merged = Object.fromEntries(Object.entries({ ...PORTAL_GOOD, ...flags }).filter((e): e is [string, string] => e[1] !== undefined));
+      expect(() => relayConfig(merged, {})).toThrow();
+      const io = captureIo();
+      expect(await relayCommand(argvOf(merged), io, {})).toBe(2);
+      const first = io.err.split("\n")[0]!;
+      expect(first).toMatch(/^wardline relay: /);
+      for (const name of names) expect(first).toContain(name);
+      // A token, even a wrong one, is a secret: no message repeats it.
+      expect(io.err).not.toContain(flags.token ?? RELAY_TOKEN);
+      expect(io.err).not.toContain(RELAY_TOKEN.split(".")[1]);
+      expect(io.err).not.toContain("hunter2");
+      expect(io.out).toBe("");
+    });
+  }
+
+  it("the same mistakes from the environment name the variable", async () => {
+    const base = { WARDLINE_RELAY_LISTEN4: "127.0.0.1", WARDLINE_RELAY_LISTEN6: "off", WARDLINE_RELAY_HTTP: "off" };
+    for (const [env, names] of [
+      [{ WARDLINE_RELAY_PORTAL_URL: "portal.example", WARDLINE_RELAY_TOKEN: RELAY_TOKEN }, "WARDLINE_RELAY_PORTAL_URL"],
+      [{ WARDLINE_RELAY_PORTAL_URL: "http://portal.example", WARDLINE_RELAY_TOKEN: fakeToken("api") }, "WARDLINE_RELAY_TOKEN holds a api token"],
+      [{ WARDLINE_RELAY_TOKEN: RELAY_TOKEN }, "WARDLINE_RELAY_TOKEN needs the portal"],
+      [{ WARDLINE_RELAY_PORTAL_URL: "http://portal.example" }, "WARDLINE_RELAY_PORTAL_URL needs the relay token"],
+      [{ WARDLINE_RELAY_PORTAL_URL: "http://portal.example", WARDLINE_RELAY_TOKEN: RELAY_TOKEN, WARDLINE_RELAY_SECRET: "s" }, "WARDLINE_RELAY_SECRET is for a standalone relay"],
+      [{ WARDLINE_RELAY_PORTAL_URL: "http://portal.example", WARDLINE_RELAY_TOKEN_FILE: join(scratch, "absent") }, "WARDLINE_RELAY_TOKEN_FILE: no file"],
+    ] as const) {
+      const io = captureIo();
+      expect(await relayCommand([], io, { ...base, ...env }), names).toBe(2);
+      expect(io.err.split("\n")[0], names).toContain(names);
+    }
+  });
+
+  it("a token file that is missing, readable by others, empty or holding another kind of token is a usage error naming --token-file", async () => {
+    const cases: [string, string][] = [
+      [join(scratch, "absent.token"), "no file"],
+      [await tokenFile("open.token", RELAY_TOKEN, 0o644), "chmod 600"],
+      [await tokenFile("empty.token", "\n"), "is empty"],
+      [await tokenFile("gateway.token", `${fakeToken("gateway")}\n`), "gateway token, not a relay token"],
+    ];
+    for (const [path, says] of cases) {
+      const io = captureIo();
+      expect(await relayCommand([...argvOf(PORTAL_GOOD).filter((a) => a !== "--token" && a !== RELAY_TOKEN), "--token-file", path], io, {}), path).toBe(2);
+      const first = io.err.split("\n")[0]!;
+      expect(first, path).toMatch(/^wardline relay: --token-file/);
+      expect(first, path).toContain(says);
+    }
+  });
+});
+
+// --- A registered relay against a real portal, in process ---
+
+/** A relayCommand running in process, stopped through its abort signal. */
+interface RunningRelay {
+  io: CapturedIo;
+  exit: Promise<number>;
+  stop(): Promise<number>;
+}
+
+const running: RunningRelay[] = [];
+
+function startRelay(flags: Flags): RunningRelay {
+  const io = captureIo();
+  const controller = new AbortController();
+  const exit = relayCommand(argvOf(flags), Object.assign(io, { signal: controller.signal }), {});
+  const relay = {
+    io,
+    exit,
+    stop: () => {
+      controller.abort();
+      return exit;
+    },
+  };
+  running.push(relay);
+  return relay;
+}
+
+/** The relay's JSON log lines. */
+const logs = (io: CapturedIo): Record<string, unknown>[] =>
+  io.err.split("\n").filter((line) => line.startsWith("{")).map((line) => JSON.parse(line) as Record<string, unknown>);
+
+/** The first log line with `msg`, once the relay has written it. */
+async function logged(io: CapturedIo, msg: string, timeoutMs = 15_000): Promise<Record<string, unknown>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const line = logs(io).find((l) => l.msg === msg);
+    if (line !== undefined) return line;
+    if (Date.now() > deadline) throw new Error(`no '${msg}' log line within ${timeoutMs} ms; stderr:\n${io.err}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** Where the running relay listens (IPv4) and serves /readyz, from its "relaying" line. */
+async function endpoints(io: CapturedIo): Promise<{ port: number; http: string }> {
+  const line = (await logged(io, "relaying")) as { listen: Record<string, string>; http: string };
+  return { port: Number(line.listen["4"]!.split(":").pop()), http: `http://${line.http}` };
+}
+
+/** A client device on the portal, its events kept for the test to wait on. */
+class ClientDevice {
+  readonly events: PortalSocketEvent<"client">[] = [];
+  readonly socket: PortalSocket<"client">;
+
+  constructor(portalUrl: string, token: string) {
+    this.socket = new PortalSocket({ portalUrl, role: "client", token, query: { public_key: randomPublicKey(), name: "client under test" }, onEvent: (e) => this.events.push(e) });
+    this.socket.start();
+  }
+
+  async until<T extends PortalSocketEvent<"client">>(match: (e: PortalSocketEvent<"client">) => e is T, timeoutMs = 15_000): Promise<T> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const found = this.events.find(match);
+      if (found !== undefined) return found;
+      if (Date.now() > deadline) throw new Error(`no matching event within ${timeoutMs} ms; had ${JSON.stringify(this.events.map((e) => e.type))}`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+}
+
+/** Runs a TurnAllocation's Allocate against `server` on a real UDP socket; resolves to its outcome. */
+async function allocate(server: { address: string; port: number }, username: string, password: string): Promise<TurnClientEvent> {
+  const socket = createSocket("udp4");
+  await new Promise<void>((resolve) => socket.bind(0, "127.0.0.1", resolve));
+  const client = new TurnAllocation({ server: { family: 4, ...server }, username, password, random: (n) => new Uint8Array(randomBytes(n)) });
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await new Promise<TurnClientEvent>((resolve, reject) => {
+      const drain = (): void => {
+        for (let t = client.pollTransmit(); t !== undefined; t = client.pollTransmit()) socket.send(t.bytes, t.to.port, t.to.address);
+        for (let e = client.pollEvent(); e !== undefined; e = client.pollEvent()) if (e.type === "allocated" || e.type === "failed") resolve(e);
+        clearTimeout(timer);
+        const at = client.pollTimeout();
+        if (at !== undefined) {
+          timer = setTimeout(() => {
+            client.handleTimeout(performance.now());
+            drain();
+          }, Math.max(0, at - performance.now()));
+        }
+      };
+      socket.on("message", (message, from) => {
+        client.handleDatagram(performance.now(), { family: 4, address: from.address, port: from.port }, message);
+        drain();
+      });
+      socket.on("error", reject);
+      client.allocate(performance.now());
+      drain();
+    });
+  } finally {
+    clearTimeout(timer);
+    socket.close();
+  }
+}
+
+/** A relay on loopback: its own port, relayed ports from `ports`, status on any port. */
+const LOOPBACK_RELAY: Flags = { listen4: "127.0.0.1", listen6: "off", port: "0", http: "127.0.0.1:0" };
+
+describe("wardline relay: registered with a real portal (PGlite)", () => {
+  let t: TestPortal;
+  let scratch: string;
+  const devices: ClientDevice[] = [];
+  beforeAll(async () => {
+    t = await startTestPortal(DATABASES[0]!);
+    scratch = await mkdtemp(join(tmpdir(), "wardline-relay-test-"));
+  }, 60_000);
+  afterEach(async () => {
+    for (const device of devices.splice(0)) await device.socket.stop();
+    for (const relay of running.splice(0)) await relay.stop();
+  });
+  afterAll(async () => {
+    await t?.close();
+    await rm(scratch, { recursive: true, force: true });
+  });
+
+  const clientDevice = async (): Promise<ClientDevice> => {
+    const user = await t.actorWithToken(t.a, "user");
+    const { token } = await issueToken(t.a.scope, { kind: "client", actorId: user.actor.id, expiresAt: new Date(Date.now() + 3_600_000) });
+    const device = new ClientDevice(t.portal.url, token);
+    devices.push(device);
+    return device;
+  };
+
+  it("joins with its token; a client is handed it with credentials a real Allocate accepts; revoking the token makes it exit 1", async () => {
+    const issued = await t.call<{ id: string; token: string }>("POST", "/api/relay_tokens", { body: { name: "relay under test" } });
+    expect(issued.status).toBe(201);
+    const file = join(scratch, "relay.token");
+    await writeFile(file, `${issued.body.token}\n`, { mode: 0o600 });
+    const relay = startRelay({ ...LOOPBACK_RELAY, "portal-url": t.portal.url, "token-file": file, ports: "50300-50349" });
+    const { port, http } = await endpoints(relay.io);
+    const joined = await logged(relay.io, "joined the portal");
+    expect(joined).toMatchObject({ level: "info", announced: { ipv4: "127.0.0.1", port } });
+    expect(logs(relay.io).find((l) => l.msg === "relaying")).toMatchObject({ portal: t.portal.url, relay: issued.body.id });
+    expect((await fetch(`${http}/readyz`)).status).toBe(200);
+    // The secret never reaches the log.
+    expect(relay.io.err).not.toContain(issued.body.token.split(".")[1]);
+
+    const client = await clientDevice();
+    const init = await client.until((e): e is Extract<PortalSocketEvent<"client">, { type: "message"; event: "init" }> => e.type === "message" && e.event === "init");
+    const mine = init.payload.relays.find((r) => r.id === issued.body.id);
+    expect(mine).toMatchObject({ type: "turn", addr: `127.0.0.1:${port}`, username: expect.stringMatching(/^\d+:/) as string });
+    expect(Date.parse(mine!.expires_at)).toBeGreaterThan(Date.now());
+
+    const allocated = await allocate({ address: "127.0.0.1", port }, mine!.username, mine!.password);
+    expect(allocated).toMatchObject({ type: "allocated", relayed: [{ family: 4, address: "127.0.0.1" }] });
+    const relayed = (allocated as Extract<TurnClientEvent, { type: "allocated" }>).relayed[0]!.port;
+    expect(relayed).toBeGreaterThanOrEqual(50300);
+    expect(relayed).toBeLessThanOrEqual(50349);
+    // The credentials are what let it in: the same username with another password is refused.
+    const wrong = await allocate({ address: "127.0.0.1", port }, mine!.username, Buffer.from(randomBytes(20)).toString("base64"));
+    expect(wrong).toMatchObject({ type: "failed", operation: "allocate", code: 401 });
+
+    expect((await t.call("DELETE", `/api/tokens/${issued.body.id}`)).status).toBe(204);
+    expect(await relay.exit).toBe(1);
+    expect(logs(relay.io).at(-1)).toMatchObject({ level: "error", msg: expect.stringMatching(/^signed out: the portal refused the relay token/) as string, status: 401 });
+    // The portal took it away from the client.
+    const gone = await client.until((e): e is Extract<PortalSocketEvent<"client">, { type: "message"; event: "relays_presence" }> => e.type === "message" && e.event === "relays_presence");
+    expect(gone.payload.disconnected_ids).toContain(issued.body.id);
+  }, 60_000);
+
+  it("a relay token the portal does not know: exit 1 with a clear message, never joined", async () => {
+    const relay = startRelay({ ...LOOPBACK_RELAY, "portal-url": t.portal.url, token: fakeToken("relay"), ports: "50350-50359" });
+    expect(await relay.exit).toBe(1);
+    expect(logs(relay.io).some((l) => l.msg === "joined the portal")).toBe(false);
+    expect(logs(relay.io).at(-1)).toMatchObject({ level: "error", msg: expect.stringMatching(/refused the relay token \(revoked, expired or unknown\)/) as string, status: 401 });
+  }, 30_000);
+
+  it("not ready while the portal is out of reach: it logs the disconnect, tries again, and stops with 0", async () => {
+    const closed = await new Promise<number>((resolve) => {
+      const server = createServer().listen(0, "127.0.0.1", () => {
+        const { port } = server.address() as { port: number };
+        server.close(() => resolve(port));
+      });
+    });
+    const relay = startRelay({ ...LOOPBACK_RELAY, "portal-url": `http://127.0.0.1:${closed}`, token: fakeToken("relay"), ports: "50360-50369" });
+    const { http } = await endpoints(relay.io);
+    expect(await logged(relay.io, "disconnected from the portal")).toMatchObject({ level: "info", retryInMs: expect.any(Number) as number });
+    expect((await fetch(`${http}/readyz`)).status).toBe(503);
+    expect((await fetch(`${http}/healthz`)).status).toBe(200);
+    expect(await relay.stop()).toBe(0);
+    expect(logs(relay.io).at(-1)).toMatchObject({ msg: "shutting down", signal: "abort" });
+  }, 30_000);
 });
 
 // --- Prometheus text exposition format 0.0.4, parsed strictly ---

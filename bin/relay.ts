@@ -1,20 +1,31 @@
 // `wardline relay`: the TURN relay (RFC 8656 over UDP) with coturn-style shared-secret credentials,
-// its status endpoints, and JSON logs on stderr.
+// its status endpoints, and JSON logs on stderr. Standalone, it checks credentials under --secret;
+// registered with a portal, under the TURN secret derived from its relay token, which the portal
+// derives too when it hands devices credentials for this relay.
 //
 // 1. Options from flags, else WARDLINE_RELAY_* environment variables, else defaults; every one
-//    checked before anything is bound.
+//    checked before anything is bound, the token (read from its file if it is in one) included.
 // 2. Start the relay (daemons/io/relay.ts) and the status server; log where they listen.
-// 3. Run until SIGINT or SIGTERM.
+// 3. With a portal: join its relay channel, announcing the public addresses and the listening port;
+//    the socket reconnects by itself, and /readyz says ready only while joined.
+// 4. Run until SIGINT or SIGTERM (exit 0), or until the portal refuses the token (exit 1).
 
 import { isIPv4, isIPv6 } from "node:net";
 import { networkInterfaces } from "node:os";
+import { readTokenFile } from "../daemons/io/device-state.js";
+import { PortalSocket, type PortalSocketEvent } from "../daemons/io/portal-socket.js";
 import { Relay } from "../daemons/io/relay.js";
 import { metricFamily, serveStatus, type StatusServer } from "../daemons/io/status-http.js";
-import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, parseCommandLine } from "./args.js";
+import { relayTurnSecretFromTokenSecret } from "../daemons/proto/portal/relay-credentials.js";
+import type { RelayJoin } from "../daemons/proto/portal/schema.js";
+import { parsePortalToken, type PortalToken } from "../daemons/proto/portal/token.js";
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, parseCommandLine, parseListenAddress, parsePort } from "./args.js";
 
 export interface RelayIo {
   stdout: (text: string) => void;
   stderr: (text: string) => void;
+  /** Stops the relay as SIGTERM does: for callers that run it in process. */
+  signal?: AbortSignal;
 }
 
 export const RELAY_HELP = `Usage: wardline relay [options]
@@ -24,14 +35,28 @@ shared-secret scheme (use-auth-secret): username "<expiry-unix-time>:<id>", pass
 base64(HMAC-SHA1(secret, username)); the relay keeps no per-user state. It refuses to relay to
 loopback, link-local, multicast and (without --allow-private-peers) private addresses.
 
+Registered with a portal (--portal-url and a relay token from POST /api/relay_tokens), it joins the
+portal's relay channel and announces its public addresses and port; the portal then hands clients
+and gateways credentials for it. The shared secret derives from the token, so --secret is refused
+alongside one. It is ready (/readyz) only while joined, reconnects by itself, and exits with status
+1 when the portal refuses the token (revoked, expired or unknown). Without --portal-url it runs
+standalone with --secret.
+
 Options (each also read from the environment variable named beside it):
-  --secret <text>            the shared secret (WARDLINE_RELAY_SECRET); required
+  --secret <text>            the shared secret of a standalone relay (WARDLINE_RELAY_SECRET)
+  --portal-url <url>         the portal to register with, http(s)://host[:port]
+                             (WARDLINE_RELAY_PORTAL_URL)
+  --token <token>            the relay token (WARDLINE_RELAY_TOKEN); it shows in the process list,
+                             so prefer --token-file
+  --token-file <path>        a file holding the relay token, readable by its owner only
+                             (WARDLINE_RELAY_TOKEN_FILE)
   --realm <text>             the realm (WARDLINE_RELAY_REALM; default wardline)
   --port <n>                 listening UDP port (WARDLINE_RELAY_PORT; default 3478)
   --listen4 <addr|off>       IPv4 listening address (WARDLINE_RELAY_LISTEN4; default 0.0.0.0)
   --listen6 <addr|off>       IPv6 listening address (WARDLINE_RELAY_LISTEN6; default ::)
-  --public-ip4 <addr>        IPv4 address relayed addresses are given as (WARDLINE_RELAY_PUBLIC_IP4;
-                             default: the listening address, or this host's first non-loopback one)
+  --public-ip4 <addr>        IPv4 address relayed addresses are given as, and announced to the portal
+                             (WARDLINE_RELAY_PUBLIC_IP4; default: the listening address, or this
+                             host's first non-loopback one)
   --public-ip6 <addr>        likewise for IPv6 (WARDLINE_RELAY_PUBLIC_IP6)
   --ports <low-high>         relay port range (WARDLINE_RELAY_PORTS; default 49152-65535)
   --allow-private-peers      relay to private addresses too (WARDLINE_RELAY_ALLOW_PRIVATE_PEERS=1, true or yes)
@@ -43,9 +68,19 @@ Options (each also read from the environment variable named beside it):
 Logs are JSON lines on stderr. Stop it with SIGINT or SIGTERM.
 `;
 
+/** Where a registered relay's portal is, and its token or the file holding it (read at start). */
+export interface RelayPortalConfig {
+  url: string;
+  /** `option` is what errors name: the flag or the environment variable the token came from. */
+  token: { text: string; option: string } | { file: string; option: string };
+}
+
 /** The options after flags, environment and defaults. */
 export interface RelayConfig {
-  secret: string;
+  /** The shared secret of a standalone relay; undefined with a portal, where the token's secret serves. */
+  secret: string | undefined;
+  /** The portal to register with; undefined for a standalone relay. */
+  portal: RelayPortalConfig | undefined;
   realm: string;
   port: number;
   listen: { 4?: string; 6?: string };
@@ -57,11 +92,6 @@ export interface RelayConfig {
 }
 
 
-function port(text: string, what: string, min = 0): number {
-  if (!/^\d{1,5}$/.test(text) || Number(text) > 65535 || Number(text) < min) throw new Error(`${what} must be a port (${min}-65535), got '${text}'`);
-  return Number(text);
-}
-
 function firstAddress(family: 4 | 6): string | undefined {
   for (const list of Object.values(networkInterfaces())) {
     for (const info of list ?? []) {
@@ -71,6 +101,29 @@ function firstAddress(family: 4 | 6): string | undefined {
     }
   }
   return undefined;
+}
+
+/** The relay token in `text`, or an Error naming `option` that says what is wrong (never the token itself). */
+function relayToken(text: string, option: string): PortalToken {
+  const token = parsePortalToken(text);
+  if (token === undefined) throw new Error(`${option} does not hold a Wardline token (wlr_<id>.<secret>)`);
+  if (token.kind !== "relay") throw new Error(`${option} holds a ${token.kind} token, not a relay token: issue one with POST /api/relay_tokens`);
+  return token;
+}
+
+/** The portal's base URL from `text`, or an Error naming `option`. */
+function portalUrl(text: string, option: string): string {
+  let url: URL | undefined;
+  try {
+    url = new URL(text);
+  } catch {
+    url = undefined;
+  }
+  // The socket's path is appended to it: a query or fragment would swallow the path.
+  if (url === undefined || !/^https?:$/.test(url.protocol) || url.hostname === "" || url.search !== "" || url.hash !== "" || url.username !== "" || url.password !== "") {
+    throw new Error(`${option} must be the portal's http or https URL without query, fragment or credentials, got '${text.includes("@") ? "<hidden>" : text}'`);
+  }
+  return text;
 }
 
 /**
@@ -85,12 +138,37 @@ export function relayConfig(values: Record<string, string | boolean | undefined>
     const e = env[variable];
     return e === undefined ? undefined : [e, variable];
   };
-  const [secret] = get("secret", "WARDLINE_RELAY_SECRET") ?? [""];
-  if (secret === "") throw new Error("a shared secret is required: --secret or WARDLINE_RELAY_SECRET");
+  const secretOption = get("secret", "WARDLINE_RELAY_SECRET");
+  const urlOption = get("portal-url", "WARDLINE_RELAY_PORTAL_URL");
+  const tokenOption = get("token", "WARDLINE_RELAY_TOKEN");
+  const fileOption = get("token-file", "WARDLINE_RELAY_TOKEN_FILE");
+  if (tokenOption !== undefined && fileOption !== undefined) throw new Error(`${tokenOption[1]} and ${fileOption[1]} both give the token: use one`);
+  let secret: string | undefined;
+  let portal: RelayPortalConfig | undefined;
+  if (urlOption === undefined) {
+    const given = tokenOption ?? fileOption;
+    if (given !== undefined) throw new Error(`${given[1]} needs the portal to register with: --portal-url or WARDLINE_RELAY_PORTAL_URL`);
+    secret = secretOption?.[0] ?? "";
+    if (secret === "") throw new Error("a shared secret is required: --secret or WARDLINE_RELAY_SECRET (or register with a portal: --portal-url and --token-file)");
+  } else {
+    const url = portalUrl(...urlOption);
+    if (tokenOption === undefined && fileOption === undefined) {
+      throw new Error(`${urlOption[1]} needs the relay token: --token-file, --token, WARDLINE_RELAY_TOKEN_FILE or WARDLINE_RELAY_TOKEN`);
+    }
+    // One secret, so that revoking the token is enough to stop every credential this relay accepts.
+    if (secretOption !== undefined) throw new Error(`${secretOption[1]} is for a standalone relay: with ${urlOption[1]} the shared secret derives from the relay token`);
+    if (tokenOption !== undefined) {
+      relayToken(...tokenOption);
+      portal = { url, token: { text: tokenOption[0], option: tokenOption[1] } };
+    } else {
+      if (fileOption![0] === "") throw new Error(`${fileOption![1]} must be a file's path, got ''`);
+      portal = { url, token: { file: fileOption![0], option: fileOption![1] } };
+    }
+  }
   const [realm, realmName] = get("realm", "WARDLINE_RELAY_REALM") ?? ["wardline", "--realm"];
   if (realm === "" || new TextEncoder().encode(realm).length > 763) throw new Error(`${realmName} must be 1 to 763 bytes`);
   const [portText, portName] = get("port", "WARDLINE_RELAY_PORT") ?? ["3478", "--port"];
-  const listenPort = port(portText, portName);
+  const listenPort = parsePort(portText, portName);
   const listen: RelayConfig["listen"] = {};
   const [l4, l4Name] = get("listen4", "WARDLINE_RELAY_LISTEN4") ?? ["0.0.0.0", "--listen4"];
   const [l6, l6Name] = get("listen6", "WARDLINE_RELAY_LISTEN6") ?? ["::", "--listen6"];
@@ -117,7 +195,7 @@ export function relayConfig(values: Record<string, string | boolean | undefined>
   const [range, rangeName] = get("ports", "WARDLINE_RELAY_PORTS") ?? ["49152-65535", "--ports"];
   const m = /^(\d+)-(\d+)$/.exec(range);
   if (m === null) throw new Error(`${rangeName} must be low-high, got '${range}'`);
-  const ports: [number, number] = [port(m[1]!, `${rangeName} low`, 1), port(m[2]!, `${rangeName} high`, 1)];
+  const ports: [number, number] = [parsePort(m[1]!, `${rangeName} low`, 1), parsePort(m[2]!, `${rangeName} high`, 1)];
   if (ports[0] > ports[1]) throw new Error(`${rangeName}: ${ports[0]} is above ${ports[1]}`);
   const allowText = env.WARDLINE_RELAY_ALLOW_PRIVATE_PEERS;
   if (allowText !== undefined && !/^(1|0|true|false|yes|no|)$/i.test(allowText)) {
@@ -127,14 +205,41 @@ export function relayConfig(values: Record<string, string | boolean | undefined>
   const [maxText, maxName] = get("max-allocations", "WARDLINE_RELAY_MAX_ALLOCATIONS") ?? ["10", "--max-allocations"];
   if (!/^\d{1,6}$/.test(maxText) || Number(maxText) < 1) throw new Error(`${maxName} must be a positive number, got '${maxText}'`);
   const [httpText, httpName] = get("http", "WARDLINE_RELAY_HTTP") ?? ["127.0.0.1:9478", "--http"];
-  let http: RelayConfig["http"];
-  if (httpText !== "off") {
-    const colon = httpText.lastIndexOf(":");
-    const host = colon <= 0 ? "" : httpText.slice(0, colon).replace(/^\[(.*)\]$/, "$1");
-    if (!isIPv4(host) && !isIPv6(host)) throw new Error(`${httpName} must be addr:port (or [v6]:port) or off, got '${httpText}'`);
-    http = { host, port: port(httpText.slice(colon + 1), `${httpName} port`) };
+  const http = httpText === "off" ? undefined : parseListenAddress(httpText, httpName);
+  if (portal !== undefined && !([4, 6] as const).some((family) => listen[family] !== undefined && publicAddress[family] !== undefined)) {
+    throw new Error(`a relay registered with a portal announces where clients reach it: --public-ip4 or --public-ip6 (for a family it listens on; none found on this host)`);
   }
-  return { secret, realm, port: listenPort, listen, publicAddress, ports, allowPrivatePeers: allow, maxAllocationsPerUser: Number(maxText), http };
+  return { secret, portal, realm, port: listenPort, listen, publicAddress, ports, allowPrivatePeers: allow, maxAllocationsPerUser: Number(maxText), http };
+}
+
+/**
+ * What the relay tells the portal at join: the public address of each family it listens on, and the
+ * listening port. The portal takes one port for both families, so when the two sockets' ports differ
+ * (only with --port 0) IPv6 is left out.
+ */
+function joinPayload(config: RelayConfig, relay: Relay): RelayJoin {
+  const has = (family: 4 | 6): boolean => config.listen[family] !== undefined && config.publicAddress[family] !== undefined;
+  // relayConfig made sure that one family has both.
+  const port = has(4) ? relay.port(4)! : relay.port(6)!;
+  return {
+    ...(has(4) ? { ipv4: config.publicAddress[4]! } : {}),
+    ...(has(6) && relay.port(6) === port ? { ipv6: config.publicAddress[6]! } : {}),
+    port,
+  };
+}
+
+/** The relay token of a portal config: given, or read from its file (which others may not read). */
+async function readRelayToken(portal: RelayPortalConfig): Promise<{ text: string; token: PortalToken }> {
+  if ("text" in portal.token) return { text: portal.token.text, token: relayToken(portal.token.text, portal.token.option) };
+  const { file, option } = portal.token;
+  let text: string;
+  try {
+    text = await readTokenFile(file);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new Error(`${option}: ${code === "ENOENT" ? `no file ${file}` : (error as Error).message}`);
+  }
+  return { text, token: relayToken(text, `${option} ${file}`) };
 }
 
 /** The Prometheus exposition of a relay's state. */
@@ -160,9 +265,13 @@ export function relayMetrics(relay: Relay): string {
   ].join("");
 }
 
+/** Runs `wardline relay` with argv (after the command name); resolves to the exit status. */
 export async function relayCommand(argv: readonly string[], io: RelayIo, env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const parsed = parseCommandLine(argv, {
     secret: { type: "string" },
+    "portal-url": { type: "string" },
+    token: { type: "string" },
+    "token-file": { type: "string" },
     realm: { type: "string" },
     port: { type: "string" },
     listen4: { type: "string" },
@@ -188,8 +297,10 @@ export async function relayCommand(argv: readonly string[], io: RelayIo, env: No
     return EXIT_USAGE;
   }
   let config: RelayConfig;
+  let token: { text: string; token: PortalToken } | undefined;
   try {
     config = relayConfig(parsed.values, env);
+    if (config.portal !== undefined) token = await readRelayToken(config.portal);
   } catch (error) {
     io.stderr(`wardline relay: ${(error as Error).message}\n`);
     return EXIT_USAGE;
@@ -199,6 +310,7 @@ export async function relayCommand(argv: readonly string[], io: RelayIo, env: No
 
   let relay: Relay;
   let status: StatusServer | undefined;
+  let portal: PortalSocket<"relay"> | undefined;
   try {
     relay = Relay.start({
       listen: config.listen,
@@ -206,7 +318,7 @@ export async function relayCommand(argv: readonly string[], io: RelayIo, env: No
       publicAddress: config.publicAddress,
       ports: config.ports,
       realm: config.realm,
-      secrets: [config.secret],
+      secrets: [token !== undefined ? relayTurnSecretFromTokenSecret(token.token.secret) : config.secret!],
       allowPrivatePeers: config.allowPrivatePeers,
       maxAllocationsPerUser: config.maxAllocationsPerUser,
       log,
@@ -215,8 +327,9 @@ export async function relayCommand(argv: readonly string[], io: RelayIo, env: No
     log("error", "cannot start", { error: (error as Error).message });
     return EXIT_FAILURE;
   }
+  const ready = (): boolean => config.portal === undefined || portal?.joined === true;
   try {
-    if (config.http !== undefined) status = await serveStatus(config.http.host, config.http.port, { ready: () => true, metrics: () => relayMetrics(relay) });
+    if (config.http !== undefined) status = await serveStatus(config.http.host, config.http.port, { ready, metrics: () => relayMetrics(relay) });
   } catch (error) {
     relay.close();
     log("error", "cannot serve the status endpoints", { error: (error as Error).message, http: config.http });
@@ -228,14 +341,50 @@ export async function relayCommand(argv: readonly string[], io: RelayIo, env: No
     ports: `${config.ports[0]}-${config.ports[1]}`,
     realm: config.realm,
     http: status === undefined ? "off" : `${config.http!.host}:${status.port}`,
+    ...(config.portal !== undefined ? { portal: config.portal.url, relay: token!.token.id } : {}),
   });
   return new Promise<number>((resolve) => {
+    let finished = false;
+    const finish = (code: number): void => {
+      if (finished) return;
+      finished = true;
+      process.off("SIGINT", onSigint);
+      process.off("SIGTERM", onSigterm);
+      io.signal?.removeEventListener("abort", onAbort);
+      void (async () => {
+        await portal?.stop();
+        relay.close();
+        await status?.close();
+        resolve(code);
+      })();
+    };
     const stop = (signal: string): void => {
       log("info", "shutting down", { signal });
-      relay.close();
-      void (status?.close() ?? Promise.resolve()).then(() => resolve(EXIT_OK));
+      finish(EXIT_OK);
     };
-    process.once("SIGINT", () => stop("SIGINT"));
-    process.once("SIGTERM", () => stop("SIGTERM"));
+    const onSigint = (): void => stop("SIGINT");
+    const onSigterm = (): void => stop("SIGTERM");
+    const onAbort = (): void => stop("abort");
+    process.once("SIGINT", onSigint);
+    process.once("SIGTERM", onSigterm);
+    io.signal?.addEventListener("abort", onAbort, { once: true });
+    if (config.portal !== undefined) {
+      const join = joinPayload(config, relay);
+      const onEvent = (event: PortalSocketEvent<"relay">): void => {
+        if (event.type === "joined") log("info", "joined the portal", { portal: config.portal!.url, announced: join });
+        else if (event.type === "disconnected") log("info", "disconnected from the portal", { reason: event.reason, retryInMs: event.retryInMs });
+        else if (event.type === "message" && event.event === "disconnect") log("info", "the portal ended the session", { reason: event.payload.reason });
+        else if (event.type === "signed_out") {
+          log("error", "signed out: the portal refused the relay token (revoked, expired or unknown); issue a new one with POST /api/relay_tokens", {
+            status: event.status,
+            detail: event.detail,
+          });
+          finish(EXIT_FAILURE);
+        }
+      };
+      portal = new PortalSocket({ portalUrl: config.portal.url, role: "relay", token: token!.text, join, onEvent });
+      portal.start();
+    }
+    if (io.signal?.aborted === true) onAbort();
   });
 }

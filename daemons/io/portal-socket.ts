@@ -26,7 +26,11 @@ export interface PortalSocketOptions<R extends DeviceRole> {
   token: string;
   /** Query parameters of the connect: public_key, name, version. */
   query?: Record<string, string>;
+  /** The phx_join payload: a relay's addresses; clients and gateways send none. */
+  join?: PayloadOf<R, "from_device", "phx_join">;
   onEvent: (event: PortalSocketEvent<R>) => void;
+  /** A frame from the portal failed to decode or validate (it is dropped): why. */
+  onInvalid?: (reason: string) => void;
 }
 
 /** A device's connection to the portal: joined, heartbeating and reconnecting on its own. */
@@ -38,7 +42,7 @@ export class PortalSocket<R extends DeviceRole> {
   private stopped = false;
 
   constructor(private readonly options: PortalSocketOptions<R>) {
-    this.channel = new PortalChannel({ role: options.role, random: (n) => randomBytes(n) });
+    this.channel = new PortalChannel({ role: options.role, random: (n) => randomBytes(n), ...(options.join !== undefined ? { join: options.join } : {}) });
   }
 
   /** Whether a joined socket is up. */
@@ -97,7 +101,9 @@ export class PortalSocket<R extends DeviceRole> {
     ws.on("message", (data, isBinary) => {
       if (!current()) return;
       // A binary frame is not the protocol's: handed over as text, it fails to decode and is counted.
+      const before = this.channel.invalid;
       this.channel.handleText(performance.now(), isBinary ? "" : String(data));
+      if (this.channel.invalid !== before) this.options.onInvalid?.(this.channel.lastInvalid ?? "invalid frame");
       this.pump();
     });
     ws.on("unexpected-response", (_request, response) => {

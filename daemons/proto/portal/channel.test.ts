@@ -4,6 +4,7 @@ import { JOIN_TIMEOUT_MS, PortalChannel, QUEUE_MAX, RECONNECT_BASE_MS, RECONNECT
 import { HEARTBEAT_INTERVAL_MS, HEARTBEAT_TIMEOUT_MS } from "./constants.js";
 import { EXAMPLE_PAYLOADS } from "./examples.js";
 import { encodeFrame, pushFrame, replyFrame, type Frame } from "./frames.js";
+import { validatePayload } from "./schema.js";
 
 beforeEach(reportSeedOnFailure);
 
@@ -225,5 +226,33 @@ describe("PortalChannel", () => {
     h.run(h.now + 10 * RECONNECT_MAX_MS);
     expect(h.take("connect")).toEqual([]);
     expect(h.take("disconnected")).toEqual([]);
+  });
+
+  it("joins with its join payload on every socket (a relay's addresses), and with none by default", () => {
+    const r = rng("join payload");
+    const join = { ipv4: "203.0.113.7", port: 3478 };
+    const relay = new PortalChannel({ role: "relay", random: (n) => r.bytes(n), join });
+    const joins = (): Frame[] => {
+      const frames: Frame[] = [];
+      for (let t = relay.pollTransmit(); t !== undefined; t = relay.pollTransmit()) frames.push(JSON.parse(t) as Frame);
+      while (relay.pollEvent() !== undefined);
+      return frames.filter((f) => f.event === "phx_join");
+    };
+    let now = 1_000;
+    relay.start(now);
+    relay.handleOpen(now);
+    const first = joins();
+    expect(first).toMatchObject([{ topic: "relay", payload: join }]);
+    expect(validatePayload("relay", "from_device", "phx_join", first[0]!.payload).ok).toBe(true);
+    relay.handleClose(now, { code: 1006 });
+    now += RECONNECT_MAX_MS;
+    relay.handleTimeout(now);
+    relay.handleOpen(now);
+    expect(joins()).toMatchObject([{ topic: "relay", payload: join }]);
+
+    const h = start(rng("join payload client"));
+    h.channel.handleOpen(h.now);
+    h.drain();
+    expect(h.sent.find((f) => f.event === "phx_join")?.payload).toEqual({});
   });
 });

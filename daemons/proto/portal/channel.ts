@@ -10,8 +10,9 @@
 // `random` option.
 //
 // 1. Connect: start (or a reconnect timer) emits `connect`. The socket opens (handleOpen) → phx_join
-//    on the role's topic; its ok reply → `joined`, and the backoff starts again from the bottom once
-//    the socket has stayed up STABLE_AFTER_MS. No reply within JOIN_TIMEOUT_MS → the socket is closed.
+//    on the role's topic, carrying the `join` payload (a relay's addresses); its ok reply → `joined`,
+//    and the backoff starts again from the bottom once the socket has stayed up STABLE_AFTER_MS. No
+//    reply within JOIN_TIMEOUT_MS → the socket is closed.
 // 2. Frames in (handleText): decoded (MAX_PORTAL_FRAME_BYTES), then validated against the schema as
 //    events to this role. Pushes → `message`; replies to send() → `reply` with the request's ref;
 //    replies to joins and heartbeats are consumed. A frame that fails is counted in `invalid` and
@@ -76,6 +77,8 @@ export interface PortalChannelOptions<R extends DeviceRole> {
   role: R;
   /** Uniform random bytes (for the backoff's jitter). */
   random: (length: number) => Uint8Array;
+  /** The phx_join payload, sent with every join: a relay's addresses; clients and gateways send none. */
+  join?: PayloadOf<R, "from_device", "phx_join">;
 }
 
 type Phase = "idle" | "waiting" | "connecting" | "joining" | "joined" | "closing" | "signed_out" | "stopped";
@@ -98,6 +101,8 @@ export class PortalChannel<R extends DeviceRole> {
   private reconnectAt = Infinity;
   /** Frames the portal sent that failed to decode or validate. */
   invalid = 0;
+  /** Why the last of those failed (event and error), for the driver's log. */
+  lastInvalid: string | undefined;
   /** Frames dropped from a full queue while disconnected. */
   dropped = 0;
 
@@ -129,7 +134,7 @@ export class PortalChannel<R extends DeviceRole> {
     this.openedAt = now;
     this.lastHeard = now;
     this.joinRef = this.ref();
-    this.transmits.push(encodeFrame(joinFrame(this.options.role, this.joinRef)));
+    this.transmits.push(encodeFrame(joinFrame(this.options.role, this.joinRef, this.options.join ?? {})));
     this.joinDeadline = now + JOIN_TIMEOUT_MS;
     this.nextHeartbeat = now + HEARTBEAT_INTERVAL_MS;
   }
@@ -141,11 +146,13 @@ export class PortalChannel<R extends DeviceRole> {
     const decoded = decodeFrame(text, MAX_PORTAL_FRAME_BYTES);
     if (!decoded.ok) {
       this.invalid++;
+      this.lastInvalid = `undecodable frame: ${decoded.error.message}`;
       return;
     }
     const checked = validateMessage(this.options.role, "to_device", decoded.frame);
     if (!checked.ok) {
       this.invalid++;
+      this.lastInvalid = `${decoded.frame.event}: ${checked.error.path} ${checked.error.message}`;
       return;
     }
     const { event, payload, ref } = checked.value;

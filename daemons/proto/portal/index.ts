@@ -7,3 +7,4 @@ export * from "./frames.js";
 export * from "./schema.js";
 export * from "./examples.js";
 export * from "./relay-credentials.js";
+export * from "./token.js";
