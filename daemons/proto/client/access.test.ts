@@ -98,6 +98,30 @@ describe("ResourceAccess", () => {
     expect(drain(access)).toEqual([{ type: "refused", resourceId: "r1", reason: "expired", packets: [packet(3)] }]);
   });
 
+  it("a failure about an authorization held (its gateway went offline) ends it without a refusal; the next packet asks again", () => {
+    const access = new ResourceAccess({ wallClockAtZeroMs: ZERO });
+    access.resolved(0, "r1");
+    access.resolved(0, "r2");
+    access.resolved(0, "r3");
+    access.authorizationCreated(1, created("r1", "g1", 60_000));
+    access.authorizationCreated(1, created("r2", "g1", 60_000));
+    access.authorizationCreated(1, created("r3", "g2", 60_000));
+    drain(access);
+    access.authorizationFailed(10, { resource_id: "r1", reason: "offline" });
+    access.authorizationFailed(10, { resource_id: "r2", reason: "offline" });
+    expect(drain(access)).toEqual([
+      { type: "revoked", resourceId: "r1", gatewayId: "g1" },
+      { type: "revoked", resourceId: "r2", gatewayId: "g1" },
+    ]);
+    expect(access.gatewayOf(11, "r1")).toBeUndefined();
+    expect(access.packetFor(11, "r3", packet(1))).toBe("send");
+    expect(access.packetFor(11, "r1", packet(2))).toBe("held");
+    expect(drain(access)).toEqual([{ type: "request", resourceId: "r1", connectedGatewayIds: ["g2"] }]);
+    // About a resource neither held nor asked for: nothing.
+    access.authorizationFailed(12, { resource_id: "r9", reason: "offline" });
+    expect(drain(access)).toEqual([]);
+  });
+
   it("with a refusal holdoff, refuses packets at once without asking until it has passed", () => {
     const access = new ResourceAccess({ wallClockAtZeroMs: ZERO, refusalHoldoffMs: 5_000 });
     access.packetFor(0, "r1", packet(1));

@@ -18,8 +18,9 @@
 //    held packets, each to be answered with ICMP administratively prohibited. The next packet asks
 //    again, unless `refusalHoldoffMs` is set: until it has passed, packets are refused at once
 //    without asking, so an application retrying a denied connection does not flood the portal.
-// 5. resource_deleted, or the expiry: the authorization is gone at once (`revoked`); the next packet
-//    asks again.
+// 5. resource_deleted, the expiry, or authorization_creation_failed about an authorization held (the
+//    portal's word that its gateway went offline): the authorization is gone at once (`revoked`);
+//    the next packet asks again.
 
 import type { ClientAuthorizationCreated, ClientAuthorizationCreationFailed } from "../portal/schema.js";
 
@@ -159,7 +160,17 @@ export class ResourceAccess {
 
   authorizationFailed(now: number, failure: ClientAuthorizationCreationFailed): void {
     const pending = this.takePending(failure.resource_id);
-    if (pending !== undefined) this.refuse(now, failure.resource_id, failure.reason, pending.held);
+    if (pending !== undefined) {
+      this.refuse(now, failure.resource_id, failure.reason, pending.held);
+      return;
+    }
+    // About an authorization held, not asked for: it failed (its gateway went offline), and ends
+    // without a refusal, so the next packet asks again and the portal can pick another gateway.
+    const granted = this.granted.get(failure.resource_id);
+    if (granted !== undefined) {
+      this.granted.delete(failure.resource_id);
+      this.events.push({ type: "revoked", resourceId: failure.resource_id, gatewayId: granted.authorization.gateway_id });
+    }
   }
 
   private takePending(resourceId: string): Pending | undefined {

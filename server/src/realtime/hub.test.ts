@@ -66,7 +66,7 @@ describe.each(DATABASES)("the realtime hub on $name", (kind) => {
   beforeAll(async () => {
     if (kind.missing !== undefined) return;
     // A gateway that does not answer is given 1.5 s here, not 15, so the timeout can be tested.
-    t = await startTestPortal(kind, { portal: { realtime: { authorizationTimeoutMs: 1500 } } });
+    t = await startTestPortal(kind, { portal: { realtime: { authorizationTimeoutMs: 1500, gatewayOfflineGraceMs: 500 } } });
     site = (await api("POST", "/api/sites", { name: "hq" })) as { id: string };
     group = (await api("POST", "/api/groups", { name: "engineering" })) as { id: string };
     user = await t.actorWithToken(t.a, "user");
@@ -264,6 +264,36 @@ describe.each(DATABASES)("the realtime hub on $name", (kind) => {
     const again = await joinGateway();
     await again.request("ice_candidates", { client_id: clientId, candidates: host });
     expect((await client.next("ice_candidates")).payload).toEqual({ gateway_id: gatewayId, candidates: host });
+  });
+
+  run("a gateway going offline ends what clients hold through it (authorization_creation_failed, offline); asking again gets the site's other gateway", async () => {
+    const app = await resource("failover");
+    await api("POST", "/api/policies", { group_id: group.id, resource_id: app.id });
+    const keys = [randomPublicKey(), randomPublicKey()];
+    const gateways: ScriptedDevice[] = [];
+    for (const key of keys) {
+      const g = await ScriptedDevice.connect(t.portal.url, "gateway", gatewayToken, { public_key: key });
+      open.push(g);
+      await g.join();
+      await g.next("init");
+      gateways.push(g);
+    }
+    const ids = [await deviceIdOf("gateway", keys[0]!), await deviceIdOf("gateway", keys[1]!)];
+    const { client } = await keyedClient(clientToken);
+    const asked = client.request("request_authorization", { resource_id: app.id, connected_gateway_ids: [ids[0]] });
+    const create = (await gateways[0]!.next("create_authorization")).payload as { authorization_id: string };
+    await gateways[0]!.request("authorization_created", { authorization_id: create.authorization_id });
+    expect((await client.next("authorization_created")).payload).toMatchObject({ resource_id: app.id, gateway_id: ids[0] });
+    await asked;
+
+    await gateways[0]!.close();
+    expect((await client.next("authorization_creation_failed")).payload).toEqual({ resource_id: app.id, reason: "offline" });
+    await expect.poll(() => revokeReason(create.authorization_id)).toBe("gateway_offline");
+    const again = client.request("request_authorization", { resource_id: app.id, connected_gateway_ids: [ids[0]] });
+    const second = (await gateways[1]!.next("create_authorization")).payload as { authorization_id: string };
+    await gateways[1]!.request("authorization_created", { authorization_id: second.authorization_id });
+    expect((await client.next("authorization_created")).payload).toMatchObject({ resource_id: app.id, gateway_id: ids[1] });
+    await again;
   });
 
   run("a gateway that reconnects gets back the authorizations still valid; revoked ones stay gone", async () => {

@@ -21,6 +21,10 @@
 //    only while an authorization joins them: a client's go to the gateway it was authorized through
 //    (on the gateway's node), a gateway's to the client it holds an authorization for (on the client's
 //    node). Others are dropped and counted.
+// 6. A gateway online on no node for GATEWAY_OFFLINE_GRACE_MS: the clients here that hold
+//    authorizations through it hear authorization_creation_failed ("offline") for each, which ends
+//    it, so their next packet asks again and another gateway of the site is picked. A gateway back
+//    within the grace period (a blip, a portal node restarting) keeps them.
 //
 // Clients' authorizations live on the node holding the client's socket; gateways' sockets may be on any
 // node, and messages between nodes go through the NodeBus.
@@ -52,6 +56,11 @@ import { pairSecrets, type PairSecrets } from "./pair-secrets.js";
 import type { Presence, PresenceChange } from "./presence.js";
 
 export const AUTHORIZATION_TIMEOUT_MS = 15_000;
+/**
+ * How long a gateway may be online on no node before the clients' authorizations through it end: a
+ * gateway whose socket comes straight back (a portal node restarting, a blip) keeps them.
+ */
+export const GATEWAY_OFFLINE_GRACE_MS = 3_000;
 /** The longest an authorization runs before the client must ask again, whatever the policy allows. */
 export const AUTHORIZATION_MAX_MS = 24 * 3_600_000;
 /** How long relay credentials handed out last; a device gets fresh ones with each init and relays_presence. */
@@ -83,6 +92,8 @@ export interface HubOptions {
   upstreamDns?: string[];
   /** How long a gateway has to acknowledge; default AUTHORIZATION_TIMEOUT_MS. */
   authorizationTimeoutMs?: number;
+  /** How long a gateway may be offline before clients' authorizations through it end; default GATEWAY_OFFLINE_GRACE_MS. */
+  gatewayOfflineGraceMs?: number;
   log: (level: "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => void;
   now?: () => number;
 }
@@ -406,6 +417,14 @@ export class RealtimeHub implements ChannelHandlers {
       else nodes.delete(change.nodeId);
       if (nodes.size > 0) online.set(gateway.deviceId, nodes);
       else online.delete(gateway.deviceId);
+      if (!arrived && nodes.size === 0) {
+        const timer = setTimeout(() => {
+          void state.directory.then(async (directory) => {
+            if ((directory.online.get(gateway.deviceId)?.size ?? 0) === 0) await this.gatewayOffline(state, gateway.deviceId);
+          }).catch((error: unknown) => this.options.log("warn", "ending a gone gateway's authorizations failed", { error: String(error) }));
+        }, this.options.gatewayOfflineGraceMs ?? GATEWAY_OFFLINE_GRACE_MS);
+        timer.unref();
+      }
     }
     const relays = changed.filter((d) => d.kind === "relay");
     for (const relay of relays) {
@@ -429,6 +448,23 @@ export class RealtimeHub implements ChannelHandlers {
         }
       } catch (error) {
         this.options.log("warn", "relay presence push failed", { error: String(error), account: relay.accountId });
+      }
+    }
+  }
+
+  /**
+   * A gateway is online on no node (for the grace period): what the clients here hold through it has ended. Each client hears
+   * authorization_creation_failed ("offline") about it, drops it, and asks again on its next packet,
+   * when another gateway of the site can be picked; the records say why they ended.
+   */
+  private async gatewayOffline(state: AccountState, gatewayDeviceId: string): Promise<void> {
+    for (const connection of state.clients) {
+      const held = [...(this.clients.get(connection)?.authorizations.values() ?? [])].filter((a) => a.gatewayDeviceId === gatewayDeviceId);
+      for (const authorization of held) {
+        // Nothing to tell the gateway: it is gone, and a gateway that comes back is given only live records.
+        if (await this.end(connection, authorization, "gateway_offline", true)) {
+          connection.push("authorization_creation_failed", { resource_id: authorization.resourceId, reason: "offline" });
+        }
       }
     }
   }

@@ -22,6 +22,8 @@ export interface RealtimeSettings {
   presence?: PresenceOptions;
   /** How long a gateway has to acknowledge an authorization (default AUTHORIZATION_TIMEOUT_MS). */
   authorizationTimeoutMs?: number;
+  /** How long a gateway may be offline before clients' authorizations through it end (default GATEWAY_OFFLINE_GRACE_MS). */
+  gatewayOfflineGraceMs?: number;
 }
 
 export interface Realtime {
@@ -56,6 +58,7 @@ export async function startRealtime(options: { db: DataSource; guard: AuthGuard;
     geoip: options.geoip,
     ...(options.upstreamDns !== undefined ? { upstreamDns: options.upstreamDns } : {}),
     ...(options.authorizationTimeoutMs !== undefined ? { authorizationTimeoutMs: options.authorizationTimeoutMs } : {}),
+    ...(options.gatewayOfflineGraceMs !== undefined ? { gatewayOfflineGraceMs: options.gatewayOfflineGraceMs } : {}),
     log,
   });
   const channels = new ChannelServer({ db, guard: options.guard, limiter: options.limiter, devices: options.devices, handlers: hub, log });
