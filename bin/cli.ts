@@ -1,14 +1,13 @@
-// `wardline <command>`: the one entry point for every Wardline process. Today it runs a standalone
-// WireGuard interface (wg), the TURN relay, the portal and benchmarks; gateway, client and up arrive
-// with their own issues and are refused until then.
+// `wardline <command>`: the one entry point for every Wardline process. It runs the portal, the
+// relay, the gateway and client daemons, a standalone WireGuard interface (wg) and benchmarks; `up`
+// arrives with its issue and is refused until then.
 //
 // Exit status: 0 on success, 1 when a command fails at run time, 2 on a usage error.
 
-import { readFileSync } from "node:fs";
-import { join, relative } from "node:path";
-import { recordSection, renderReportText, repoRoot } from "../bench/harness.js";
+import { relative } from "node:path";
+import { recordSection, renderReportText } from "../bench/harness.js";
 import type { BenchSuite } from "../bench/harness.js";
-import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, parseCommandLine } from "./args.js";
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, packageVersion, parseCommandLine } from "./args.js";
 
 /** Where the CLI writes; tests pass their own. */
 export interface CliIo {
@@ -26,7 +25,7 @@ const processIo: CliIo = {
 
 
 /** Commands the design names that do not exist yet; asking for one says so instead of "unknown". */
-const PLANNED = ["gateway", "client", "up"] as const;
+const PLANNED = ["up"] as const;
 
 /** Benchmark suites, loaded only when run so `--help` stays instant. */
 const SUITES: Record<string, { summary: string; load: () => Promise<BenchSuite> }> = {
@@ -58,6 +57,8 @@ Commands:
   portal            run the portal (REST API) on the embedded database or DATABASE_URL
   wg <interface>    run a standalone userspace WireGuard interface (a drop-in for wireguard-go)
   relay             run a TURN relay for clients and gateways
+  gateway           run a gateway: clients reach its site's resources through it
+  client            run a headless client: reach the resources its policies allow
   bench <suite>     measure a part of Wardline against reference implementations
   help [command]    show this help, or a command's help
 
@@ -92,15 +93,6 @@ Without --quick a suite takes about a minute: every figure is the median of inte
 Throughput is in MB/s (10^6 payload bytes per second); ratios are ours ÷ anchor from the same run.
 Missed targets are reported, not turned into a failing exit status.
 `;
-}
-
-function version(): string {
-  try {
-    const manifest = JSON.parse(readFileSync(join(repoRoot(), "package.json"), "utf8")) as { version?: string };
-    return manifest.version ?? "unknown";
-  } catch {
-    return "unknown";
-  }
 }
 
 /** The command line as the user typed it, for RESULTS.md. */
@@ -189,13 +181,15 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
       else if (topic === "wg") io.stdout((await import("./wg.js")).WG_HELP);
       else if (topic === "relay") io.stdout((await import("./relay.js")).RELAY_HELP);
       else if (topic === "portal") io.stdout((await import("./portal.js")).PORTAL_HELP);
+      else if (topic === "gateway") io.stdout((await import("./device.js")).GATEWAY_HELP);
+      else if (topic === "client") io.stdout((await import("./device.js")).CLIENT_HELP);
       else if ((PLANNED as readonly string[]).includes(topic)) return usageError(io, `'${topic}' is not implemented yet`, MAIN_HELP);
       else return usageError(io, `no help for '${topic}': it is not a command`, MAIN_HELP);
       return EXIT_OK;
     }
     case "-v":
     case "--version":
-      io.stdout(`wardline ${version()}\n`);
+      io.stdout(`wardline ${packageVersion()}\n`);
       return EXIT_OK;
     case "bench":
       return bench(rest, io, argv);
@@ -205,6 +199,9 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
       return (await import("./relay.js")).relayCommand(rest, io);
     case "portal":
       return (await import("./portal.js")).portalCommand(rest, io);
+    case "gateway":
+    case "client":
+      return (await import("./device.js")).deviceCommand(command, rest, io);
     default:
       if ((PLANNED as readonly string[]).includes(command)) {
         return usageError(io, `'${command}' is not implemented yet`, MAIN_HELP);

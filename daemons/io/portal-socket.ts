@@ -16,6 +16,9 @@ import { PortalChannel, type ChannelClose, type ChannelEvent } from "../proto/po
 import { MAX_PORTAL_FRAME_BYTES } from "../proto/portal/constants.js";
 import type { DeviceRole, EventName, PayloadOf } from "../proto/portal/schema.js";
 
+/** One message a device of role R sends, as its device machine hands it over. */
+export type PortalOut<R extends DeviceRole> = { [E in EventName<R, "from_device">]: { event: E; payload: PayloadOf<R, "from_device", E> } }[EventName<R, "from_device">];
+
 /** What the device sees of its channel: the channel's events but the driver's own. */
 export type PortalSocketEvent<R extends DeviceRole> = Exclude<ChannelEvent<R>, { type: "connect" } | { type: "close" }>;
 
@@ -65,6 +68,12 @@ export class PortalSocket<R extends DeviceRole> {
     const ref = this.channel.send(performance.now(), event, payload);
     this.pump();
     return ref;
+  }
+
+  /** Sends a message as a device machine hands it over ({event, payload}); returns the ref. */
+  sendMessage(message: PortalOut<R>): string {
+    // The union pairs each event with its payload; TypeScript cannot carry that pairing into send's generic.
+    return this.send(message.event, message.payload as PayloadOf<R, "from_device", typeof message.event>);
   }
 
   /** Closes the socket and stops reconnecting; resolves once the socket is gone. */

@@ -43,6 +43,8 @@ export type GatewayDeviceOutput =
 /** The gateway's state and connections in one machine (driving contract in the file header). */
 export class GatewayDevice extends DeviceCore<GatewayDeviceOutput> {
   readonly state: GatewayState;
+  /** Clients' packets refused with ICMP administratively prohibited (GatewayState counts silent drops). */
+  refused = 0;
 
   constructor(options: { node: Omit<TunnelNodeOptions, "role">; state: GatewayStateOptions }) {
     super({ ...options.node, role: "gateway" });
@@ -124,8 +126,10 @@ export class GatewayDevice extends DeviceCore<GatewayDeviceOutput> {
     switch (event.type) {
       case "packet": {
         const decision = this.state.handleFromClient(now, event.peerId, event.packet);
-        if (decision.action === "reply") this.node.send(now, event.peerId, decision.packet);
-        else if (decision.action === "forward") this.outputs.push({ type: "network", packet: decision.packet });
+        if (decision.action === "reply") {
+          this.refused++;
+          this.node.send(now, event.peerId, decision.packet);
+        } else if (decision.action === "forward") this.outputs.push({ type: "network", packet: decision.packet });
         return;
       }
       default:
@@ -154,6 +158,7 @@ export class GatewayDevice extends DeviceCore<GatewayDeviceOutput> {
           this.outputs.push({ type: "network", packet: e.packet });
           break;
         case "reply":
+          this.refused++;
           this.node.send(now, e.clientId, e.packet);
           break;
         default:
