@@ -214,13 +214,14 @@ export class AccessTopology {
     }
   }
 
-  /** Runs a command in a namespace without blocking this process. */
-  run(h: Host, command: string, args: string[] = [], timeoutMs = 30_000): Promise<string> {
-    return new Promise((resolve, reject) =>
-      execFile("ip", ["netns", "exec", h.ns, command, ...args], { encoding: "utf8", timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) =>
+  /** Runs a command in a namespace without blocking this process; `input`, when given, is its stdin. */
+  run(h: Host, command: string, args: string[] = [], timeoutMs = 30_000, input?: string): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const child = execFile("ip", ["netns", "exec", h.ns, command, ...args], { encoding: "utf8", timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 }, (error, stdout, stderr) =>
         error ? reject(new Error(`${[command, ...args].join(" ")} in ${h.role}: ${stderr.trim() || error.message}`)) : resolve(stdout),
-      ),
-    );
+      );
+      if (input !== undefined) child.stdin?.end(input);
+    });
   }
 
   /** Starts a long-running command in a namespace, tracked by PID until destroy(). */
