@@ -23,6 +23,9 @@
 // the portal namespace; bodies go on its stdin and the credential in a 0600 header file, so neither
 // appears in a process listing. destroy() stops the processes by PID, removes the namespaces, then
 // the temp dir.
+//
+// For debugging: LAB_LOG_LEVEL (debug, info…) is the daemons' --log-level, and LAB_NODE_FLAGS are
+// node flags for every process started (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
 
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -396,7 +399,7 @@ export class AccessLab {
   /** `node bin/wardline …` in a namespace, with no WARDLINE_* or DATABASE_URL from this process's environment. */
   private wardline(host: Host, args: string[]): NamespaceProcess {
     const inherited = Object.keys(process.env).filter((key) => key.startsWith("WARDLINE_") || key === "DATABASE_URL");
-    return this.topology.spawn(host, process.execPath, [WARDLINE_BIN, ...args], Object.fromEntries(inherited.map((key) => [key, undefined])));
+    return this.topology.spawn(host, process.execPath, [...(process.env.LAB_NODE_FLAGS ? process.env.LAB_NODE_FLAGS.split(" ") : []), WARDLINE_BIN, ...args], Object.fromEntries(inherited.map((key) => [key, undefined])));
   }
 
   /** Polls `url` with curl inside the namespace until it answers 2xx; throws if the process exits or time runs out. */

@@ -12,7 +12,9 @@
 import { randomBytes } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import type { DeviceCore } from "../proto/tunnel/device-core.js";
-import type { TunnelEvent } from "../proto/tunnel/node.js";
+import type { TunnelEvent, TunnelNodeOptions } from "../proto/tunnel/node.js";
+import { nodeTransportAead } from "./aead-node.js";
+import { nodeX25519 } from "./x25519-node.js";
 import type { DeviceRole } from "../proto/portal/schema.js";
 import { DeviceIo } from "./device-io.js";
 import { loadOrCreateIdentity, type DeviceIdentity } from "./device-state.js";
@@ -42,10 +44,12 @@ export interface DeviceDaemonOptions {
   onFatal: (reason: string) => void;
 }
 
-/** The node's randomness, clock origin and key, as both device machines take them. */
-export function nodeOptions(identity: DeviceIdentity, port: number): { privateKey: Uint8Array; port: number; random: (n: number) => Uint8Array; wallClockAtZeroNanos: bigint } {
+/** The node's key, randomness, clock origin and node:crypto primitives, as both device machines take them. */
+export function nodeOptions(identity: DeviceIdentity, port: number): Omit<TunnelNodeOptions, "role"> {
   return {
     privateKey: identity.privateKey,
+    aead: nodeTransportAead,
+    x25519: nodeX25519,
     port,
     random: (n) => new Uint8Array(randomBytes(n)),
     wallClockAtZeroNanos: BigInt(Math.round(wallClockAtZeroMs() * 1e6)),

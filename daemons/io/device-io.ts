@@ -8,10 +8,11 @@
 //    copied out and handed to `onTunPacket`; a datagram goes to the device's handleDatagram; the
 //    host's addresses (every non-loopback IPv4 address but the TUN device's own) are its host
 //    candidates, checked again every LOCAL_ADDRESSES_INTERVAL_MS (a change is a roam).
-// 3. After every input (`input`): the device's datagrams are sent, its outputs handed to `onOutput`
-//    (which may queue packets for the TUN device with writeTun), the queued packets written in one
-//    batch, and the one timer armed for the device's next deadline. Flushes never nest: an input made
-//    while flushing is flushed by the loop already running.
+// 3. After the inputs of one event-loop turn (`input`), or a TUN batch: the device's datagrams are
+//    sent, its outputs handed to `onOutput` (which may queue packets for the TUN device with
+//    writeTun), the queued packets written in one batch, and the one timer armed for the device's
+//    next deadline. Flushes never nest: an input made while flushing is flushed by the loop already
+//    running.
 // 4. Close: timer, polls, socket and device (the kernel removes a TUN device with its last fd).
 //
 // Time is performance.now() in ms; the device machines take it as their monotonic clock.
@@ -69,6 +70,7 @@ export class DeviceIo<Output> {
   private addressTimer: NodeJS.Timeout | undefined;
   private addresses = "";
   private flushing = false;
+  private flushScheduled = false;
   private closed = false;
   /** Last error of a TUN read, for the owner to log. */
   lastTunError: Error | undefined;
@@ -131,11 +133,20 @@ export class DeviceIo<Output> {
     this.checkAddresses();
   }
 
-  /** Runs an input of the device at the current time, then flushes (3.). */
+  /**
+   * Runs an input of the device at the current time; the flush (3.) follows once the event loop's
+   * current phase is over, so every datagram of one socket wake-up (libuv reads up to 32) is taken
+   * in before their answers go out and their packets are written to the TUN device in one batch.
+   */
   input(apply: (now: number) => void): void {
     if (this.closed) return;
     apply(performance.now());
-    this.flush();
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      this.flush();
+    });
   }
 
   /** Queues a packet for the TUN device; written at the end of the flush. */

@@ -55,10 +55,11 @@ import { HEADER_OFFSET_COOKIE, HEADER_SIZE, MAGIC_COOKIE } from "../stun/constan
 import { TurnAllocation, type TurnClientEvent, type TurnSendDrops } from "../turn/client.js";
 import { MESSAGE_COOKIE_REPLY_TYPE, MESSAGE_INITIATION_TYPE, MESSAGE_RESPONSE_TYPE } from "../wireguard/constants.js";
 import { WireGuardDevice, type Endpoint } from "../wireguard/device.js";
+import type { X25519 } from "../wireguard/crypto.js";
 import { StaticIdentity } from "../wireguard/noise.js";
 import type { PeerEvent } from "../wireguard/peer.js";
 import { PENDING_PACKETS_MAX, RELAY_RETRY_INTERVAL } from "./constants.js";
-import { isTransportMessage, TransportSessions } from "./transport.js";
+import { isTransportMessage, TransportSessions, type TransportAead } from "./transport.js";
 
 /** A TURN relay and our credentials for it (from the portal's init). */
 export interface TunnelRelay {
@@ -79,6 +80,10 @@ export interface TunnelNodeOptions {
   random: (length: number) => Uint8Array;
   /** Unix time in ns at monotonic time 0 (WireGuard's TAI64N timestamps). */
   wallClockAtZeroNanos: bigint;
+  /** The transport AEAD (default: @noble); a driver may give a faster one. */
+  aead?: TransportAead;
+  /** X25519 for the handshakes (default: @noble); a driver may give a faster one. */
+  x25519?: X25519;
 }
 
 /** What connect takes: the peer's keys and both sides' ICE credentials, from the authorization. */
@@ -190,7 +195,7 @@ export class TunnelNode {
   /** Our WireGuard public key. */
   readonly publicKey: Uint8Array;
   /** The transport sessions (read `sessions.dropped` for open failures). */
-  readonly sessions = new TransportSessions();
+  readonly sessions: TransportSessions;
 
   private readonly options: TunnelNodeOptions;
   private readonly device: WireGuardDevice;
@@ -210,8 +215,9 @@ export class TunnelNode {
 
   constructor(options: TunnelNodeOptions) {
     this.options = options;
-    this.identity = new StaticIdentity(options.privateKey);
+    this.identity = new StaticIdentity(options.privateKey, options.x25519);
     this.publicKey = this.identity.publicKey;
+    this.sessions = new TransportSessions(options.aead);
     this.device = new WireGuardDevice({ identity: this.identity, random: options.random, wallClockAtZeroNanos: options.wallClockAtZeroNanos });
   }
 

@@ -27,6 +27,23 @@ import { ReplayWindow } from "./replay-window.js";
 /** Why open refused a datagram. */
 export type OpenError = "malformed" | "unknown-receiver" | "replayed" | "authentication";
 
+/**
+ * ChaCha20-Poly1305 with WireGuard's counter nonce and no associated data, as the sessions use it:
+ * plain TypeScript (@noble) unless a driver gives a faster one (daemons/io/aead-node.ts).
+ */
+export interface TransportAead {
+  /** The ciphertext followed by the 16-byte tag. */
+  seal(key: Uint8Array, counter: bigint, plaintext: Uint8Array): Uint8Array;
+  /** The plaintext, or null when the tag does not verify. */
+  open(key: Uint8Array, counter: bigint, sealed: Uint8Array): Uint8Array | null;
+}
+
+/** The @noble AEAD, the default. */
+export const nobleTransportAead: TransportAead = {
+  seal: (key, counter, plaintext) => aeadSeal(key, counter, plaintext, EMPTY),
+  open: (key, counter, sealed) => aeadOpen(key, counter, sealed, EMPTY),
+};
+
 /** The result of open: the packet (empty for a keepalive) and the session it came on, or why not. */
 export type Opened =
   | { ok: true; peer: number; localIndex: number; counter: bigint; packet: Uint8Array }
@@ -51,6 +68,8 @@ export class TransportSessions {
   /** Datagrams open refused, one counter per reason. */
   readonly dropped: Record<OpenError, number> = { malformed: 0, "unknown-receiver": 0, replayed: 0, authentication: 0 };
   private readonly sessions = new Map<number, Session>();
+
+  constructor(private readonly aead: TransportAead = nobleTransportAead) {}
 
   // --- 1. Sessions ---
 
@@ -90,7 +109,7 @@ export class TransportSessions {
     const counter = session.sendCounter++;
     const padded = new Uint8Array(Math.ceil(packet.length / MESSAGE_PADDING_MULTIPLE) * MESSAGE_PADDING_MULTIPLE);
     padded.set(packet);
-    const sealed = aeadSeal(session.keys.sendKey, counter, padded, EMPTY);
+    const sealed = this.aead.seal(session.keys.sendKey, counter, padded);
     const out = new Uint8Array(MESSAGE_TRANSPORT_HEADER_SIZE + sealed.length);
     const view = new DataView(out.buffer);
     view.setUint32(MESSAGE_TRANSPORT_OFFSET_TYPE, MESSAGE_TRANSPORT_TYPE, true);
@@ -111,7 +130,7 @@ export class TransportSessions {
     const counter = view.getBigUint64(MESSAGE_TRANSPORT_OFFSET_COUNTER, true);
     // A cheap pre-check: a counter past the limit or far behind the window is not worth an AEAD.
     if (counter >= REJECT_AFTER_MESSAGES || !session.window.couldAccept(counter)) return this.fail("replayed");
-    const plain = aeadOpen(session.keys.recvKey, counter, bytes.subarray(MESSAGE_TRANSPORT_OFFSET_CONTENT), EMPTY);
+    const plain = this.aead.open(session.keys.recvKey, counter, bytes.subarray(MESSAGE_TRANSPORT_OFFSET_CONTENT));
     if (plain === null) return this.fail("authentication");
     if (!session.window.accept(counter)) return this.fail("replayed");
     return { ok: true, peer: session.peer, localIndex: session.keys.localIndex, counter, packet: unpad(plain) };
