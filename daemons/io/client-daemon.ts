@@ -78,6 +78,10 @@ export class ClientDaemon extends DeviceDaemon<"client", ClientDeviceOutput> {
     daemon.io.attach(daemon.client, {
       onTunPacket: (now, packet) => daemon.client.handleTunPacket(now, packet),
       onOutput: (_now, output) => daemon.output(output),
+      onFatal: (reason) => {
+        options.log("error", reason);
+        daemon.fatal(reason);
+      },
     });
     daemon.portal = new PortalSocket({
       portalUrl: options.portalUrl,

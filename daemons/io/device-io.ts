@@ -54,13 +54,21 @@ export interface DeviceIoOptions {
   port: number;
 }
 
+/** What the daemon does with what DeviceIo reads and the device outputs. */
+export interface DeviceIoHandlers<Output> {
+  onTunPacket: (now: number, packet: Uint8Array) => void;
+  onOutput: (now: number, output: Output) => void;
+  /** The TUN device is gone (deleted under us): nothing more can pass; the daemon should stop. */
+  onFatal: (reason: string) => void;
+}
+
 /** The TUN device, UDP socket and timer of one device machine (file header). */
 export class DeviceIo<Output> {
   readonly counters: DeviceIoCounters = {
     tunRxPackets: 0, tunRxBytes: 0, tunTxPackets: 0, tunTxBytes: 0, udpRxPackets: 0, udpRxBytes: 0, udpTxPackets: 0, udpTxBytes: 0, tunWriteFailed: 0, udpSendFailed: 0,
   };
   private device: DeviceCore<Output> | undefined;
-  private handlers: { onTunPacket: (now: number, packet: Uint8Array) => void; onOutput: (now: number, output: Output) => void } | undefined;
+  private handlers: DeviceIoHandlers<Output> | undefined;
   private readonly readMemory: Uint8Array;
   private readonly readVector = new PacketVector(TUN_BATCH);
   private readonly writeMemory: Uint8Array;
@@ -115,7 +123,7 @@ export class DeviceIo<Output> {
   }
 
   /** Starts moving packets for `device`: TUN reads, datagrams, host addresses, timers (2.). */
-  attach(device: DeviceCore<Output>, handlers: { onTunPacket: (now: number, packet: Uint8Array) => void; onOutput: (now: number, output: Output) => void }): void {
+  attach(device: DeviceCore<Output>, handlers: DeviceIoHandlers<Output>): void {
     this.device = device;
     this.handlers = handlers;
     this.udp.on("message", (bytes, rinfo) => {
@@ -127,8 +135,14 @@ export class DeviceIo<Output> {
       // A failed send is counted where it is made; the socket itself keeps working.
     });
     this.tun.onReadable((error) => {
-      if (error) this.lastTunError = error;
-      else this.readTun();
+      if (error === undefined) {
+        this.readTun();
+        return;
+      }
+      // The poll fails for good when the device is deleted (`ip link del`): nothing can pass any more.
+      this.lastTunError = error;
+      this.tun.onReadable(undefined);
+      handlers.onFatal(`the TUN device ${this.tun.name} is gone (${error.message}); was it deleted?`);
     });
     this.checkAddresses();
   }
@@ -184,6 +198,12 @@ export class DeviceIo<Output> {
         count = this.tun.read(this.readMemory, this.readVector);
       } catch (error) {
         this.lastTunError = error as Error;
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code === "EBADFD" || code === "EBADF" || code === "EIO" || code === "ENODEV") {
+          this.tun.onReadable(undefined);
+          this.handlers!.onFatal(`the TUN device ${this.tun.name} is gone (${code}); was it deleted?`);
+          return;
+        }
         break;
       }
       for (let i = 0; i < count; i++) {

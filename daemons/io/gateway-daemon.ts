@@ -107,6 +107,10 @@ export class GatewayDaemon extends DeviceDaemon<"gateway", GatewayDeviceOutput> 
     this.io.attach(gateway, {
       onTunPacket: (now, packet) => gateway.handleNetworkPacket(now, packet),
       onOutput: (_now, output) => this.output(output),
+      onFatal: (reason) => {
+        this.options.log("error", reason);
+        this.fatal(reason);
+      },
     });
     const v4Length = TUNNEL_RANGES.ipv4.split("/")[1];
     const v6Length = TUNNEL_RANGES.ipv6.split("/")[1];

@@ -10,7 +10,8 @@
 //    d. the portal killed mid-download: the download completes; restarted: the client joins again
 //       without a new path or session, and a resource added afterwards becomes reachable;
 //    e. client and gateway stopped: no routes, device, DNS change, nftables table or forwarding left.
-// 2. Both NATs randomize ports: the path is relayed, and the 50 MB still arrive intact.
+// 2. Both NATs randomize ports: the path is relayed, and the 50 MB still arrive intact; then the
+//    client's TUN device deleted under it ends it with status 1, its DNS change undone.
 // 3. Two gateways: the one carrying the client is killed; the client reaches the resource through
 //    the other within 10 s.
 //
@@ -202,6 +203,16 @@ describe.skipIf(missing !== undefined)("end to end through NAT (both NATs random
       expect(m.get('wardline_connections{path="direct"}'), role).toBe(0);
     }
   }, 120_000);
+
+  it("ends the client with status 1 when its TUN device is deleted under it, and its DNS change is undone", async () => {
+    const t = lab.topology;
+    const client = lab.daemon("client")!;
+    t.runSync(t.client, "ip", ["link", "del", "wl-client"]);
+    const status = await Promise.race([client.exited, sleep(10_000).then(() => "still running")]);
+    expect(status, client.diagnostics()).toBe(1);
+    expect(client.diagnostics()).toMatch(/TUN device wl-client is gone/);
+    expect(t.runSync(t.client, "cat", ["/etc/resolv.conf"])).not.toMatch(/wardline/);
+  }, 30_000);
 });
 
 describe.skipIf(missing !== undefined)("end to end through NAT (two gateways in the site)", () => {
