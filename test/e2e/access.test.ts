@@ -9,7 +9,8 @@
 //    c. the policy deleted mid-download: traffic into the client stops within 1 s;
 //    d. the portal killed mid-download: the download completes; restarted: the client joins again
 //       without a new path or session, and a resource added afterwards becomes reachable;
-//    e. client and gateway stopped: no routes, device, DNS change, nftables table or forwarding left.
+//    e. a client killed (SIGKILL) undoes its DNS change when it starts again;
+//    f. client and gateway stopped: no routes, device, DNS change, nftables table or forwarding left.
 // 2. Both NATs randomize ports: the path is relayed, and the 50 MB still arrive intact; then the
 //    client's TUN device deleted under it ends it with status 1, its DNS change undone.
 // 3. Two gateways: the one carrying the client is killed; the client reaches the resource through
@@ -160,6 +161,20 @@ describe.skipIf(missing !== undefined)("end to end through NAT (easy NATs: direc
     await lab.addPolicy(lab.ids.groupId, again.id);
     await eventually("the new resource is reachable", 15_000, async () => (await sh(lab, t.client, `curl -sS --max-time 3 http://${t.resource.address}/blob.sha256`)).trim() === sha256);
   }, 180_000);
+
+  it("a client killed without cleaning up undoes its DNS change when it starts again, then runs as before", async () => {
+    const t = lab.topology;
+    const killed = lab.daemon("client")!;
+    killed.child.kill("SIGKILL");
+    await killed.exited;
+    // Left behind: its resolv.conf and routes (the kernel took the device, and the routes with it).
+    expect(t.runSync(t.client, "cat", ["/etc/resolv.conf"])).toMatch(/wardline client/);
+    const again = await lab.startClient();
+    expect(again.diagnostics()).toMatch(/restored the host's DNS/);
+    expect((await sh(lab, t.client, `curl -sS --max-time 10 http://${t.resource.address}/blob.sha256`)).trim()).toBe(sha256);
+    // Names outside every resource still go to the resolver the host had before the first run.
+    expect((await t.run(t.client, "dig", ["+short", "+time=2", `www.${PUBLIC_ZONE}`])).trim()).toBe(t.portal.address);
+  }, 60_000);
 
   it("leaves the hosts as it found them when client and gateway stop", async () => {
     const t = lab.topology;

@@ -61,6 +61,22 @@ describe("GatewayDevice", () => {
     expect(d.node.peerIds).toEqual(["c1000000-0000-4000-8000-000000000001"]);
   });
 
+  it("announces its candidates again when a client it is connected to asks again (it may be a restarted process that lost them)", () => {
+    const d = device();
+    d.setLocalAddresses(0, ["192.0.2.50"]);
+    outputs(d);
+    d.handlePortal(0, { event: "create_authorization", payload: authorization(1) });
+    const first = outputs(d).flatMap((o) => (o.type === "portal" ? [o.message] : []));
+    const candidates = first.filter((m) => m.event === "ice_candidates");
+    expect(candidates.length).toBeGreaterThan(0);
+    d.handlePortal(10, { event: "create_authorization", payload: authorization(5) });
+    const again = outputs(d).flatMap((o) => (o.type === "portal" ? [o.message] : []));
+    expect(again).toEqual([{ event: "authorization_created", payload: { authorization_id: authorization(5).authorization_id } }, ...candidates]);
+    // A refused one announces nothing.
+    d.handlePortal(20, { event: "create_authorization", payload: authorization(6, "2025-01-01T00:00:00Z") });
+    expect(outputs(d).flatMap((o) => (o.type === "portal" ? [o.message.event] : []))).toEqual(["authorization_creation_failed"]);
+  });
+
   it("init re-syncs (reporting what it could not install) and allocates on the relays at once", () => {
     const d = device();
     d.handlePortal(0, { event: "init", payload: { interface: { ipv4: "100.64.0.1", ipv6: "fd00:2021:1111::1", upstream_dns: [] }, relays: [RELAY], authorizations: [authorization(1), authorization(2, "2025-01-01T00:00:00Z"), authorization(3, undefined, undefined, LOW_ORDER_KEY)] } });

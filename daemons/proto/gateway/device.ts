@@ -9,7 +9,8 @@
 //
 // 1. Portal messages: init re-syncs the authorizations and allocates on the relays; a
 //    create_authorization is installed and answered (authorization_created, or
-//    authorization_creation_failed with why); reject_access removes one; ICE candidates go to the
+//    authorization_creation_failed with why), and for a client already connected our candidates
+//    are announced again (it may have restarted and lost them); reject_access removes one; ICE candidates go to the
 //    client's connection (kept until it exists); relays_presence updates the allocations.
 // 2. GatewayState's peer events connect, reconnect (after ICE failed) and disconnect clients in the
 //    node; its resolve events go out for the driver's resolver; held packets it releases go on.
@@ -66,6 +67,8 @@ export class GatewayDevice extends DeviceCore<GatewayDeviceOutput> {
       }
       case "create_authorization": {
         const authorization_id = message.payload.authorization_id;
+        const clientId = message.payload.client.id;
+        const known = this.node.peerIds.includes(clientId);
         const refused = this.refuses(message.payload);
         const result = refused !== undefined ? { ok: false as const, reason: refused } : this.state.createAuthorization(now, message.payload);
         // Acknowledged before the node's candidates for the client go out, so the client connects before they land.
@@ -73,6 +76,9 @@ export class GatewayDevice extends DeviceCore<GatewayDeviceOutput> {
           type: "portal",
           message: result.ok ? { event: "authorization_created", payload: { authorization_id } } : { event: "authorization_creation_failed", payload: { authorization_id, reason: result.reason } },
         });
+        // A client we are connected to asks again: it may be a new process (restarted, same keys and
+        // credentials, so our connection stays) that never heard our candidates; it hears them again.
+        if (result.ok && known) this.node.reannounceCandidates(clientId);
         break;
       }
       case "reject_access":

@@ -376,6 +376,11 @@ export class IceAgent {
    * Adds a candidate the peer trickled; false if it is not one this agent can use (another
    * component or transport). A candidate at the address of a peer-reflexive one replaces it.
    */
+  /** The local candidates announced so far (host, server-reflexive, relayed), to announce again to a peer that lost them. */
+  announcedCandidates(): Candidate[] {
+    return this.locals.filter((l) => l.candidate.type !== "prflx").map((l) => l.candidate);
+  }
+
   addRemoteCandidate(now: number, candidate: Candidate): boolean {
     this.touch(now);
     if (candidate.component !== COMPONENT_ID || candidate.transport !== "udp") return false;

@@ -8,6 +8,7 @@
 import { beforeEach, describe, expect, it } from "vitest";
 import { reportSeedOnFailure, rng } from "../../../test/support/prng.js";
 import { Network, type Attachment } from "../../../test/sim/network.js";
+import { portRestricted } from "../../../test/sim/nat.js";
 import type { Addr, SimEndpoint, SimTransmit } from "../../../test/sim/node.js";
 import { runSeeds } from "../../../test/sim/scenario.js";
 import { SIM_EPOCH_UNIX, TurnRelayNode } from "../../../test/sim/turn.js";
@@ -25,22 +26,25 @@ const RELAY_2 = { family: 4 as const, address: "192.0.2.11", port: 3478 };
 
 /** A TunnelNode as a SimEndpoint. */
 class NodeEndpoint implements SimEndpoint<TunnelEvent> {
+  /** Set when its process dies: it takes in nothing and sends nothing from then on. */
+  dead = false;
   constructor(readonly node: TunnelNode) {}
   handleDatagram(now: number, local: Addr, from: Addr, bytes: Uint8Array): void {
-    this.node.handleDatagram(now, local.port, from, bytes);
+    if (!this.dead) this.node.handleDatagram(now, local.port, from, bytes);
   }
   handleTimeout(now: number): void {
-    this.node.handleTimeout(now);
+    if (!this.dead) this.node.handleTimeout(now);
   }
   pollTransmit(): SimTransmit | undefined {
+    if (this.dead) return undefined;
     const t = this.node.pollTransmit();
     return t && { from: { family: t.to.family, address: "0.0.0.0", port: t.fromPort }, to: t.to, bytes: t.bytes };
   }
   pollTimeout(): number | undefined {
-    return this.node.pollTimeout();
+    return this.dead ? undefined : this.node.pollTimeout();
   }
   pollEvent(): TunnelEvent | undefined {
-    return this.node.pollEvent();
+    return this.dead ? undefined : this.node.pollEvent();
   }
 }
 
@@ -56,17 +60,20 @@ function packet(text: string): Uint8Array {
 }
 const textOf = (p: Uint8Array) => new TextDecoder().decode(p.subarray(20));
 
-function world(seed: number, { secondRelay = false } = {}) {
+function world(seed: number, { secondRelay = false, natted = false } = {}) {
   const net = new Network({ seed, label: "tunnel node", internet: { jitter: 3 } });
-  new TurnRelayNode(net, net.addHost("relay", RELAY.address), { realm: "wardline", secrets: [SECRET] });
+  const relayNode = new TurnRelayNode(net, net.addHost("relay", RELAY.address), { realm: "wardline", secrets: [SECRET] });
   if (secondRelay) new TurnRelayNode(net, net.addHost("relay-2", RELAY_2.address), { realm: "wardline", secrets: [SECRET] });
   const sides = [
     { name: "client", address: "203.0.113.1", role: "client" as const },
     { name: "gateway", address: "203.0.113.2", role: "gateway" as const },
   ];
   const ice = [{ username: "clnt", password: "client-password-0123456789" }, { username: "gwgw", password: "gateway-password-012345678" }];
-  const nodes = sides.map((side) => new TunnelNode({ role: side.role, privateKey: net.randomBytes(`${side.name}-key`)(32), port: PORT, random: net.randomBytes(side.name), wallClockAtZeroNanos: BigInt(SIM_EPOCH_UNIX) * 1_000_000_000n }));
-  const attachments: Attachment<TunnelEvent>[] = sides.map((side, i) => net.addHost(side.name, side.address).bind(new NodeEndpoint(nodes[i]!), PORT));
+  const keys = sides.map((side) => net.randomBytes(`${side.name}-key`)(32));
+  const nodes = sides.map((side, i) => new TunnelNode({ role: side.role, privateKey: keys[i]!, port: PORT, random: net.randomBytes(side.name), wallClockAtZeroNanos: BigInt(SIM_EPOCH_UNIX) * 1_000_000_000n }));
+  // Behind port-restricted cone NATs (nftables masquerade with conntrack filtering does the same), when asked.
+  const realms = natted ? sides.map((side, i) => net.addNat(`${side.name}-nat`, `198.51.100.${i + 1}`, portRestricted).inside) : [undefined, undefined];
+  const attachments: Attachment<TunnelEvent>[] = sides.map((side, i) => net.addHost(side.name, natted ? `192.168.${i + 1}.10` : side.address, realms[i] ?? net.internet).bind(new NodeEndpoint(nodes[i]!), PORT));
   attachments.forEach((attachment, i) => {
     // Trickle straight to the other node (the portal's job in the scenarios).
     attachment.onEvent = (now, event) => {
@@ -76,7 +83,7 @@ function world(seed: number, { secondRelay = false } = {}) {
   });
   net.act((now) => {
     sides.forEach((side, i) => {
-      nodes[i]!.setLocalAddresses(now, [side.address]);
+      nodes[i]!.setLocalAddresses(now, [attachments[i]!.host.address]);
       nodes[i]!.init(now, [{ id: "relay", server: RELAY, ...mintCredentials(SECRET, side.name, SIM_EPOCH_UNIX + 86_400) }]);
     });
   });
@@ -97,7 +104,7 @@ function world(seed: number, { secondRelay = false } = {}) {
   };
   const events = (i: number, type: TunnelEvent["type"]) => attachments[i]!.events.filter((e) => e.event.type === type);
   const relay = (id: string, server: typeof RELAY, i: number) => ({ id, server, ...mintCredentials(SECRET, sides[i]!.name, SIM_EPOCH_UNIX + 86_400) });
-  return { net, nodes, attachments, connect, connectSide, establish, received, events, relay };
+  return { net, relayNode, keys, nodes, attachments, connect, connectSide, establish, received, events, relay };
 }
 
 describe("TunnelNode", () => {
@@ -230,6 +237,67 @@ describe("TunnelNode", () => {
       expect(w.nodes[1]!.sessions.dropped["unknown-receiver"]).toBeGreaterThan(0);
       // The client hears of the new session: what it told the gateway in-band is worth saying again.
       expect(w.events(0, "session").length).toBeGreaterThan(sessionEvents);
+    }, { count: 4 });
+  });
+
+  it("a client process that restarts (same key and ICE credentials, another port) is reached again within seconds", async () => {
+    await runSeeds("tunnel node restarted peer", (seed) => {
+      const w = world(seed, { natted: true });
+      w.establish();
+      // The client dies: its socket closes. A new process comes up with the same key on another
+      // port and connects with the same credentials (they derive from the keys); the gateway keeps
+      // its connection, and hears the new candidates through the portal.
+      const clientHost = w.attachments[0]!.host;
+      (w.attachments[0]!.endpoint as NodeEndpoint).dead = true;
+      clientHost.unbind(PORT);
+      const fresh = new TunnelNode({ role: "client", privateKey: w.keys[0]!, port: PORT + 1, random: w.net.randomBytes("client-2"), wallClockAtZeroNanos: BigInt(SIM_EPOCH_UNIX) * 1_000_000_000n });
+      const attachment = clientHost.bind(new NodeEndpoint(fresh), PORT + 1);
+      attachment.onEvent = (now, event) => {
+        if (event.type === "candidate") w.nodes[1]!.addRemoteCandidate(now, "client", event.candidate);
+      };
+      w.net.act((now) => {
+        fresh.setLocalAddresses(now, [clientHost.address]);
+        fresh.init(now, [{ id: "relay", server: RELAY, ...mintCredentials(SECRET, "client", SIM_EPOCH_UNIX + 86_400) }]);
+      });
+      w.net.runFor(500);
+      const start = w.net.now;
+      // The gateway's candidates now go to the new process; the portal's create_authorization makes
+      // the gateway announce them again (GatewayDevice), which is what reannounceCandidates does here.
+      w.attachments[1]!.onEvent = (now, event) => {
+        if (event.type === "candidate") fresh.addRemoteCandidate(now, "gateway", event.candidate);
+      };
+      w.net.act((now) => {
+        fresh.connect(now, "gateway", { publicKey: w.nodes[1]!.publicKey, presharedKey: new Uint8Array(32).fill(7), localIce: { username: "clnt", password: "client-password-0123456789" }, remoteIce: { username: "gwgw", password: "gateway-password-012345678" } });
+        fresh.send(now, "gateway", packet("after restart"));
+        w.nodes[1]!.reannounceCandidates("client");
+      });
+      expect(w.net.runUntil(() => w.received(1).includes("after restart"), 20_000), w.net.where()).toBe(true);
+      const took = w.net.now - start;
+      w.net.act((now) => w.nodes[1]!.send(now, "client", packet("answer")));
+      expect(w.net.runUntil(() => attachment.events.some((e) => e.event.type === "packet"), 5_000), w.net.where()).toBe(true);
+      expect(took, "from the restarted client's connect to its first packet through").toBeLessThan(3_000);
+    }, { count: 4 });
+  });
+
+  it("init again (the portal reconnected) keeps the allocation on a relay still listed, with its candidates; one no longer listed is given back", async () => {
+    await runSeeds("tunnel node re-init", (seed) => {
+      const w = world(seed, { natted: true });
+      w.establish();
+      const types = (): string[] => w.nodes[1]!.agentOf("client")!.announcedCandidates().map((c) => c.type).sort();
+      expect(types()).toEqual(["host", "relay", "srflx"]);
+      expect(w.relayNode.server.stats.allocations).toBe(2);
+      // Fresh credentials for the same relay, as every init carries.
+      w.net.act((now) => w.nodes[1]!.init(now, [{ id: "relay", server: RELAY, ...mintCredentials(SECRET, "gateway", SIM_EPOCH_UNIX + 90_000) }]));
+      w.net.runFor(3_000);
+      expect(types()).toEqual(["host", "relay", "srflx"]);
+      expect(w.relayNode.server.stats.allocations).toBe(2);
+      w.net.act((now) => w.nodes[0]!.send(now, "gateway", packet("still")));
+      expect(w.net.runUntil(() => w.received(1).includes("still"), 2_000), w.net.where()).toBe(true);
+      // No relay listed: its candidates leave, and the allocation is released on the server.
+      w.net.act((now) => w.nodes[1]!.init(now, []));
+      w.net.runFor(1_000);
+      expect(types()).toEqual(["host"]);
+      expect(w.relayNode.server.stats.allocations).toBe(1);
     }, { count: 4 });
   });
 

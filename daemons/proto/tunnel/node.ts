@@ -14,7 +14,8 @@
 // 1. Local addresses and relays: setLocalAddresses gives the host candidates (a change is a roam:
 //    host candidates are replaced and every allocation is made again, since the relays now see
 //    another 5-tuple); init makes one TurnAllocation per relay at once, so server-reflexive and
-//    relayed candidates exist before the first connection; updateRelays (relays_presence) ends the
+//    relayed candidates exist before the first connection (init again, after the portal reconnected,
+//    keeps the allocations on relays still listed and gives back the others); updateRelays (relays_presence) ends the
 //    allocations on relays that went away and makes them on relays that came. An allocation that
 //    ends takes its candidates with it and is made again after RELAY_RETRY_INTERVAL.
 // 2. Connections: connect makes the IceAgent (client controlling, gateway controlled) with every
@@ -36,8 +37,9 @@
 //    channel bound for the selected pair is confirmed; the allocation holds a datagram for a peer
 //    IP whose permission is still on its way until it is). Packets wait in the connection until ICE
 //    selects a pair, and in the device until a session exists. Before the controlled side has a selected
-//    pair, a handshake answer goes back where the handshake came from, and other packets where the
-//    peer's last authenticated packet came from (the initiation may overtake the nomination).
+//    pair, other packets go where the peer's last authenticated packet came from (the initiation
+//    may overtake the nomination); a handshake answer always goes back where the initiation came
+//    from (a restarted peer initiates from a new address before its nomination arrives).
 // 5. Path and sessions: ICE selecting another pair (a better one, or a fallback after consent
 //    failed) only changes where sealed packets go; WireGuard sessions are untouched. Each selection
 //    is a connected event saying whether the path is relayed. A new session that our packets go out
@@ -251,16 +253,39 @@ export class TunnelNode {
     }
     if (before.length > 0 && removed.length > 0) {
       // The relays see a new 5-tuple: the old allocations are unreachable; make new ones.
-      this.init(now, this.relays.map((slot) => slot.relay));
+      this.reallocate(now, this.relays.map((slot) => slot.relay));
       return;
     }
     this.drain(now);
   }
 
-  /** The relays to allocate on (replacing any before): each allocation is requested at once. */
-  init(now: number, relays: readonly TunnelRelay[]): void {
+  /** Every allocation ends and is made again on these relays (after a roam). */
+  private reallocate(now: number, relays: readonly TunnelRelay[]): void {
     for (const slot of this.relays) this.withdraw(now, slot);
     this.relays = relays.map((relay) => this.allocateOn(now, relay));
+    this.drain(now);
+  }
+
+  /** The relays to allocate on: each allocation is requested at once (an existing one on the same relay is kept). */
+  init(now: number, relays: readonly TunnelRelay[]): void {
+    // Again (the portal reconnected): an allocation on a relay still listed at the same address is
+    // kept, its fresh credentials noted for a later re-allocation. Allocating anew from the same
+    // socket would meet the old allocation on the server (437 Allocation Mismatch) and leave the
+    // connections without their server-reflexive and relayed candidates until it lapsed.
+    const keep: RelaySlot[] = [];
+    for (const slot of this.relays) {
+      const listed = relays.find((relay) => relay.id === slot.relay.id && sameAddress(relay.server, slot.relay.server));
+      if (listed !== undefined) {
+        slot.relay = listed;
+        keep.push(slot);
+        continue;
+      }
+      this.withdraw(now, slot);
+      // A relay no longer listed may still be up: its allocation is given back, not left to lapse.
+      slot.allocation.release(now);
+      for (let t = slot.allocation.pollTransmit(); t !== undefined; t = slot.allocation.pollTransmit()) this.transmits.push({ fromPort: this.options.port, to: t.to, bytes: t.bytes });
+    }
+    this.relays = [...keep, ...relays.filter((relay) => !keep.some((slot) => slot.relay.id === relay.id)).map((relay) => this.allocateOn(now, relay))];
     this.drain(now);
   }
 
@@ -470,6 +495,17 @@ export class TunnelNode {
       sum.permissionFailed += slot.allocation.sendDropped.permissionFailed;
     }
     return sum;
+  }
+
+  /**
+   * Announces a peer's connection's local candidates again (candidate events): the peer may be a
+   * new process with our connection's keys and credentials (it restarted), which never heard them,
+   * and without them it cannot check a path through its NAT to us. Nothing for an unknown peer.
+   */
+  reannounceCandidates(peerId: string): void {
+    const connection = this.connections.get(peerId);
+    if (connection === undefined) return;
+    for (const candidate of connection.agent.announcedCandidates()) this.events.push({ type: "candidate", peerId, candidate: formatCandidate(candidate) });
   }
 
   /** Peers with a connection. */
@@ -720,7 +756,13 @@ export class TunnelNode {
         const connection = t.peer === undefined ? undefined : this.byWgId.get(t.peer);
         // A cookie reply (no peer) goes back where the handshake came from, over our port.
         if (connection === undefined) this.transmits.push({ fromPort: this.options.port, to: { family: familyOf(t.to.address), address: t.to.address, port: t.to.port }, bytes: t.bytes });
-        else this.overPath(now, connection, t.bytes);
+        else if (t.bytes[0] === MESSAGE_RESPONSE_TYPE && this.replyPath !== undefined) {
+          // The answer to the initiation being handled goes back where it came from, even past a
+          // selected pair: a peer that restarted on another port initiates from its new address
+          // before its nomination moves our selection, and an answer sent to the old one would
+          // cost it a REKEY_TIMEOUT (5 s) retry. WireGuard itself answers the initiation's source.
+          this.transmitFrom(now, this.replyPath.source, this.replyPath.to, t.bytes);
+        } else this.overPath(now, connection, t.bytes);
       }
       for (let e = this.device.pollEvent(); e !== undefined; e = this.device.pollEvent()) {
         progress = true;
