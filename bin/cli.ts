@@ -1,6 +1,6 @@
 // `wardline <command>`: the one entry point for every Wardline process. It runs the portal, the
-// relay, the gateway and client daemons, a standalone WireGuard interface (wg) and benchmarks; `up`
-// arrives with its issue and is refused until then.
+// relay, the gateway and client daemons, all three of portal, relay and gateway at once (up), a
+// standalone WireGuard interface (wg) and benchmarks.
 //
 // Exit status: 0 on success, 1 when a command fails at run time, 2 on a usage error.
 
@@ -23,9 +23,6 @@ const processIo: CliIo = {
   stderrIsTty: process.stderr.isTTY === true,
 };
 
-
-/** Commands the design names that do not exist yet; asking for one says so instead of "unknown". */
-const PLANNED = ["up"] as const;
 
 /** Benchmark suites, loaded only when run so `--help` stays instant. */
 const SUITES: Record<string, { summary: string; load: () => Promise<BenchSuite> }> = {
@@ -59,10 +56,9 @@ Commands:
   relay             run a TURN relay for clients and gateways
   gateway           run a gateway: clients reach its site's resources through it
   client            run a headless client: reach the resources its policies allow
+  up                run portal, relay and gateway together on this host, for a first try
   bench <suite>     measure a part of Wardline against reference implementations
   help [command]    show this help, or a command's help
-
-Not implemented yet (each arrives with its own issue): ${PLANNED.join(", ")}.
 
 Options:
   -h, --help        show this help
@@ -183,7 +179,7 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
       else if (topic === "portal") io.stdout((await import("./portal.js")).PORTAL_HELP);
       else if (topic === "gateway") io.stdout((await import("./device.js")).GATEWAY_HELP);
       else if (topic === "client") io.stdout((await import("./device.js")).CLIENT_HELP);
-      else if ((PLANNED as readonly string[]).includes(topic)) return usageError(io, `'${topic}' is not implemented yet`, MAIN_HELP);
+      else if (topic === "up") io.stdout((await import("./up.js")).UP_HELP);
       else return usageError(io, `no help for '${topic}': it is not a command`, MAIN_HELP);
       return EXIT_OK;
     }
@@ -202,10 +198,9 @@ export async function main(argv: readonly string[], io: CliIo = processIo): Prom
     case "gateway":
     case "client":
       return (await import("./device.js")).deviceCommand(command, rest, io);
+    case "up":
+      return (await import("./up.js")).upCommand(rest, io);
     default:
-      if ((PLANNED as readonly string[]).includes(command)) {
-        return usageError(io, `'${command}' is not implemented yet`, MAIN_HELP);
-      }
       return usageError(io, `unknown command '${command}'`, MAIN_HELP);
   }
 }

@@ -9,11 +9,14 @@
 // 3. With a portal: join its relay channel, announcing the public addresses and the listening port;
 //    the socket reconnects by itself, and /readyz says ready only while joined.
 // 4. Run until SIGINT or SIGTERM (exit 0), or until the portal refuses the token (exit 1).
+//
+// startRelay is steps 2 and 3 alone, for a caller that runs the relay in its own process (`wardline up`).
 
 import { isIPv4, isIPv6 } from "node:net";
 import { networkInterfaces } from "node:os";
 import { readTokenFile } from "../daemons/io/device-state.js";
 import { PortalSocket, type PortalSocketEvent } from "../daemons/io/portal-socket.js";
+import type { Log } from "../daemons/io/log.js";
 import { Relay } from "../daemons/io/relay.js";
 import { metricFamily, serveStatus, type StatusServer } from "../daemons/io/status-http.js";
 import { relayTurnSecretFromTokenSecret } from "../daemons/proto/portal/relay-credentials.js";
@@ -228,8 +231,14 @@ function joinPayload(config: RelayConfig, relay: Relay): RelayJoin {
   };
 }
 
+/** A relay token as given, and what it holds. */
+export interface RelayTokenText {
+  text: string;
+  token: PortalToken;
+}
+
 /** The relay token of a portal config: given, or read from its file (which others may not read). */
-async function readRelayToken(portal: RelayPortalConfig): Promise<{ text: string; token: PortalToken }> {
+export async function readRelayToken(portal: RelayPortalConfig): Promise<RelayTokenText> {
   if ("text" in portal.token) return { text: portal.token.text, token: relayToken(portal.token.text, portal.token.option) };
   const { file, option } = portal.token;
   let text: string;
@@ -265,6 +274,90 @@ export function relayMetrics(relay: Relay): string {
   ].join("");
 }
 
+/** A relay that startRelay started. */
+export interface RunningRelay {
+  readonly relay: Relay;
+  /** What it announces to the portal: undefined for a standalone relay. */
+  readonly announced: RelayJoin | undefined;
+  /** Resolves when the portal refuses the relay's token (logged): the relay cannot go on, and its owner stops it. */
+  readonly refused: Promise<void>;
+  /** Leaves the portal, then closes the relay's sockets and the status server. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts a relay from a checked config (steps 2 and 3), with the token read by readRelayToken when
+ * it has a portal; resolves to undefined, the reason logged, when a socket cannot be bound.
+ */
+export async function startRelay(config: RelayConfig, token: RelayTokenText | undefined, log: Log): Promise<RunningRelay | undefined> {
+  let relay: Relay;
+  let status: StatusServer | undefined;
+  let portal: PortalSocket<"relay"> | undefined;
+  try {
+    relay = Relay.start({
+      listen: config.listen,
+      port: config.port,
+      publicAddress: config.publicAddress,
+      ports: config.ports,
+      realm: config.realm,
+      secrets: [token !== undefined ? relayTurnSecretFromTokenSecret(token.token.secret) : config.secret!],
+      allowPrivatePeers: config.allowPrivatePeers,
+      maxAllocationsPerUser: config.maxAllocationsPerUser,
+      log,
+    });
+  } catch (error) {
+    log("error", "cannot start", { error: (error as Error).message });
+    return undefined;
+  }
+  const ready = (): boolean => config.portal === undefined || portal?.joined === true;
+  try {
+    if (config.http !== undefined) status = await serveStatus(config.http.host, config.http.port, { ready, metrics: () => relayMetrics(relay) });
+  } catch (error) {
+    relay.close();
+    log("error", "cannot serve the status endpoints", { error: (error as Error).message, http: config.http });
+    return undefined;
+  }
+  log("info", "relaying", {
+    listen: Object.fromEntries(Object.entries(config.listen).map(([f, a]) => [f, `${a}:${relay.port(Number(f) as 4 | 6)}`])),
+    public: config.publicAddress,
+    ports: `${config.ports[0]}-${config.ports[1]}`,
+    realm: config.realm,
+    http: status === undefined ? "off" : `${config.http!.host}:${status.port}`,
+    ...(config.portal !== undefined ? { portal: config.portal.url, relay: token!.token.id } : {}),
+  });
+  let onRefused: () => void = () => undefined;
+  const refused = new Promise<void>((resolve) => {
+    onRefused = resolve;
+  });
+  const join = config.portal !== undefined ? joinPayload(config, relay) : undefined;
+  if (config.portal !== undefined && join !== undefined) {
+    const onEvent = (event: PortalSocketEvent<"relay">): void => {
+      if (event.type === "joined") log("info", "joined the portal", { portal: config.portal!.url, announced: join });
+      else if (event.type === "disconnected") log("info", "disconnected from the portal", { reason: event.reason, retryInMs: event.retryInMs });
+      else if (event.type === "message" && event.event === "disconnect") log("info", "the portal ended the session", { reason: event.payload.reason });
+      else if (event.type === "signed_out") {
+        log("error", "signed out: the portal refused the relay token (revoked, expired or unknown); issue a new one with POST /api/relay_tokens", {
+          status: event.status,
+          detail: event.detail,
+        });
+        onRefused();
+      }
+    };
+    portal = new PortalSocket({ portalUrl: config.portal.url, role: "relay", token: token!.text, join, onEvent });
+    portal.start();
+  }
+  return {
+    relay,
+    announced: join,
+    refused,
+    stop: async () => {
+      await portal?.stop();
+      relay.close();
+      await status?.close();
+    },
+  };
+}
+
 /** Runs `wardline relay` with argv (after the command name); resolves to the exit status. */
 export async function relayCommand(argv: readonly string[], io: RelayIo, env: NodeJS.ProcessEnv = process.env): Promise<number> {
   const parsed = parseCommandLine(argv, {
@@ -297,7 +390,7 @@ export async function relayCommand(argv: readonly string[], io: RelayIo, env: No
     return EXIT_USAGE;
   }
   let config: RelayConfig;
-  let token: { text: string; token: PortalToken } | undefined;
+  let token: RelayTokenText | undefined;
   try {
     config = relayConfig(parsed.values, env);
     if (config.portal !== undefined) token = await readRelayToken(config.portal);
@@ -307,42 +400,8 @@ export async function relayCommand(argv: readonly string[], io: RelayIo, env: No
   }
   const log = (level: string, msg: string, fields: Record<string, unknown> = {}): void =>
     io.stderr(`${JSON.stringify({ ts: new Date().toISOString(), level, msg, ...fields })}\n`);
-
-  let relay: Relay;
-  let status: StatusServer | undefined;
-  let portal: PortalSocket<"relay"> | undefined;
-  try {
-    relay = Relay.start({
-      listen: config.listen,
-      port: config.port,
-      publicAddress: config.publicAddress,
-      ports: config.ports,
-      realm: config.realm,
-      secrets: [token !== undefined ? relayTurnSecretFromTokenSecret(token.token.secret) : config.secret!],
-      allowPrivatePeers: config.allowPrivatePeers,
-      maxAllocationsPerUser: config.maxAllocationsPerUser,
-      log,
-    });
-  } catch (error) {
-    log("error", "cannot start", { error: (error as Error).message });
-    return EXIT_FAILURE;
-  }
-  const ready = (): boolean => config.portal === undefined || portal?.joined === true;
-  try {
-    if (config.http !== undefined) status = await serveStatus(config.http.host, config.http.port, { ready, metrics: () => relayMetrics(relay) });
-  } catch (error) {
-    relay.close();
-    log("error", "cannot serve the status endpoints", { error: (error as Error).message, http: config.http });
-    return EXIT_FAILURE;
-  }
-  log("info", "relaying", {
-    listen: Object.fromEntries(Object.entries(config.listen).map(([f, a]) => [f, `${a}:${relay.port(Number(f) as 4 | 6)}`])),
-    public: config.publicAddress,
-    ports: `${config.ports[0]}-${config.ports[1]}`,
-    realm: config.realm,
-    http: status === undefined ? "off" : `${config.http!.host}:${status.port}`,
-    ...(config.portal !== undefined ? { portal: config.portal.url, relay: token!.token.id } : {}),
-  });
+  const running = await startRelay(config, token, log);
+  if (running === undefined) return EXIT_FAILURE;
   return new Promise<number>((resolve) => {
     let finished = false;
     const finish = (code: number): void => {
@@ -351,12 +410,7 @@ export async function relayCommand(argv: readonly string[], io: RelayIo, env: No
       process.off("SIGINT", onSigint);
       process.off("SIGTERM", onSigterm);
       io.signal?.removeEventListener("abort", onAbort);
-      void (async () => {
-        await portal?.stop();
-        relay.close();
-        await status?.close();
-        resolve(code);
-      })();
+      void running.stop().then(() => resolve(code));
     };
     const stop = (signal: string): void => {
       log("info", "shutting down", { signal });
@@ -368,23 +422,7 @@ export async function relayCommand(argv: readonly string[], io: RelayIo, env: No
     process.once("SIGINT", onSigint);
     process.once("SIGTERM", onSigterm);
     io.signal?.addEventListener("abort", onAbort, { once: true });
-    if (config.portal !== undefined) {
-      const join = joinPayload(config, relay);
-      const onEvent = (event: PortalSocketEvent<"relay">): void => {
-        if (event.type === "joined") log("info", "joined the portal", { portal: config.portal!.url, announced: join });
-        else if (event.type === "disconnected") log("info", "disconnected from the portal", { reason: event.reason, retryInMs: event.retryInMs });
-        else if (event.type === "message" && event.event === "disconnect") log("info", "the portal ended the session", { reason: event.payload.reason });
-        else if (event.type === "signed_out") {
-          log("error", "signed out: the portal refused the relay token (revoked, expired or unknown); issue a new one with POST /api/relay_tokens", {
-            status: event.status,
-            detail: event.detail,
-          });
-          finish(EXIT_FAILURE);
-        }
-      };
-      portal = new PortalSocket({ portalUrl: config.portal.url, role: "relay", token: token!.text, join, onEvent });
-      portal.start();
-    }
+    void running.refused.then(() => finish(EXIT_FAILURE));
     if (io.signal?.aborted === true) onAbort();
   });
 }
