@@ -199,6 +199,24 @@ export class AccessLab {
     return this.daemons.get(name);
   }
 
+  /**
+   * A daemon's Prometheus samples from its /metrics, fetched inside its namespace, keyed by name with
+   * labels as exposed (`wardline_connections{path="direct"}`).
+   */
+  async metrics(name: string): Promise<Map<string, number>> {
+    const t = this.topology;
+    const [host, port] =
+      name === "client" ? [t.client, READY_PORT.client] : name === "relay" ? [t.relay, READY_PORT.relay] : [t.gateways.find((g) => g.role === name), READY_PORT.gateway];
+    if (host === undefined) throw new RangeError(`the lab has no daemon named ${name}`);
+    const text = await t.run(host, "curl", ["-sf", "--max-time", "2", `http://127.0.0.1:${port}/metrics`]);
+    const samples = new Map<string, number>();
+    for (const line of text.split("\n")) {
+      const sample = /^(\w+(?:\{[^}]*\})?) (\S+)$/.exec(line);
+      if (sample) samples.set(sample[1]!, Number(sample[2]));
+    }
+    return samples;
+  }
+
   /** The portal's process while one was started (it may have exited since). */
   get portal(): NamespaceProcess | undefined {
     return this.portalProcess;

@@ -28,7 +28,6 @@ if (missing !== undefined && ci) throw new Error(`the end-to-end tests cannot ru
 if (missing !== undefined) console.warn(`skipping the end-to-end tests: ${missing}`);
 
 const BLOB_BYTES = 50_000_000;
-const STATUS_PORT = { gateway: 9479, client: 9480 } as const;
 const PROXY_IPV4 = /^100\.(9[6-9]|1[01]\d|12[0-7])\.\d+\.\d+$/; // 100.96.0.0/11
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
@@ -36,17 +35,6 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
 /** A bash command line in a namespace; its stdout. */
 function sh(lab: AccessLab, host: Host, command: string, timeoutMs = 60_000): Promise<string> {
   return lab.topology.run(host, "bash", ["-c", command], timeoutMs);
-}
-
-/** The samples of a metric family from a daemon's /metrics inside its namespace, by their label text. */
-async function metrics(lab: AccessLab, host: Host, role: "gateway" | "client"): Promise<Map<string, number>> {
-  const text = await lab.topology.run(host, "curl", ["-sf", "--max-time", "2", `http://127.0.0.1:${STATUS_PORT[role]}/metrics`]);
-  const samples = new Map<string, number>();
-  for (const line of text.split("\n")) {
-    const m = /^(\w+(?:\{[^}]*\})?) (\S+)$/.exec(line);
-    if (m) samples.set(m[1]!, Number(m[2]));
-  }
-  return samples;
 }
 
 /** Waits until `check` resolves true, polling; throws with `what` after timeoutMs. */
@@ -89,7 +77,7 @@ describe.skipIf(missing !== undefined)("end to end through NAT (easy NATs: direc
   it("reaches a resource by CIDR: 50 MB arrive with a matching sha256, over a direct path", async () => {
     const t = lab.topology;
     expect(await download(lab, `http://${t.resource.address}/blob`)).toBe(sha256);
-    const client = await metrics(lab, t.client, "client");
+    const client = await lab.metrics("client");
     expect(client.get('wardline_connections{path="direct"}')).toBe(1);
     expect(client.get('wardline_connections{path="relayed"}')).toBe(0);
     expect(client.get('wardline_bytes_total{interface="tun",direction="tx"}')).toBeGreaterThan(BLOB_BYTES);
@@ -118,13 +106,13 @@ describe.skipIf(missing !== undefined)("end to end through NAT (easy NATs: direc
     expect(ping).toMatch(new RegExp(`From ${lab.restrictedAddress.replace(/\./g, "\\.")}.*Packet filtered`));
     const counter = t.runSync(t.resource, "nft", ["list", "counter", "inet", "wl_probe", "restricted"]);
     expect(counter).toMatch(/packets 0 bytes 0/);
-    const gateway = await metrics(lab, t.gateways[0]!, "gateway");
+    const gateway = await lab.metrics(t.gateways[0]!.role);
     expect(gateway.get("wardline_gateway_refused_total"), "refused by the gateway, not by the client").toBeGreaterThanOrEqual(2);
   }, 60_000);
 
   it("stops traffic within 1 s of the policy being deleted mid-download", async () => {
     const t = lab.topology;
-    const rx = async (): Promise<number> => (await metrics(lab, t.client, "client")).get('wardline_bytes_total{interface="tun",direction="tx"}')!;
+    const rx = async (): Promise<number> => (await lab.metrics("client")).get('wardline_bytes_total{interface="tun",direction="tx"}')!;
     const transfer = sh(lab, t.client, `curl -sS --max-time 8 --limit-rate 4M -o /dev/null http://${t.resource.address}/blob 2>&1; echo "exit=$?"`, 60_000);
     await sleep(1_500);
     const flowing = await rx();
@@ -143,17 +131,17 @@ describe.skipIf(missing !== undefined)("end to end through NAT (easy NATs: direc
 
   it("survives the portal: a download completes while it is down; restarted, the client joins again on the same tunnel and a new resource becomes reachable", async () => {
     const t = lab.topology;
-    const before = await metrics(lab, t.client, "client");
+    const before = await lab.metrics("client");
     const transfer = download(lab, `http://files.${INTERNAL_ZONE}/blob`, "--limit-rate 12M");
     await sleep(1_000);
     lab.portal!.child.kill("SIGKILL");
     await lab.portal!.exited;
-    await eventually("the client notices the portal is gone", 40_000, async () => (await metrics(lab, t.client, "client")).get("wardline_portal_connected") === 0);
+    await eventually("the client notices the portal is gone", 40_000, async () => (await lab.metrics("client")).get("wardline_portal_connected") === 0);
     expect(await transfer).toBe(sha256);
 
     await lab.startPortal();
-    await eventually("the client joins again", 40_000, async () => (await metrics(lab, t.client, "client")).get("wardline_portal_connected") === 1);
-    const after = await metrics(lab, t.client, "client");
+    await eventually("the client joins again", 40_000, async () => (await lab.metrics("client")).get("wardline_portal_connected") === 1);
+    const after = await lab.metrics("client");
     for (const sample of ['wardline_path_changes_total{event="connected_direct"}', 'wardline_path_changes_total{event="disconnected"}', "wardline_wireguard_sessions_total"]) {
       expect(after.get(sample), sample).toBe(before.get(sample));
     }
@@ -212,10 +200,10 @@ describe.skipIf(missing !== undefined)("end to end through NAT (both NATs random
   it("relays the tunnel, and 50 MB arrive with a matching sha256", async () => {
     const t = lab.topology;
     expect(await download(lab, `http://${t.resource.address}/blob`)).toBe(sha256);
-    for (const [host, role] of [[t.client, "client"], [t.gateways[0]!, "gateway"]] as const) {
-      const m = await metrics(lab, host, role);
-      expect(m.get('wardline_connections{path="relayed"}'), role).toBe(1);
-      expect(m.get('wardline_connections{path="direct"}'), role).toBe(0);
+    for (const name of ["client", t.gateways[0]!.role]) {
+      const m = await lab.metrics(name);
+      expect(m.get('wardline_connections{path="relayed"}'), name).toBe(1);
+      expect(m.get('wardline_connections{path="direct"}'), name).toBe(0);
     }
   }, 120_000);
 
@@ -251,7 +239,7 @@ describe.skipIf(missing !== undefined)("end to end through NAT (two gateways in 
     expect(await download(lab, url)).toBe(sha256);
     const carrying: number[] = [];
     for (const [i, g] of t.gateways.entries()) {
-      const m = await metrics(lab, g, "gateway");
+      const m = await lab.metrics(g.role);
       if ((m.get('wardline_connections{path="direct"}') ?? 0) + (m.get('wardline_connections{path="relayed"}') ?? 0) > 0) carrying.push(i);
     }
     expect(carrying, "exactly one gateway carries the client").toHaveLength(1);
@@ -261,7 +249,7 @@ describe.skipIf(missing !== undefined)("end to end through NAT (two gateways in 
     await lab.daemon(dead.role)!.exited;
     const took = await eventually("the resource through the other gateway", 10_000, async () => (await download(lab, url, "--max-time 2")) === sha256);
     expect(took).toBeLessThanOrEqual(10_000);
-    const m = await metrics(lab, other, "gateway");
+    const m = await lab.metrics(other.role);
     expect((m.get('wardline_connections{path="direct"}') ?? 0) + (m.get('wardline_connections{path="relayed"}') ?? 0), "the other gateway carries the client now").toBe(1);
   }, 120_000);
 });
