@@ -46,7 +46,6 @@ export class ClientDaemon extends DeviceDaemon<"client", ClientDeviceOutput> {
   private readonly client: ClientDevice;
   private readonly host: ClientHostNetwork;
   private readonly upstream: { 4: Socket; 6: Socket };
-  private hostChanges: Promise<void> = Promise.resolve();
   private configured: string | undefined;
   private hostReady = false;
   private upstreamFailed = 0;
@@ -133,14 +132,6 @@ export class ClientDaemon extends DeviceDaemon<"client", ClientDeviceOutput> {
       await this.host.configure({ addresses: [`${tunnel.ipv4}/32`, `${tunnel.ipv6}/128`], mtu: this.options.mtu });
       this.hostReady = true;
       this.options.log("info", "tunnel addresses set", { device: this.io.tun.name, ipv4: tunnel.ipv4, ipv6: tunnel.ipv6 });
-    });
-  }
-
-  /** Runs host changes one after another; a failure is fatal (traffic would go astray). */
-  private hostChange(what: string, change: () => Promise<void>): void {
-    this.hostChanges = this.hostChanges.then(change).catch((error: Error) => {
-      this.options.log("error", `${what} failed`, { error: error.message });
-      this.fatal(`${what} failed: ${error.message}`);
     });
   }
 

@@ -66,6 +66,8 @@ export abstract class DeviceDaemon<R extends DeviceRole, Output> {
   protected portal!: PortalSocket<R>;
   protected status: StatusServer | undefined;
   protected joinedOnce = false;
+  /** The host changes made so far, in order (hostChange). */
+  protected hostChanges: Promise<void> = Promise.resolve();
   private fatalReason: string | undefined;
   private stopping: Promise<void> | undefined;
   /** Path and session changes seen, for the metrics. */
@@ -153,6 +155,14 @@ export abstract class DeviceDaemon<R extends DeviceRole, Output> {
       this.tunnelEvents.sessions++;
       log("debug", "new WireGuard session", { peer: event.peerId });
     }
+  }
+
+  /** Runs a host change after those before it; a failure is fatal (traffic would go astray). */
+  protected hostChange(what: string, change: () => Promise<void>): void {
+    this.hostChanges = this.hostChanges.then(change).catch((error: Error) => {
+      this.options.log("error", `${what} failed`, { error: error.message });
+      this.fatal(`${what} failed: ${error.message}`);
+    });
   }
 
   protected fatal(reason: string): void {

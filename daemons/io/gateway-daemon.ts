@@ -37,7 +37,6 @@ export class GatewayDaemon extends DeviceDaemon<"gateway", GatewayDeviceOutput> 
   private gateway: GatewayDevice | undefined;
   private readonly host: GatewayHostNetwork;
   private readonly resolver: NameResolver;
-  private hostChanges: Promise<void> = Promise.resolve();
   private hostReady = false;
   private tunnel: { ipv4: string; ipv6: string } | undefined;
   private resolveFailures = 0;
@@ -119,14 +118,6 @@ export class GatewayDaemon extends DeviceDaemon<"gateway", GatewayDeviceOutput> 
       await this.host.forward();
       this.hostReady = true;
       this.options.log("info", "forwarding", { device: this.io.tun.name, ipv4: tunnel.ipv4, ipv6: tunnel.ipv6 });
-    });
-  }
-
-  /** Runs host changes one after another; a failure is fatal (the gateway cannot forward). */
-  private hostChange(what: string, change: () => Promise<void>): void {
-    this.hostChanges = this.hostChanges.then(change).catch((error: Error) => {
-      this.options.log("error", `${what} failed`, { error: error.message });
-      this.fatal(`${what} failed: ${error.message}`);
     });
   }
 

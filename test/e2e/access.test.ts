@@ -20,7 +20,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AccessLab, INTERNAL_ZONE, missingAccessLabPrerequisites, missingDaemonFlags, PUBLIC_ZONE } from "../../bench/access.js";
-import type { Host } from "../../bench/topology.js";
+import type { AccessTopologyOptions, Host } from "../../bench/topology.js";
 
 const ci = process.env.CI === "true";
 const missing = missingAccessLabPrerequisites() ?? missingDaemonFlags("gateway") ?? missingDaemonFlags("client") ?? missingDaemonFlags("relay");
@@ -52,6 +52,25 @@ function download(lab: AccessLab, url: string, extra = ""): Promise<string> {
   return sh(lab, lab.topology.client, `set -o pipefail; curl -sS --fail --max-time 90 ${extra} ${url} | sha256sum | cut -d' ' -f1`, 120_000).then((s) => s.trim());
 }
 
+/**
+ * A lab with the resource host's HTTP server (a blob of `blobBytes`), then `prepare` (what must be
+ * looked at or set up before the daemons change the hosts), then relay, every gateway and the client.
+ */
+async function startLab(options: AccessTopologyOptions, blobBytes: number, prepare: (lab: AccessLab) => void = () => undefined): Promise<{ lab: AccessLab; sha256: string }> {
+  const lab = await AccessLab.start(options);
+  try {
+    const sha256 = await lab.topology.startHttp(lab.topology.resource, 80, blobBytes);
+    prepare(lab);
+    await lab.startRelay();
+    for (let i = 0; i < lab.topology.gateways.length; i++) await lab.startGateway(i);
+    await lab.startClient();
+    return { lab, sha256 };
+  } catch (error) {
+    await lab.destroy();
+    throw error;
+  }
+}
+
 describe.skipIf(missing !== undefined)("end to end through NAT (easy NATs: direct path)", () => {
   let lab: AccessLab;
   let sha256 = "";
@@ -59,16 +78,13 @@ describe.skipIf(missing !== undefined)("end to end through NAT (easy NATs: direc
   let gatewayForwarding = "";
 
   beforeAll(async () => {
-    lab = await AccessLab.start({ clientNat: "easy", gatewayNat: "easy" });
-    const t = lab.topology;
-    sha256 = await t.startHttp(t.resource, 80, BLOB_BYTES);
-    // Counts every packet that reaches the resource host at the address only the filtered resource covers.
-    t.runSync(t.resource, "nft", ["-f", "-"], `table inet wl_probe {\n counter restricted {}\n chain input {\n  type filter hook input priority filter; policy accept;\n  ip daddr ${lab.restrictedAddress} counter name "restricted"\n }\n}\n`);
-    originalResolvConf = t.runSync(t.client, "cat", ["/etc/resolv.conf"]);
-    gatewayForwarding = t.runSync(t.gateways[0]!, "sysctl", ["-n", "net.ipv4.ip_forward"]).trim();
-    await lab.startRelay();
-    await lab.startGateway(0);
-    await lab.startClient();
+    ({ lab, sha256 } = await startLab({ clientNat: "easy", gatewayNat: "easy" }, BLOB_BYTES, (l) => {
+      const t = l.topology;
+      // Counts every packet that reaches the resource host at the address only the filtered resource covers.
+      t.runSync(t.resource, "nft", ["-f", "-"], `table inet wl_probe {\n counter restricted {}\n chain input {\n  type filter hook input priority filter; policy accept;\n  ip daddr ${l.restrictedAddress} counter name "restricted"\n }\n}\n`);
+      originalResolvConf = t.runSync(t.client, "cat", ["/etc/resolv.conf"]);
+      gatewayForwarding = t.runSync(t.gateways[0]!, "sysctl", ["-n", "net.ipv4.ip_forward"]).trim();
+    }));
   }, 180_000);
   afterAll(async () => {
     await lab?.destroy();
@@ -141,9 +157,11 @@ describe.skipIf(missing !== undefined)("end to end through NAT (easy NATs: direc
 
     await lab.startPortal();
     await eventually("the client joins again", 40_000, async () => (await lab.metrics("client")).get("wardline_portal_connected") === 1);
+    // The tunnel was not dropped: no new WireGuard session, and no path lost (ICE may still re-select
+    // among working pairs, which drops nothing).
     const after = await lab.metrics("client");
-    for (const sample of ['wardline_path_changes_total{event="connected_direct"}', 'wardline_path_changes_total{event="disconnected"}', "wardline_wireguard_sessions_total"]) {
-      expect(after.get(sample), sample).toBe(before.get(sample));
+    for (const sample of ['wardline_path_changes_total{event="disconnected"}', "wardline_wireguard_sessions_total"]) {
+      expect(after.get(sample), `${sample}; before ${JSON.stringify([...before])}, after ${JSON.stringify([...after])}`).toBe(before.get(sample));
     }
     const again = await lab.addResource({ type: "ip", name: "resource host", address: t.resource.address });
     await lab.addPolicy(lab.ids.groupId, again.id);
@@ -187,11 +205,7 @@ describe.skipIf(missing !== undefined)("end to end through NAT (both NATs random
   let lab: AccessLab;
   let sha256 = "";
   beforeAll(async () => {
-    lab = await AccessLab.start({ clientNat: "hard", gatewayNat: "hard" });
-    sha256 = await lab.topology.startHttp(lab.topology.resource, 80, BLOB_BYTES);
-    await lab.startRelay();
-    await lab.startGateway(0);
-    await lab.startClient();
+    ({ lab, sha256 } = await startLab({ clientNat: "hard", gatewayNat: "hard" }, BLOB_BYTES));
   }, 180_000);
   afterAll(async () => {
     await lab?.destroy();
@@ -222,12 +236,7 @@ describe.skipIf(missing !== undefined)("end to end through NAT (two gateways in 
   let lab: AccessLab;
   let sha256 = "";
   beforeAll(async () => {
-    lab = await AccessLab.start({ clientNat: "easy", gatewayNat: "easy", gateways: 2 });
-    sha256 = await lab.topology.startHttp(lab.topology.resource, 80, 1_000_000);
-    await lab.startRelay();
-    await lab.startGateway(0);
-    await lab.startGateway(1);
-    await lab.startClient();
+    ({ lab, sha256 } = await startLab({ clientNat: "easy", gatewayNat: "easy", gateways: 2 }, 1_000_000));
   }, 180_000);
   afterAll(async () => {
     await lab?.destroy();
