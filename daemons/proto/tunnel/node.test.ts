@@ -279,7 +279,7 @@ describe("TunnelNode", () => {
     }, { count: 4 });
   });
 
-  it("init again (the portal reconnected) keeps the allocation on a relay still listed, with its candidates; one no longer listed is given back", async () => {
+  it("init again (the portal reconnected) or relays_presence keeps the allocation on a relay still listed, with its candidates; one no longer listed is given back", async () => {
     await runSeeds("tunnel node re-init", (seed) => {
       const w = world(seed, { natted: true });
       w.establish();
@@ -293,6 +293,11 @@ describe("TunnelNode", () => {
       expect(w.relayNode.server.stats.allocations).toBe(2);
       w.net.act((now) => w.nodes[0]!.send(now, "gateway", packet("still")));
       expect(w.net.runUntil(() => w.received(1).includes("still"), 2_000), w.net.where()).toBe(true);
+      // relays_presence naming it again (with fresh credentials, as every message carries) keeps it too.
+      w.net.act((now) => w.nodes[1]!.updateRelays(now, [{ id: "relay", server: RELAY, ...mintCredentials(SECRET, "gateway", SIM_EPOCH_UNIX + 95_000) }], []));
+      w.net.runFor(3_000);
+      expect(types()).toEqual(["host", "relay", "srflx"]);
+      expect(w.relayNode.server.stats.allocations).toBe(2);
       // No relay listed: its candidates leave, and the allocation is released on the server.
       w.net.act((now) => w.nodes[1]!.init(now, []));
       w.net.runFor(1_000);

@@ -14,10 +14,12 @@
 // 1. Local addresses and relays: setLocalAddresses gives the host candidates (a change is a roam:
 //    host candidates are replaced and every allocation is made again, since the relays now see
 //    another 5-tuple); init makes one TurnAllocation per relay at once, so server-reflexive and
-//    relayed candidates exist before the first connection (init again, after the portal reconnected,
-//    keeps the allocations on relays still listed and gives back the others); updateRelays (relays_presence) ends the
-//    allocations on relays that went away and makes them on relays that came. An allocation that
-//    ends takes its candidates with it and is made again after RELAY_RETRY_INTERVAL.
+//    relayed candidates exist before the first connection (init again, after the portal
+//    reconnected, keeps the allocations on relays still listed and gives back the others);
+//    updateRelays (relays_presence) ends the allocations on relays that went away and makes them on
+//    relays that came. Fresh credentials for a relay keep its allocation. An allocation that ends
+//    takes its candidates with it and is made again after RELAY_RETRY_INTERVAL, with the
+//    credentials the portal gave last.
 // 2. Connections: connect makes the IceAgent (client controlling, gateway controlled) with every
 //    local candidate known, and the WireGuard peer; its candidates trickle out as candidate events;
 //    remote candidates come in through addRemoteCandidate and get a TURN permission on every
@@ -292,16 +294,19 @@ export class TunnelNode {
   /**
    * The portal's relays_presence: the allocations on relays that went away end, their candidates
    * leave every agent (the peers hear invalidate_ice_candidates, and paths over them fall back), and
-   * relays that came are allocated on at once. A relay listed again with another address or other
-   * credentials is allocated on afresh. An ended allocation is not released: its server is gone, or
-   * lets it lapse with its lifetime.
+   * relays that came are allocated on at once. A relay listed again with another address is
+   * allocated on afresh; with fresh credentials only, its allocation stays (they serve the next
+   * one). An ended allocation is not released: its server is gone, or lets it lapse with its
+   * lifetime.
    */
   updateRelays(now: number, connected: readonly TunnelRelay[], disconnectedIds: readonly string[]): void {
-    const unchanged = (slot: RelaySlot, relay: TunnelRelay): boolean =>
-      sameAddress(slot.relay.server, relay.server) && slot.relay.username === relay.username && slot.relay.password === relay.password;
+    // Fresh credentials alone (every message carries new ones) keep the allocation: allocating again
+    // from the same socket would meet the old one on the server. They are noted for a re-allocation.
     const keep = this.relays.filter((slot) => {
       const listed = connected.find((relay) => relay.id === slot.relay.id);
-      return !disconnectedIds.includes(slot.relay.id) && (listed === undefined || unchanged(slot, listed));
+      if (disconnectedIds.includes(slot.relay.id) || (listed !== undefined && !sameAddress(slot.relay.server, listed.server))) return false;
+      if (listed !== undefined) slot.relay = listed;
+      return true;
     });
     const gone = this.relays.filter((slot) => !keep.includes(slot));
     this.relays = keep;
@@ -312,9 +317,13 @@ export class TunnelNode {
 
   /** A slot for a relay, its allocation requested at once. */
   private allocateOn(now: number, relay: TunnelRelay): RelaySlot {
-    const allocation = new TurnAllocation({ server: relay.server, username: relay.username, password: relay.password, random: this.options.random });
+    const allocation = this.allocationOn(relay);
     allocation.allocate(now);
     return { relay, allocation, relayed: undefined, mapped: undefined, retryAt: undefined };
+  }
+
+  private allocationOn(relay: TunnelRelay): TurnAllocation {
+    return new TurnAllocation({ server: relay.server, username: relay.username, password: relay.password, random: this.options.random });
   }
 
   private hostCandidate(address: string): LocalCandidateOptions {
@@ -778,6 +787,8 @@ export class TunnelNode {
     for (const slot of this.relays) {
       if (slot.retryAt !== undefined && now >= slot.retryAt) {
         slot.retryAt = undefined;
+        // With the credentials the portal gave last: the ones it was made with may have run out.
+        slot.allocation = this.allocationOn(slot.relay);
         slot.allocation.allocate(now);
       }
       const t = slot.allocation.pollTimeout();
