@@ -39,9 +39,8 @@
 //    channel bound for the selected pair is confirmed; the allocation holds a datagram for a peer
 //    IP whose permission is still on its way until it is). Packets wait in the connection until ICE
 //    selects a pair, and in the device until a session exists. Before the controlled side has a selected
-//    pair, other packets go where the peer's last authenticated packet came from (the initiation
-//    may overtake the nomination); a handshake answer always goes back where the initiation came
-//    from (a restarted peer initiates from a new address before its nomination arrives).
+//    pair, a handshake answer goes back where the handshake came from, and other packets where the
+//    peer's last authenticated packet came from (the initiation may overtake the nomination).
 // 5. Path and sessions: ICE selecting another pair (a better one, or a fallback after consent
 //    failed) only changes where sealed packets go; WireGuard sessions are untouched. Each selection
 //    is a connected event saying whether the path is relayed. A new session that our packets go out
@@ -765,13 +764,7 @@ export class TunnelNode {
         const connection = t.peer === undefined ? undefined : this.byWgId.get(t.peer);
         // A cookie reply (no peer) goes back where the handshake came from, over our port.
         if (connection === undefined) this.transmits.push({ fromPort: this.options.port, to: { family: familyOf(t.to.address), address: t.to.address, port: t.to.port }, bytes: t.bytes });
-        else if (t.bytes[0] === MESSAGE_RESPONSE_TYPE && this.replyPath !== undefined) {
-          // The answer to the initiation being handled goes back where it came from, even past a
-          // selected pair: a peer that restarted on another port initiates from its new address
-          // before its nomination moves our selection, and an answer sent to the old one would
-          // cost it a REKEY_TIMEOUT (5 s) retry. WireGuard itself answers the initiation's source.
-          this.transmitFrom(now, this.replyPath.source, this.replyPath.to, t.bytes);
-        } else this.overPath(now, connection, t.bytes);
+        else this.overPath(now, connection, t.bytes);
       }
       for (let e = this.device.pollEvent(); e !== undefined; e = this.device.pollEvent()) {
         progress = true;
