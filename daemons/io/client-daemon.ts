@@ -22,7 +22,7 @@ import { DeviceDaemon, nodeOptions, wallClockAtZeroMs, type DeviceDaemonOptions 
 import type { DeviceIo } from "./device-io.js";
 import type { DeviceIdentity } from "./device-state.js";
 import { ClientHostNetwork } from "./host-network.js";
-import { PortalSocket, type PortalSocketEvent } from "./portal-socket.js";
+import type { PortalSocketEvent } from "./portal-socket.js";
 import { metricFamily } from "./status-http.js";
 
 export interface ClientDaemonOptions extends DeviceDaemonOptions {
@@ -77,21 +77,9 @@ export class ClientDaemon extends DeviceDaemon<"client", ClientDeviceOutput> {
     daemon.io.attach(daemon.client, {
       onTunPacket: (now, packet) => daemon.client.handleTunPacket(now, packet),
       onOutput: (_now, output) => daemon.output(output),
-      onFatal: (reason) => {
-        options.log("error", reason);
-        daemon.fatal(reason);
-      },
+      onFatal: (reason) => daemon.tunGone(reason),
     });
-    daemon.portal = new PortalSocket({
-      portalUrl: options.portalUrl,
-      role: "client",
-      token: options.token,
-      query: { public_key: identity.publicKey, name: options.name, version: options.version },
-      onEvent: (event) => daemon.onChannel(event),
-      onInvalid: (reason) => options.log("warn", "dropped an invalid frame from the portal", { reason }),
-    });
-    daemon.portal.start();
-    options.log("info", "client started", { public_key: identity.publicKey, device: io.tun.name, port: io.port, portal: options.portalUrl });
+    daemon.joinPortal("client", (event) => daemon.onChannel(event));
     return daemon;
   }
 

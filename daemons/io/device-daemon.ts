@@ -19,7 +19,7 @@ import type { DeviceRole } from "../proto/portal/schema.js";
 import { DeviceIo } from "./device-io.js";
 import { loadOrCreateIdentity, type DeviceIdentity } from "./device-state.js";
 import type { Log } from "./log.js";
-import type { PortalSocket, PortalSocketEvent } from "./portal-socket.js";
+import { PortalSocket, type PortalSocketEvent } from "./portal-socket.js";
 import { metricFamily, serveStatus, type StatusServer } from "./status-http.js";
 
 /** What both daemons are started with. */
@@ -116,6 +116,27 @@ export abstract class DeviceDaemon<R extends DeviceRole, Output> {
   /** The status server's port, if serving. */
   get statusPort(): number | undefined {
     return this.status?.port;
+  }
+
+  /** Makes and starts the portal socket as `role`, with this device's key, name and version (2.). */
+  protected joinPortal(role: R, onEvent: (event: PortalSocketEvent<R>) => void): void {
+    const { options, identity, io } = this;
+    this.portal = new PortalSocket({
+      portalUrl: options.portalUrl,
+      role,
+      token: options.token,
+      query: { public_key: identity.publicKey, name: options.name, version: options.version },
+      onEvent,
+      onInvalid: (reason) => options.log("warn", "dropped an invalid frame from the portal", { reason }),
+    });
+    this.portal.start();
+    options.log("info", `${role} started`, { public_key: identity.publicKey, device: io.tun.name, port: io.port, portal: options.portalUrl });
+  }
+
+  /** The TUN device failed for good: logged, and fatal. */
+  protected tunGone(reason: string): void {
+    this.options.log("error", reason);
+    this.fatal(reason);
   }
 
   /** Logs the portal connection's lifecycle; a sign-out is fatal (2.). */

@@ -23,7 +23,7 @@ import { DeviceDaemon, nodeOptions, wallClockAtZeroMs, type DeviceDaemonOptions 
 import type { DeviceIo } from "./device-io.js";
 import type { DeviceIdentity } from "./device-state.js";
 import { GatewayHostNetwork, TUNNEL_RANGES } from "./host-network.js";
-import { PortalSocket, type PortalSocketEvent } from "./portal-socket.js";
+import type { PortalSocketEvent } from "./portal-socket.js";
 import { NameResolver } from "./resolver.js";
 import { metricFamily } from "./status-http.js";
 
@@ -57,16 +57,7 @@ export class GatewayDaemon extends DeviceDaemon<"gateway", GatewayDeviceOutput> 
       io.close();
       throw error;
     }
-    daemon.portal = new PortalSocket({
-      portalUrl: options.portalUrl,
-      role: "gateway",
-      token: options.token,
-      query: { public_key: identity.publicKey, name: options.name, version: options.version },
-      onEvent: (event) => daemon.onChannel(event),
-      onInvalid: (reason) => options.log("warn", "dropped an invalid frame from the portal", { reason }),
-    });
-    daemon.portal.start();
-    options.log("info", "gateway started", { public_key: identity.publicKey, device: io.tun.name, port: io.port, portal: options.portalUrl });
+    daemon.joinPortal("gateway", (event) => daemon.onChannel(event));
     return daemon;
   }
 
@@ -106,10 +97,7 @@ export class GatewayDaemon extends DeviceDaemon<"gateway", GatewayDeviceOutput> 
     this.io.attach(gateway, {
       onTunPacket: (now, packet) => gateway.handleNetworkPacket(now, packet),
       onOutput: (_now, output) => this.output(output),
-      onFatal: (reason) => {
-        this.options.log("error", reason);
-        this.fatal(reason);
-      },
+      onFatal: (reason) => this.tunGone(reason),
     });
     const v4Length = TUNNEL_RANGES.ipv4.split("/")[1];
     const v6Length = TUNNEL_RANGES.ipv6.split("/")[1];
