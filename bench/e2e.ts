@@ -271,6 +271,22 @@ async function startAnchor(lab: AccessLab): Promise<Carrier> {
   return { impl: "wireguard-go", address, daemons };
 }
 
+/**
+ * Packets through the anchor's two interfaces so far (0 without an anchor). Ours must not move it:
+ * when it did, our tunnel had found a path through wireguard-go's (the client's host candidates
+ * once included its addresses), and ours' figures were of one tunnel inside the other.
+ */
+async function anchorPackets(lab: AccessLab): Promise<number> {
+  const t = lab.topology;
+  let total = 0;
+  for (const [host, side] of [[t.client, "client"], [t.gateways[0]!, "gateway"]] as const) {
+    const dir = `/sys/class/net/${anchorIface(side)}/statistics`;
+    const text = await t.run(host, "sh", ["-c", `cat ${dir}/rx_packets ${dir}/tx_packets 2>/dev/null || true`]);
+    for (const n of text.split(/\s+/)) if (n !== "") total += Number(n);
+  }
+  return total;
+}
+
 function removeAnchorSockets(): void {
   for (const side of ["client", "gateway"] as const) rmSync(join(UAPI_DIR, `${anchorIface(side)}.sock`), { force: true });
 }
@@ -392,7 +408,11 @@ async function measureThroughput(lab: AccessLab, path: PathKind, carriers: reado
       for (const c of CASES) {
         progress(`${path} [${++done}/${total}] round ${round + 1}/${rounds}, ${carrier.impl}: ${c.title}, ${seconds} s`);
         const id = figureId(c.id, path, carrier.impl);
+        const anchorBefore = carrier.impl === "ours" ? await anchorPackets(lab) : 0;
         runs.set(id, [...(runs.get(id) ?? []), await runCase(lab, carrier, c, seconds)]);
+        const crossed = carrier.impl === "ours" ? (await anchorPackets(lab)) - anchorBefore : 0;
+        // Keepalives every ANCHOR.keepalive s are all the anchor may carry meanwhile.
+        if (crossed > 50) throw new Error(`${path}, ours ${c.id}: ${crossed} packets crossed wireguard-go's interfaces during our run: our path went through the anchor's tunnel`);
       }
     }
   }

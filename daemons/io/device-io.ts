@@ -6,7 +6,7 @@
 //    so a missing capability or a port in use fails the start, before the portal is asked anything.
 // 2. Attach a device (attach): from then on, a readable TUN device is read in batches, each packet
 //    copied out and handed to `onTunPacket`; a datagram goes to the device's handleDatagram; the
-//    host's addresses (every non-loopback IPv4 address but the TUN device's own) are its host
+//    host's addresses (./host-addresses.ts: not our TUN device's or another VPN tunnel's) are its host
 //    candidates, checked again every LOCAL_ADDRESSES_INTERVAL_MS (a change is a roam).
 // 3. After the inputs of one event-loop turn (`input`), or a TUN batch: the device's datagrams are
 //    sent, its outputs handed to `onOutput` (which may queue packets for the TUN device with
@@ -18,11 +18,11 @@
 // Time is performance.now() in ms; the device machines take it as their monotonic clock.
 
 import { createSocket, type Socket } from "node:dgram";
-import { networkInterfaces } from "node:os";
 import { performance } from "node:perf_hooks";
 import { PacketVector, TunDevice } from "../native/index.js";
 import type { DeviceCore } from "../proto/tunnel/device-core.js";
 import type { TunnelTransmit } from "../proto/tunnel/node.js";
+import { candidateAddresses } from "./host-addresses.js";
 
 /** How often the host's addresses are read again (a change is a roam). */
 export const LOCAL_ADDRESSES_INTERVAL_MS = 5_000;
@@ -304,12 +304,8 @@ export class DeviceIo<Output> {
   /** Gives the device the host's addresses when they changed, and checks again later. */
   private checkAddresses(): void {
     if (this.closed) return;
-    const found: string[] = [];
-    for (const [name, list] of Object.entries(networkInterfaces())) {
-      if (name === this.tun.name) continue;
-      for (const info of list ?? []) if (!info.internal && info.family === "IPv4") found.push(info.address);
-    }
-    const text = found.sort().join(",");
+    const found = candidateAddresses(this.tun.name);
+    const text = found.join(",");
     if (text !== this.addresses) {
       this.addresses = text;
       this.input((now) => this.device!.setLocalAddresses(now, found));
