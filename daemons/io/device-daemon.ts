@@ -13,7 +13,8 @@ import { randomBytes } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import type { DeviceCore } from "../proto/tunnel/device-core.js";
 import type { TunnelEvent, TunnelNodeOptions } from "../proto/tunnel/node.js";
-import { nodeTransportAead } from "./aead-node.js";
+import { Engine } from "../engine/index.js";
+import { engineTransportAead } from "./aead-engine.js";
 import { nodeX25519 } from "./x25519-node.js";
 import type { DeviceRole } from "../proto/portal/schema.js";
 import { DeviceIo } from "./device-io.js";
@@ -44,11 +45,11 @@ export interface DeviceDaemonOptions {
   onFatal: (reason: string) => void;
 }
 
-/** The node's key, randomness, clock origin and node:crypto primitives, as both device machines take them. */
+/** The node's key, randomness, clock origin, the engine's transport AEAD and node:crypto's X25519, as both device machines take them. */
 export function nodeOptions(identity: DeviceIdentity, port: number): Omit<TunnelNodeOptions, "role"> {
   return {
     privateKey: identity.privateKey,
-    aead: nodeTransportAead,
+    aead: engineTransportAead(Engine.create()),
     x25519: nodeX25519,
     port,
     random: (n) => new Uint8Array(randomBytes(n)),
