@@ -236,6 +236,7 @@ export abstract class DeviceDaemon<R extends DeviceRole, Output> {
         ...Object.entries(nodeDrops).map(([reason, value]) => ({ labels: { reason }, value })),
         { labels: { reason: "tun_write_failed" }, value: c.tunWriteFailed },
         { labels: { reason: "udp_send_failed" }, value: c.udpSendFailed },
+        { labels: { reason: "udp_truncated" }, value: c.udpTruncated },
       ]),
       this.roleMetrics(),
     ].join("");

@@ -23,7 +23,7 @@ export interface NativeAddon {
   ): number;
   udpSend(
     fd: number, memory: Uint8Array, offsets: Uint32Array, lengths: Uint32Array, addresses: Uint8Array, count: number,
-    statuses?: Int32Array,
+    statuses?: Int32Array, gso?: Int32Array,
   ): number;
   /** Calls back with (status, events) whenever fd is ready; status is a negative errno on failure. */
   poll(fd: number, events: number, callback: (status: number, events: number) => void): number;

@@ -2,6 +2,7 @@
 // offsets in a large memory and comes back with recvmmsg through the readiness callback; bad
 // arguments throw before any byte is written.
 
+import { execFileSync } from "node:child_process";
 import { constants } from "node:os";
 import { afterEach, describe, expect, it } from "vitest";
 import { Engine } from "../engine/index.js";
@@ -90,6 +91,44 @@ describe.each([
     }
   });
 
+  it("segments runs to one endpoint (UDP_SEGMENT) and each receiver gets every datagram, whole and in order", async () => {
+    const memory = new Uint8Array(4 << 20);
+    const a = socket(family, loopback);
+    const b = socket(family, loopback);
+    const c = socket(family, loopback);
+    // Runs the sender may coalesce, broken by a shorter datagram, another endpoint, or a longer one.
+    const plan: Array<{ to: UdpSocket; length: number }> = [
+      ...Array.from({ length: 20 }, () => ({ to: b, length: 1200 })),
+      { to: b, length: 500 },
+      ...Array.from({ length: 10 }, () => ({ to: c, length: 1200 })),
+      ...Array.from({ length: 6 }, (_, i) => ({ to: i % 2 === 0 ? b : c, length: 900 })),
+      { to: b, length: 0 },
+      ...Array.from({ length: 26 }, (_, i) => ({ to: b, length: i === 25 ? 1400 : 1300 })),
+    ];
+    expect(plan).toHaveLength(BATCH);
+    const out = new PacketVector(BATCH);
+    plan.forEach(({ to, length }, i) => {
+      out.set(i, SENT_AT + i * SLOT, length);
+      fill(memory, out.offsets[i]!, length, i);
+      writeEndpoint(out.addresses, i, { family, address: loopback, port: to.port });
+    });
+    expect(a.send(memory, out, BATCH, true)).toBe(BATCH);
+    expect(Array.from(out.statuses)).toEqual(new Array(BATCH).fill(0));
+    expect(a.segmenting).toBe(true);
+
+    for (const [receiver, base] of [[b, RECEIVED_AT], [c, RECEIVED_AT * 2]] as const) {
+      const expected = plan.map((p, i) => ({ ...p, i })).filter((p) => p.to === receiver);
+      const into = new PacketVector(BATCH);
+      for (let k = 0; k < expected.length; k++) into.set(k, base + k * SLOT, SLOT);
+      expect(await receiveAll(receiver, memory, into, expected.length)).toBe(expected.length);
+      expected.forEach(({ length, i }, k) => {
+        expect(into.lengths[k], `datagram ${i}`).toBe(length);
+        const sent = memory.subarray(out.offsets[i]!, out.offsets[i]! + length);
+        expect(Buffer.compare(sent, memory.subarray(into.offsets[k]!, into.offsets[k]! + length)), `datagram ${i}`).toBe(0);
+      });
+    }
+  });
+
   it("returns 0 from a receive on an empty socket (EAGAIN), without touching memory", () => {
     const memory = new Uint8Array(4096).fill(0xa5);
     const s = socket(family, loopback);
@@ -138,6 +177,54 @@ describe("UdpSocket drops, not throws, a datagram the kernel refuses", () => {
     into.set(1, 8192 + 2048, 2048);
     expect(await receiveAll(b, memory, into, 2)).toBe(2);
     expect(Array.from(into.lengths)).toEqual([100, 103]);
+  });
+});
+
+describe("UdpSocket segments only what the path carries", () => {
+  it("sends a run larger than the path MTU singly, to be fragmented as unsegmented datagrams are, and keeps segmenting", (ctx) => {
+    // A namespace of our own behind a veth of MTU 1280; we send into it from here.
+    const ns = `wlgso${process.pid % 100000}`;
+    const host = `wlg${process.pid % 100000}`;
+    const run = (...args: string[]): string => execFileSync(args[0]!, args.slice(1), { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+    try {
+      run("ip", "netns", "add", ns);
+    } catch (error) {
+      const reason = `cannot create a network namespace (needs root and ip): ${(error as Error).message.split("\n")[0]}`;
+      if (process.env.CI === "true") throw new Error(reason);
+      console.log(`skipping: ${reason}`);
+      ctx.skip();
+      return;
+    }
+    try {
+      run("ip", "link", "add", host, "mtu", "1280", "type", "veth", "peer", "name", "eth0", "netns", ns);
+      run("ip", "address", "add", "10.213.77.1/30", "dev", host);
+      run("ip", "link", "set", host, "up");
+      run("ip", "-n", ns, "address", "add", "10.213.77.2/30", "dev", "eth0");
+      run("ip", "-n", ns, "link", "set", "eth0", "up");
+      const reassembled = (): number => {
+        const lines = run("ip", "netns", "exec", ns, "cat", "/proc/net/snmp").split("\n").filter((l) => l.startsWith("Ip:"));
+        const [names, values] = lines.map((l) => l.split(/\s+/));
+        return Number(values![names!.indexOf("ReasmOKs")]);
+      };
+      const before = reassembled();
+      const memory = new Uint8Array(16384);
+      const a = socket(4, "");
+      const out = new PacketVector(4);
+      for (let i = 0; i < 4; i++) {
+        out.set(i, i * 2048, 1400);
+        fill(memory, i * 2048, 1400, i);
+        writeEndpoint(out.addresses, i, { family: 4, address: "10.213.77.2", port: 9 });
+      }
+      out.statuses.fill(-1);
+      expect(a.send(memory, out, 4, true)).toBe(4);
+      expect(Array.from(out.statuses)).toEqual([0, 0, 0, 0]);
+      expect(a.segmenting).toBe(true);
+      const deadline = Date.now() + 2000;
+      while (reassembled() - before < 4 && Date.now() < deadline) execFileSync("sleep", ["0.05"]);
+      expect(reassembled() - before).toBe(4);
+    } finally {
+      run("ip", "netns", "del", ns);
+    }
   });
 });
 

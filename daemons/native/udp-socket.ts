@@ -7,6 +7,8 @@ import { PolledFd } from "./readiness.js";
 
 /** A bound, non-blocking UDP socket; IPv6 sockets are IPv6-only. */
 export class UdpSocket extends PolledFd {
+  /** 1 while segmented sends work; src/udp.c sets it to 0 when the kernel refuses one. */
+  private readonly gso = Int32Array.of(1);
   private constructor(
     fd: number,
     readonly family: 4 | 6,
@@ -37,10 +39,18 @@ export class UdpSocket extends PolledFd {
    * Sends count datagrams from memory (vector.offsets, vector.lengths) to vector.addresses and
    * returns how many are done, from the front: fewer than count when the socket buffer is full (wait
    * with onWritable). A datagram the kernel refuses is dropped with its errno in vector.statuses.
+   * With `segment`, runs of same-length datagrams to one endpoint go as one UDP_SEGMENT message each
+   * (src/udp.c); once the kernel refuses to segment, this socket sends them singly.
    */
-  send(memory: Uint8Array, vector: PacketVector, count: number): number {
+  send(memory: Uint8Array, vector: PacketVector, count: number, segment = false): number {
     return nativeAddon().udpSend(
       this.fd, memory, vector.offsets, vector.lengths, vector.addresses, count, vector.statuses,
+      segment && this.gso[0] === 1 ? this.gso : undefined,
     );
+  }
+
+  /** Whether segmented sends still work here (true until the kernel refused one). */
+  get segmenting(): boolean {
+    return this.gso[0] === 1;
   }
 }

@@ -9,6 +9,12 @@
  * 3. udpSend: sendmmsg(MSG_DONTWAIT) until count or the socket is full (EAGAIN, ENOBUFS). A datagram
  *    the kernel refuses (no route, too big, bad address, firewall) is dropped and its errno goes to
  *    statuses; only errors of the socket itself throw.
+ *    With a gso state of 1, runs of datagrams to one endpoint, of one length (the run's last may be
+ *    shorter), go as one message with UDP_SEGMENT (Linux 4.18+): the stack, and every namespace,
+ *    bridge and NAT it crosses, handles one buffer where it handled up to WL_GSO_MAX datagrams, and
+ *    the receiver still gets them one by one. A kernel that refuses segmentation for the route (EIO,
+ *    EINVAL) gets the run again datagram by datagram, and the state is set to 0 for the caller to keep;
+ *    segments over the path MTU (EMSGSIZE) go again singly, to be fragmented as unsegmented ones are.
  *
  * Endpoints are WL_ADDRESS_SIZE (20) bytes each in the address arrays:
  *   [0] family: 4 or 6   [1] zero   [2..3] port, big-endian   [4..19] address (IPv4 in 4..7, rest zero)
@@ -17,11 +23,19 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "native.h"
+
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+/* Datagrams per segmented message (the kernel's UDP_MAX_SEGMENTS) and bytes per message. */
+#define WL_GSO_MAX 64
+#define WL_GSO_BYTES 65000
 
 /* Socket buffer sizes we ask for: room for a few thousand full-size datagrams per direction. */
 #define WL_SOCKET_BUFFER (7 * 1024 * 1024)
@@ -204,18 +218,20 @@ napi_value wl_udp_recv(napi_env env, napi_callback_info info) {
   return wl_number(env, (double)count);
 }
 
-/* udpSend(fd, memory, offsets, lengths, addresses, count, statuses?: Int32Array) -> done */
+/* udpSend(fd, memory, offsets, lengths, addresses, count, statuses?: Int32Array, gso?: Int32Array(1)) -> done */
 napi_value wl_udp_send(napi_env env, napi_callback_info info) {
   const char* op = "udpSend";
-  napi_value argv[7];
+  napi_value argv[8];
   int fd;
   int64_t count;
-  wl_array memory, offsets, lengths, addresses, statuses;
-  if (wl_args(env, info, op, 6, 7, argv) != 0 || wl_fd(env, argv[0], op, &fd) != 0 ||
+  wl_array memory, offsets, lengths, addresses, statuses, gso_state;
+  if (wl_args(env, info, op, 6, 8, argv) != 0 || wl_fd(env, argv[0], op, &fd) != 0 ||
       wl_u8(env, argv[1], op, "memory", &memory) != 0 || wl_u32(env, argv[2], op, "offsets", &offsets) != 0 ||
       wl_u32(env, argv[3], op, "lengths", &lengths) != 0 || wl_u8(env, argv[4], op, "addresses", &addresses) != 0 ||
       wl_int(env, argv[5], op, "count", 0, UINT32_MAX, &count) != 0 ||
       wl_i32_optional(env, argv[6], op, "statuses", &statuses) != 0 ||
+      wl_i32_optional(env, argv[7], op, "gso", &gso_state) != 0 ||
+      (gso_state.data && wl_count(env, op, 1, "gso", gso_state.length) != 0) ||
       (statuses.data && wl_count(env, op, (size_t)count, "statuses", statuses.length) != 0) ||
       address_room(env, op, &addresses, (size_t)count) != 0 ||
       wl_regions(env, op, &memory, &offsets, &lengths, "length", (size_t)count) != 0) {
@@ -226,47 +242,99 @@ napi_value wl_udp_send(napi_env env, napi_callback_info info) {
   const uint32_t* len = lengths.data;
   const uint8_t* in = addresses.data;
   int32_t* status = statuses.data;
+  int32_t* gso = gso_state.data;
 
+  /* One message per run of datagrams (one datagram each without gso); at most WL_CHUNK datagrams per call. */
   struct mmsghdr msgs[WL_CHUNK];
   struct iovec iov[WL_CHUNK];
   wl_sockaddr to[WL_CHUNK];
+  size_t runs[WL_CHUNK];
+  union {
+    char buf[CMSG_SPACE(sizeof(uint16_t))];
+    struct cmsghdr align;
+  } control[WL_CHUNK];
   size_t done = 0;
+  int singly = 0; /* the next call sends datagram by datagram */
   while (done < (size_t)count) {
     size_t want = (size_t)count - done < WL_CHUNK ? (size_t)count - done : WL_CHUNK;
-    size_t ready = 0;
+    size_t ready = 0; /* datagrams in this call */
+    size_t nmsgs = 0;
+    int segmenting = gso != NULL && *gso == 1 && !singly;
+    singly = 0;
     memset(msgs, 0, want * sizeof msgs[0]);
-    for (; ready < want; ready++) {
-      socklen_t to_len = decode_endpoint(in + (done + ready) * WL_ADDRESS_SIZE, &to[ready]);
+    while (ready < want) {
+      size_t first = done + ready;
+      socklen_t to_len = decode_endpoint(in + first * WL_ADDRESS_SIZE, &to[nmsgs]);
       if (to_len == 0) break; /* sent up to here; this one is dropped below */
-      iov[ready].iov_base = mem + off[done + ready];
-      iov[ready].iov_len = len[done + ready];
-      msgs[ready].msg_hdr.msg_name = &to[ready];
-      msgs[ready].msg_hdr.msg_namelen = to_len;
-      msgs[ready].msg_hdr.msg_iov = &iov[ready];
-      msgs[ready].msg_hdr.msg_iovlen = 1;
+      size_t n = 1;
+      size_t bytes = len[first];
+      if (segmenting && len[first] > 0) {
+        /* Same endpoint, same length; a shorter one ends the run. */
+        while (ready + n < want && n < WL_GSO_MAX && len[first + n - 1] == len[first] && len[first + n] > 0 &&
+               len[first + n] <= len[first] && bytes + len[first + n] <= WL_GSO_BYTES &&
+               memcmp(in + first * WL_ADDRESS_SIZE, in + (first + n) * WL_ADDRESS_SIZE, WL_ADDRESS_SIZE) == 0) {
+          bytes += len[first + n];
+          n++;
+        }
+      }
+      for (size_t k = 0; k < n; k++) {
+        iov[ready + k].iov_base = mem + off[first + k];
+        iov[ready + k].iov_len = len[first + k];
+      }
+      struct msghdr* h = &msgs[nmsgs].msg_hdr;
+      h->msg_name = &to[nmsgs];
+      h->msg_namelen = to_len;
+      h->msg_iov = &iov[ready];
+      h->msg_iovlen = n;
+      if (n > 1) {
+        h->msg_control = control[nmsgs].buf;
+        h->msg_controllen = sizeof control[nmsgs].buf;
+        struct cmsghdr* c = CMSG_FIRSTHDR(h);
+        c->cmsg_level = SOL_UDP;
+        c->cmsg_type = UDP_SEGMENT;
+        c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+        uint16_t size = (uint16_t)len[first];
+        memcpy(CMSG_DATA(c), &size, sizeof size);
+      }
+      runs[nmsgs++] = n;
+      ready += n;
     }
-    if (ready == 0) {
+    if (nmsgs == 0) {
       if (status) status[done] = EAFNOSUPPORT;
       done++;
       continue;
     }
-    int sent = sendmmsg(fd, msgs, (unsigned)ready, MSG_DONTWAIT);
+    int sent = sendmmsg(fd, msgs, (unsigned)nmsgs, MSG_DONTWAIT);
     if (sent < 0) {
       int err = errno;
       if (err == EINTR) continue;
       if (err == EAGAIN || err == EWOULDBLOCK || err == ENOBUFS) break;
+      if ((err == EIO || err == EINVAL) && runs[0] > 1) {
+        /* The route cannot segment: from now on, datagram by datagram. */
+        *gso = 0;
+        continue;
+      }
+      if (err == EMSGSIZE && runs[0] > 1) {
+        /* Segments larger than the path MTU: sent singly, the kernel fragments them as it would have. */
+        singly = 1;
+        continue;
+      }
       if (wl_is_fatal(err)) {
         if (done > 0) break;
         return wl_throw_errno(env, op, err);
       }
-      /* sendmmsg fails only on its first message; that one is dropped. */
-      if (status) status[done] = err;
-      done++;
+      /* sendmmsg fails only on its first message; its datagrams are dropped. */
+      for (size_t k = 0; k < runs[0]; k++) {
+        if (status) status[done] = err;
+        done++;
+      }
       continue;
     }
-    if (status) memset(status + done, 0, (size_t)sent * sizeof *status);
-    done += (size_t)sent;
-    /* Fewer than ready: the next call starts at the message that failed and reports its error. */
+    for (int m = 0; m < sent; m++) {
+      if (status) memset(status + done, 0, runs[m] * sizeof *status);
+      done += runs[m];
+    }
+    /* Fewer than nmsgs: the next call starts at the message that failed and reports its error. */
   }
   return wl_number(env, (double)done);
 }
