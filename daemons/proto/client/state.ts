@@ -59,7 +59,7 @@ import {
 } from "../ip/constants.js";
 import { buildProhibited } from "../ip/icmp.js";
 import { parseIpPacket, type IpPacket } from "../ip/packet.js";
-import { canonicalIp, sentinelAddresses, sentinelIndex } from "../dns/address-plan.js";
+import { canonicalIp, sentinelAddresses, sentinelIndex, sentinelIndexOfBytes } from "../dns/address-plan.js";
 import { DNS_PORT, PROXY_IPV4_RANGE, PROXY_IPV6_RANGE } from "../dns/constants.js";
 import { dnsNameMatches } from "../dns/patterns.js";
 import { StubResolver, type DnsEndpoint } from "../dns/stub-resolver.js";
@@ -303,7 +303,7 @@ export class ClientState {
     const packet = parsed.packet;
     if (this.tunnel === undefined) return void this.drops.no_interface++;
     if (!sameAddress(packet.src, packet.version === 4 ? this.tunnel.ipv4 : this.tunnel.ipv6)) return void this.drops.spoofed++;
-    if (sentinelIndex(packet.dstText) !== undefined) {
+    if (sentinelIndexOfBytes(packet.dst) !== undefined) {
       if (packet.protocol !== PROTOCOL_UDP || packet.dstPort !== DNS_PORT || packet.moreFragments || packet.fragmentOffset > 0) return void this.drops.sentinel_not_dns++;
       const udpLength = (bytes[packet.payloadOffset + UDP_OFFSET_LENGTH]! << 8) | bytes[packet.payloadOffset + UDP_OFFSET_LENGTH + 1]!;
       const payload = bytes.slice(packet.payloadOffset + UDP_HEADER_LENGTH, packet.payloadOffset + udpLength);

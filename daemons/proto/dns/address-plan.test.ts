@@ -3,7 +3,8 @@
 
 import { beforeEach, describe, expect, it } from "vitest";
 import { reportSeedOnFailure, rng } from "../../../test/support/prng.js";
-import { canonicalIp, formatIp, isProxyIp, ProxyIpPool, sentinelAddresses, sentinelIndex } from "./address-plan.js";
+import { canonicalIp, formatIp, isProxyIp, ProxyIpPool, sentinelAddresses, sentinelIndex, sentinelIndexOfBytes } from "./address-plan.js";
+import { parseIp } from "../ip/address.js";
 import { SENTINELS_MAX } from "./constants.js";
 import { addressOfReverseName, reverseNameOf } from "./reverse-name.js";
 import { parseName } from "./name.js";
@@ -11,6 +12,30 @@ import { parseName } from "./name.js";
 beforeEach(reportSeedOnFailure);
 
 describe("sentinels", () => {
+  it("sentinelIndexOfBytes answers as sentinelIndex does on the text, at the ranges' edges and at random", () => {
+    const random = rng("sentinel-bytes");
+    const edges = [
+      "100.100.111.0", "100.100.111.1", "100.100.111.255", "100.100.110.255", "100.100.112.0", "100.100.111.128", "228.100.111.1", "0.0.0.0",
+      "fd00:2021:1111:8000:100:100:111:0", "fd00:2021:1111:8000:100:100:111:1", "fd00:2021:1111:8000:100:100:111:ff",
+      "fd00:2021:1111:8000:100:100:111:100", "fd00:2021:1111:8000:100:100:110:ff", "fd00:2021:1111:8000:100:100:111:80", "::",
+    ].map((text) => parseIp(text)!);
+    const near = (base: Uint8Array): Uint8Array => {
+      const out = base.slice();
+      out[out.length - 1] = random.int(0, 255);
+      if (random.int(0, 3) === 0) out[random.int(0, out.length - 1)]! ^= 1 << random.int(0, 7);
+      return out;
+    };
+    const samples = [...edges, ...Array.from({ length: 2000 }, (_, i) => (i % 2 === 0 ? near(edges[1]!) : near(edges[9]!))), ...Array.from({ length: 500 }, () => random.bytes(random.int(0, 1) === 0 ? 4 : 16))];
+    let hits = 0;
+    for (const bytes of samples) {
+      const expected = sentinelIndex(formatIp(bytes));
+      expect(sentinelIndexOfBytes(bytes), formatIp(bytes)).toBe(expected);
+      if (expected !== undefined) hits++;
+    }
+    expect(hits).toBeGreaterThan(1000);
+    expect(sentinelIndexOfBytes(new Uint8Array(5))).toBeUndefined();
+  });
+
   it("sentinel i is host 1 + i of both ranges", () => {
     const { ipv4, ipv6 } = sentinelAddresses(3);
     expect(ipv4).toEqual(["100.100.111.1", "100.100.111.2", "100.100.111.3"]);

@@ -54,6 +54,8 @@ class Range {
   readonly family: 4 | 6;
   readonly first: bigint;
   readonly size: bigint;
+  private readonly prefixBytes: Uint8Array;
+  private readonly prefixLength: number;
 
   constructor(text: string) {
     const prefix: Prefix | undefined = parsePrefix(text);
@@ -61,6 +63,18 @@ class Range {
     this.family = prefix.family;
     this.first = toBigint(prefix.address);
     this.size = 1n << BigInt(prefix.address.length * 8 - prefix.length);
+    this.prefixBytes = prefix.address;
+    this.prefixLength = prefix.length;
+  }
+
+  /** Whether an address of 4 or 16 bytes lies in the range, without making a bigint. */
+  containsBytes(address: Uint8Array): boolean {
+    const first = this.prefixBytes;
+    if (address.length !== first.length) return false;
+    let i = 0;
+    for (; (i + 1) * 8 <= this.prefixLength; i++) if (address[i] !== first[i]) return false;
+    const rest = this.prefixLength - i * 8;
+    return rest === 0 || ((address[i]! ^ first[i]!) & (0xff << (8 - rest)) & 0xff) === 0;
   }
 
   contains(address: Numbered): boolean {
@@ -78,6 +92,14 @@ export function sentinelAddresses(count: number): { ipv4: string[]; ipv6: string
   const n = Math.min(Math.max(0, count), SENTINELS_MAX);
   const at = (family: 4 | 6, i: number): string => formatAddress(toBytes(SENTINEL_RANGES[family].first + 1n + BigInt(i), family));
   return { ipv4: Array.from({ length: n }, (_, i) => at(4, i)), ipv6: Array.from({ length: n }, (_, i) => at(6, i)) };
+}
+
+/** sentinelIndex for an address of 4 or 16 bytes (a packet's destination): cheap for every other address. */
+export function sentinelIndexOfBytes(address: Uint8Array): number | undefined {
+  const range = address.length === 4 ? SENTINEL_RANGES[4] : address.length === 16 ? SENTINEL_RANGES[6] : undefined;
+  if (range === undefined || !range.containsBytes(address)) return undefined;
+  const host = Number(toBigint(address) - range.first);
+  return host >= 1 && host <= SENTINELS_MAX ? host - 1 : undefined;
 }
 
 /** Which sentinel an address is (0 for host 1), or undefined for any other address. */

@@ -429,8 +429,9 @@ export class IceAgent {
         const due = pair === this.selected ? now : now + this.activeInterval(pair);
         pair.nextCheckAt = Math.min(pair.nextCheckAt, due);
       }
+      this.drive(now);
     }
-    this.drive(now);
+    // Otherwise nothing fell due because of the packet: what is due anyway runs at pollTimeout.
   }
 
   /** The pair WireGuard should use, if any. */
