@@ -257,6 +257,33 @@ export class Engine {
     return this.open("chacha20Poly1305Open", key, nonce, NONCE_SIZE, sealed, aad, false);
   }
 
+  /**
+   * ChaCha20-Poly1305 without AAD on `plaintext` zero-padded to `paddedLength` bytes, ciphertext ‖
+   * tag written into `out` at `at`: a WireGuard transport message's body straight into the caller's
+   * message, without the intermediate arrays of chacha20Poly1305Seal.
+   */
+  chacha20Poly1305SealPaddedInto(key: Uint8Array, nonce: Uint8Array, plaintext: Uint8Array, paddedLength: number, out: Uint8Array, at: number): void {
+    const op = "chacha20Poly1305SealPaddedInto";
+    checkBytes(op, "key", key, KEY_SIZE);
+    checkBytes(op, "nonce", nonce, NONCE_SIZE);
+    checkBytes(op, "plaintext", plaintext);
+    checkBytes(op, "out", out);
+    checkInteger("paddedLength", paddedLength, plaintext.length, this.dataRoom);
+    checkInteger("at", at, 0, Math.max(0, out.length - paddedLength - TAG_SIZE));
+    if (at + paddedLength + TAG_SIZE > out.length) {
+      throw new EngineError("BAD_LENGTH", `${op}: ${paddedLength + TAG_SIZE} bytes do not fit in out (${out.length} bytes) at ${at}`);
+    }
+    const base = this.scratch;
+    const data = base + S_DATA;
+    this.mem.set(key, base + S_KEY);
+    this.mem.set(nonce, base + S_NONCE);
+    this.mem.set(plaintext, data);
+    this.mem.fill(0, data + plaintext.length, data + paddedLength);
+    this.x.aeadSealAt(base + S_KEY, base + S_NONCE, data, 0, data, paddedLength, data + paddedLength);
+    out.set(this.mem.subarray(data, data + paddedLength + TAG_SIZE), at);
+    this.wipeScratch(data + paddedLength + TAG_SIZE);
+  }
+
   /** XChaCha20-Poly1305 (24-byte nonce): returns ciphertext ‖ tag. */
   xchacha20Poly1305Seal(key: Uint8Array, nonce: Uint8Array, plaintext: Uint8Array, aad: Uint8Array = EMPTY): Uint8Array {
     return this.seal("xchacha20Poly1305Seal", key, nonce, XNONCE_SIZE, plaintext, aad, true);

@@ -32,4 +32,26 @@ describe("engine transport AEAD", () => {
     }
     expect(aead.open(new Uint8Array(32), 0n, new Uint8Array(15))).toBeNull();
   });
+
+  it("sealInto writes what seal of the zero-padded plaintext gives, at its offset, and nothing else", () => {
+    const aead = engineTransportAead(Engine.create());
+    const random = rng("aead-engine-into");
+    for (let i = 0; i < 200; i++) {
+      const key = random.bytes(32);
+      const counter = random.bigint(0n, (1n << 64n) - 2n);
+      const plaintext = random.bytes(random.int(0, 1500));
+      const paddedLength = Math.ceil(plaintext.length / 16) * 16 + (i % 7 === 0 ? 16 : 0);
+      const at = random.int(0, 40);
+      const out = random.bytes(at + paddedLength + 16 + random.int(0, 40));
+      const before = out.slice();
+      aead.sealInto!(key, counter, plaintext, paddedLength, out, at);
+      const padded = new Uint8Array(paddedLength);
+      padded.set(plaintext);
+      expect(out.subarray(at, at + paddedLength + 16)).toEqual(nobleTransportAead.seal(key, counter, padded));
+      expect(out.subarray(0, at)).toEqual(before.subarray(0, at));
+      expect(out.subarray(at + paddedLength + 16)).toEqual(before.subarray(at + paddedLength + 16));
+    }
+    expect(() => aead.sealInto!(new Uint8Array(32), 0n, new Uint8Array(20), 32, new Uint8Array(47), 0)).toThrow(/fit|range/i);
+    expect(() => aead.sealInto!(new Uint8Array(32), 0n, new Uint8Array(20), 16, new Uint8Array(64), 0)).toThrow();
+  });
 });

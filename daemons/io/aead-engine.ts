@@ -18,6 +18,10 @@ export function engineTransportAead(engine: Engine): TransportAead {
       view.setBigUint64(4, counter, true);
       return engine.chacha20Poly1305Seal(key, nonce, plaintext);
     },
+    sealInto(key, counter, plaintext, paddedLength, out, at) {
+      view.setBigUint64(4, counter, true);
+      engine.chacha20Poly1305SealPaddedInto(key, nonce, plaintext, paddedLength, out, at);
+    },
     open(key, counter, sealed) {
       if (sealed.length < TAG_SIZE) return null;
       view.setBigUint64(4, counter, true);

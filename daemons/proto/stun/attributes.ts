@@ -216,7 +216,9 @@ export function addressBytes(address: TransportAddress): Uint8Array {
 
 /** The text form of 4 or 16 address bytes. */
 export function formatAddress(bytes: Uint8Array): string {
-  if (bytes.length === IPV4_SIZE) return bytes.join(".");
+  // A template, not bytes.join("."): a typed array's join is several times slower, and every
+  // parsed IP packet formats its two addresses.
+  if (bytes.length === IPV4_SIZE) return `${bytes[0]}.${bytes[1]}.${bytes[2]}.${bytes[3]}`;
   const words = Array.from({ length: 8 }, (_, i) => u16(bytes, 2 * i));
   // RFC 5952 §4.2: the longest run of two or more zero words becomes "::", the first on a tie.
   let best = -1;

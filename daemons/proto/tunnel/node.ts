@@ -575,7 +575,8 @@ export class TunnelNode {
     connection.lastPath = { source: local, to: from };
     connection.agent.noteActivity(now);
     if (connection.unconfirmed.delete(opened.localIndex)) this.events.push({ type: "session", peerId: connection.peerId });
-    if (opened.packet.length > 0) this.events.push({ type: "packet", peerId: connection.peerId, packet: opened.packet.slice() });
+    // The AEAD made the plaintext afresh: no copy needed to own it.
+    if (opened.packet.length > 0) this.events.push({ type: "packet", peerId: connection.peerId, packet: opened.packet });
   }
 
   /**

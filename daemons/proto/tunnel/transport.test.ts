@@ -6,7 +6,7 @@ import { reportSeedOnFailure, rng } from "../../../test/support/prng.js";
 import type { TransportKeys } from "../wireguard/noise.js";
 import { MESSAGE_TRANSPORT_OFFSET_COUNTER, WINDOW_SIZE } from "./constants.js";
 import { ReplayWindow } from "./replay-window.js";
-import { isTransportMessage, TransportSessions } from "./transport.js";
+import { isTransportMessage, nobleTransportAead, TransportSessions, type TransportAead } from "./transport.js";
 
 beforeEach(reportSeedOnFailure);
 
@@ -34,6 +34,29 @@ function ipv4(n: number, fill: number): Uint8Array {
 }
 
 describe("TransportSessions", () => {
+  it("seals the same messages through an AEAD's sealInto as through its seal", () => {
+    const calls = { into: 0 };
+    const into: TransportAead = {
+      ...nobleTransportAead,
+      sealInto(key, counter, plaintext, paddedLength, out, at) {
+        calls.into++;
+        const padded = new Uint8Array(paddedLength);
+        padded.set(plaintext);
+        out.set(nobleTransportAead.seal(key, counter, padded), at);
+      },
+    };
+    const keys = (): TransportKeys => ({ localIndex: 11, remoteIndex: 22, sendKey: new Uint8Array(32).fill(3), recvKey: new Uint8Array(32).fill(4), initiator: true });
+    const plain = new TransportSessions(nobleTransportAead);
+    const fused = new TransportSessions(into);
+    plain.install(1, keys());
+    fused.install(1, keys());
+    for (const n of [0, 1, 15, 16, 17, 20, 1279, 1280]) {
+      const packet = n === 0 ? new Uint8Array(0) : ipv4(Math.max(n, 20), n & 0xff).subarray(0, n);
+      expect(fused.seal(11, packet)).toEqual(plain.seal(11, packet));
+    }
+    expect(calls.into).toBe(8);
+  });
+
   it("round-trips packets of every length around the padding boundary, and keepalives", () => {
     const { a, b } = pair();
     for (let n = 20; n < 70; n++) {

@@ -36,6 +36,11 @@ export interface TransportAead {
   seal(key: Uint8Array, counter: bigint, plaintext: Uint8Array): Uint8Array;
   /** The plaintext, or null when the tag does not verify. */
   open(key: Uint8Array, counter: bigint, sealed: Uint8Array): Uint8Array | null;
+  /**
+   * Optional, the same seal without intermediate arrays: plaintext zero-padded to paddedLength,
+   * ciphertext ‖ tag written into out at `at`.
+   */
+  sealInto?(key: Uint8Array, counter: bigint, plaintext: Uint8Array, paddedLength: number, out: Uint8Array, at: number): void;
 }
 
 /** The @noble AEAD, the default. */
@@ -57,6 +62,7 @@ interface Session {
 }
 
 const EMPTY = new Uint8Array(0);
+const TAG_SIZE = 16;
 
 /** Whether bytes look like a transport data message (type 4, reserved bytes zero, long enough). */
 export function isTransportMessage(bytes: Uint8Array): boolean {
@@ -107,15 +113,19 @@ export class TransportSessions {
     const session = this.sessions.get(localIndex);
     if (session === undefined || session.sendCounter >= REJECT_AFTER_MESSAGES) return undefined;
     const counter = session.sendCounter++;
-    const padded = new Uint8Array(Math.ceil(packet.length / MESSAGE_PADDING_MULTIPLE) * MESSAGE_PADDING_MULTIPLE);
-    padded.set(packet);
-    const sealed = this.aead.seal(session.keys.sendKey, counter, padded);
-    const out = new Uint8Array(MESSAGE_TRANSPORT_HEADER_SIZE + sealed.length);
+    const paddedLength = Math.ceil(packet.length / MESSAGE_PADDING_MULTIPLE) * MESSAGE_PADDING_MULTIPLE;
+    const out = new Uint8Array(MESSAGE_TRANSPORT_HEADER_SIZE + paddedLength + TAG_SIZE);
     const view = new DataView(out.buffer);
     view.setUint32(MESSAGE_TRANSPORT_OFFSET_TYPE, MESSAGE_TRANSPORT_TYPE, true);
     view.setUint32(MESSAGE_TRANSPORT_OFFSET_RECEIVER, session.keys.remoteIndex, true);
     view.setBigUint64(MESSAGE_TRANSPORT_OFFSET_COUNTER, counter, true);
-    out.set(sealed, MESSAGE_TRANSPORT_OFFSET_CONTENT);
+    if (this.aead.sealInto !== undefined) {
+      this.aead.sealInto(session.keys.sendKey, counter, packet, paddedLength, out, MESSAGE_TRANSPORT_OFFSET_CONTENT);
+      return out;
+    }
+    const padded = new Uint8Array(paddedLength);
+    padded.set(packet);
+    out.set(this.aead.seal(session.keys.sendKey, counter, padded), MESSAGE_TRANSPORT_OFFSET_CONTENT);
     return out;
   }
 
