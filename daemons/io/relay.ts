@@ -329,7 +329,7 @@ export class Relay {
   private send(socket: UdpSocket, vector: PacketVector, count: number, direction: "client-to-peer" | "peer-to-client"): void {
     let sent = 0;
     try {
-      sent = socket.send(this.mem, vector, count);
+      sent = socket.send(this.mem, vector, count, true);
     } catch (error) {
       this.log("warn", "send failed", { error: (error as Error).message });
     }

@@ -469,7 +469,7 @@ export class WireGuardInterface {
     }
     let sent: number;
     try {
-      sent = socket.send(this.mem, vector, count);
+      sent = socket.send(this.mem, vector, count, true);
     } catch (error) {
       this.log(`udp: send failed: ${(error as Error).message}`);
       sent = 0;
