@@ -81,7 +81,10 @@ export class AuthorizationRecorder {
         const groups = new Map<string, typeof batch>();
         for (const r of batch) {
           const key = `${r.accountId}\0${r.reason}`;
-          groups.set(key, [...(groups.get(key) ?? []), r]);
+          // Appended in place: copying the group for every revocation made a large batch quadratic.
+          const group = groups.get(key);
+          if (group === undefined) groups.set(key, [r]);
+          else group.push(r);
         }
         for (const group of groups.values()) {
           const first = group[0]!;
@@ -151,9 +154,17 @@ export class AuthorizationRecorder {
    */
   private async write(records: AuthorizationRecord[]): Promise<void> {
     const columns: string[][] = COLUMNS.map(() => []);
+    const [accounts, ids, clients, gateways, resources, policies, actors, created, expires] = columns as [string[], string[], string[], string[], string[], string[], string[], string[], string[]];
     for (const r of records) {
-      const values = [r.accountId, r.id, r.clientDeviceId, r.gatewayDeviceId, r.resourceId, r.policyId, r.actorId, r.createdAt.toISOString(), r.expiresAt?.toISOString() ?? null];
-      for (let i = 0; i < values.length; i++) columns[i]!.push(arrayElement(values[i]!));
+      accounts.push(arrayElement(r.accountId));
+      ids.push(arrayElement(r.id));
+      clients.push(arrayElement(r.clientDeviceId));
+      gateways.push(arrayElement(r.gatewayDeviceId));
+      resources.push(arrayElement(r.resourceId));
+      policies.push(arrayElement(r.policyId));
+      actors.push(arrayElement(r.actorId));
+      created.push(arrayElement(r.createdAt.toISOString()));
+      expires.push(arrayElement(r.expiresAt?.toISOString() ?? null));
     }
     await this.db.query(
       `INSERT INTO authorizations (${COLUMNS.join(", ")}) SELECT * FROM unnest(${COLUMNS.map((c, i) => `$${i + 1}::${COLUMN_TYPES[c]}[]`).join(", ")})`,
