@@ -219,4 +219,16 @@ export default defineConfig(
   },
 
   imports([`server/**/*.${SOURCE}`], { patterns: [...WASM_IMPORTS, ...SERVER_IMPORTS] }),
+
+  // server/web: the admin UI, plain modules the browser runs as served (no bundler): browser globals.
+  {
+    name: "wardline/server-web browser",
+    files: ["server/web/**/*.js"],
+    languageOptions: {
+      sourceType: "module",
+      globals: Object.fromEntries(
+        ["window", "document", "location", "history", "navigator", "fetch", "FormData", "Node", "Element", "CSS", "getSelection", "console", "setTimeout", "clearTimeout"].map((name) => [name, "readonly"]),
+      ),
+    },
+  },
 );

@@ -18,6 +18,7 @@ import { FEATURE_MODULES } from "./features.js";
 import { DevicesService } from "./devices/devices.service.js";
 import { startRealtime, type Realtime, type RealtimeSettings } from "./realtime/realtime.js";
 import { DATA_SOURCE, RATE_LIMITER } from "./tokens.js";
+import { loadWebUi, webUiDirectory, webUiMiddleware } from "./http/web-ui.js";
 
 
 export interface PortalOptions {
@@ -119,6 +120,10 @@ export async function startPortal(options: PortalOptions): Promise<Portal> {
   try {
     app = await NestFactory.create(PortalModule.with(database, limiter, auth), { logger: false, abortOnError: false });
     app.useGlobalFilters(new ProblemFilter((error) => log("error", "request failed", { error: String((error as Error)?.stack ?? error) })));
+    // The admin UI (server/web) at every path outside /api; a checkout without it serves the API alone.
+    const web = webUiDirectory();
+    if (web !== undefined) app.use(webUiMiddleware(loadWebUi(web)));
+    else log("warn", "no admin UI found (server/web): serving the API only");
     SwaggerModule.setup("api/docs", app, () => openApiDocument(app), { jsonDocumentUrl: "api/openapi.json" });
     // The channels listen before the HTTP server does, so no device connects to a half-started node.
     realtime = await startRealtime({ db: database, guard: app.get(AuthGuard), limiter, devices: app.get(DevicesService), log, ...(options.realtime ?? {}) });

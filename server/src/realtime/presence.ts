@@ -59,6 +59,19 @@ const DEVICES_PER_MESSAGE = 50;
 const KINDS = new Set<string>(["client", "gateway", "relay"]);
 const FOREIGN_KEY_VIOLATION = "23503";
 
+/** The Presence running on each database in this process, for the REST API's online badges. */
+const running = new WeakMap<DataSource, Presence>();
+
+/**
+ * Which of `deviceIds` are connected to a live portal node, as the Presence running on `db` in this
+ * process reads the presence table; undefined when none runs here (the API without a realtime side).
+ */
+export async function devicesOnline(db: DataSource, accountId: string, deviceIds: readonly string[]): Promise<Set<string> | undefined> {
+  const presence = running.get(db);
+  if (presence === undefined) return undefined;
+  return new Set((await presence.online(accountId, deviceIds)).keys());
+}
+
 /** This node's presence: its devices in the presence table, and its liveness in portal_nodes. */
 export class Presence {
   /** Heartbeats that failed (the database was unreachable, say). */
@@ -91,6 +104,7 @@ export class Presence {
   async start(): Promise<void> {
     if (this.state !== "new") throw new Error(`presence is ${this.state}`);
     this.state = "started";
+    running.set(this.dataSource, this);
     this.unsubscribe = this.bus.onMessage((message) => {
       if (isPresenceChange(message)) for (const listener of [...this.listeners]) callSafely(() => listener(message), this.options.onError);
     });
@@ -103,6 +117,7 @@ export class Presence {
   async stop(): Promise<void> {
     if (this.state !== "started") return;
     this.state = "stopped";
+    if (running.get(this.dataSource) === this) running.delete(this.dataSource);
     clearTimeout(this.timer);
     await this.beating;
     await Promise.allSettled(this.perDevice.values());

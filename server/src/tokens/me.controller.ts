@@ -18,7 +18,8 @@ export const CLIENT_TOKEN_DAYS = 30;
 export interface MeView {
   account: { id: string; slug: string; name: string };
   actor: { id: string; type: ActorType; name: string; email: string | null };
-  token: { id: string; kind: TokenKind };
+  /** expires_at: when this token (a browser's session, say) stops working; null if never. */
+  token: { id: string; kind: TokenKind; expires_at: string | null };
 }
 
 @ApiTags("me")
@@ -35,7 +36,7 @@ export class MeController {
     return {
       account: { id: account.id, slug: account.slug, name: account.name },
       actor: { id: actor.id, type: actor.type, name: actor.name, email: actor.email },
-      token: { id: caller.tokenId, kind: caller.tokenKind },
+      token: { id: caller.tokenId, kind: caller.tokenKind, expires_at: caller.tokenExpiresAt?.toISOString() ?? null },
     };
   }
 

@@ -143,7 +143,7 @@ describe.each(DATABASES)("tokens API on $name", (kind) => {
     expect(me.body).toEqual({
       account: { id: t.a.account.id, slug: t.a.account.slug, name: t.a.account.name },
       actor: { id: t.a.admin.id, type: "admin", name: t.a.admin.name, email: t.a.admin.email },
-      token: { id: parseToken(t.a.token)!.id, kind: "api" },
+      token: { id: parseToken(t.a.token)!.id, kind: "api", expires_at: null },
     });
     for (const type of ["user", "service_account", "api_client"] as const) {
       const { actor, token } = await t.actorWithToken(t.b, type);
@@ -154,10 +154,11 @@ describe.each(DATABASES)("tokens API on $name", (kind) => {
     }
     const user = await t.actorWithToken(t.a, "user");
     const client = await issueToken(t.a.scope, { kind: "client", actorId: user.actor.id });
-    expect((await t.call("GET", "/api/me", { token: client.token })).body.token).toEqual({ id: client.row.id, kind: "client" });
+    expect((await t.call("GET", "/api/me", { token: client.token })).body.token).toEqual({ id: client.row.id, kind: "client", expires_at: client.row.expiresAt?.toISOString() ?? null });
     const session = await issueToken(t.a.scope, { kind: "browser", actorId: user.actor.id });
     const viaCookie = await t.call("GET", "/api/me", { token: undefined, headers: { cookie: `wardline_session=${encodeURIComponent(session.token)}` } });
     expect(viaCookie.body.actor.id).toBe(user.actor.id);
+    expect(viaCookie.body.token.expires_at).toBe(session.row.expiresAt?.toISOString() ?? null);
     expect((await t.call("GET", "/api/me", { token: undefined })).status).toBe(401);
     const site = (await t.call("POST", "/api/sites", { body: { name: "me-site" } })).body;
     const gateway = (await t.call("POST", `/api/sites/${site.id}/gateway_tokens`, { body: {} })).body.token as string;
