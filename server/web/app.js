@@ -10,6 +10,7 @@
 // 3. Pages: sign in (password, or a one-time code by email), sites (list, create), a site (its
 //    gateways and their state, a gateway token with commands ready to paste).
 // 4. The bar: "signed in as", when the session ends, sign out.
+// 5. Live changes over the portal's push channel: gateways' state changes in place, without a reload.
 
 const main = document.getElementById("main");
 const bar = document.getElementById("bar");
@@ -137,6 +138,36 @@ function render(title, ...children) {
   main.replaceChildren(...children);
 }
 
+// --- 5. Live changes: the portal's push channel (GET /api/events, Server-Sent Events) ---
+
+let events = null;
+let presenceListener = null;
+
+/** Opens the account's event stream once signed in; EventSource reconnects by itself. */
+function listen() {
+  if (events !== null) return;
+  events = new EventSource("/api/events");
+  events.addEventListener("presence", (event) => {
+    let change;
+    try {
+      change = JSON.parse(event.data);
+    } catch {
+      return;
+    }
+    presenceListener?.(change);
+  });
+}
+
+function stopListening() {
+  events?.close();
+  events = null;
+}
+
+/** The current page's handler of presence changes (replaced by the next page's). */
+function onPresence(listener) {
+  presenceListener = listener;
+}
+
 // --- 1. Routing ---
 
 let me = null;
@@ -163,6 +194,7 @@ window.addEventListener("popstate", () => void route());
 function signInAgain() {
   const slug = me?.account?.slug ?? slugOf();
   me = null;
+  stopListening();
   go(slug ? `/${encodeURIComponent(slug)}/sign_in` : "/", true);
 }
 
@@ -184,6 +216,8 @@ async function route() {
     if (page === "sign_in") return signInPage(slug);
     if (me === null || me.account.slug !== slug) await loadMe();
     if (me === null || me.account.slug !== slug) return go(`/${encodeURIComponent(slug)}/sign_in`, true);
+    presenceListener = null;
+    listen();
     drawBar(page);
     if (page === undefined || page === "sites") return id === undefined ? await sitesPage() : await sitePage(id);
     render("Not found", h("h1", {}, "Not found"), h("p", {}, h("a", { href: `/${encodeURIComponent(slug)}/sites` }, "Go to sites")));
@@ -205,6 +239,7 @@ function drawBar(page) {
       await api("POST", "/api/auth/sign_out");
     } finally {
       me = null;
+      stopListening();
       go(`/${slug}/sign_in`);
     }
   } }, "Sign out");
@@ -313,7 +348,16 @@ async function sitesPage() {
 async function sitePage(id) {
   const slug = encodeURIComponent(me.account.slug);
   const site = await api("GET", `/api/sites/${encodeURIComponent(id)}`);
-  const gateways = await listAll(`/api/sites/${encodeURIComponent(id)}/gateways`);
+  const section = h("section", { "aria-label": "Gateways" });
+  const drawGateways = async () => section.replaceChildren(...gatewaysTable(await listAll(`/api/sites/${encodeURIComponent(id)}/gateways`)));
+  await drawGateways();
+  // Live: a gateway's state changes in place; one this table does not show yet brings the table anew.
+  onPresence((change) => {
+    if (change.kind !== "gateway") return;
+    const badge = section.querySelector(`tr[data-gateway="${CSS.escape(change.device_id)}"] [data-testid="gateway-state"]`);
+    if (badge) setBadge(badge, change.online);
+    else if (change.online) void drawGateways().catch(() => undefined);
+  });
   const deploy = h("div", { "data-testid": "deploy" });
   const form = onSubmit(
     h("form.card", { novalidate: true, "aria-label": "New gateway token" },
@@ -328,21 +372,34 @@ async function sitePage(id) {
       deploy.replaceChildren(...deployCommands(issued.token));
     },
   );
-  const badge = (g) => g.online === null ? h("span.badge.offline", {}, "unknown") :
-    h(`span.badge.${g.online ? "online" : "offline"}`, { "data-testid": "gateway-state" }, g.online ? "online" : "offline");
+  render(site.name,
+    h("p", {}, h("a", { href: `/${slug}/sites` }, "← Sites")),
+    h("h1", {}, site.name),
+    h("h2", {}, "Gateways"),
+    section,
+    form);
+}
+
+function setBadge(badge, online) {
+  badge.className = `badge ${online ? "online" : "offline"}`;
+  badge.textContent = online ? "online" : "offline";
+}
+
+function gatewaysTable(gateways) {
+  if (gateways.length === 0) return [h("p.notice", {}, "No gateway has joined this site yet.")];
+  const badge = (g) => {
+    if (g.online === null) return h("span.badge.offline", {}, "unknown");
+    const el = h("span", { "data-testid": "gateway-state" });
+    setBadge(el, g.online);
+    return el;
+  };
   const rows = gateways.map((g) => h("tr", { "data-gateway": g.id },
     h("td", {}, g.name),
     h("td", {}, badge(g)),
     h("td", {}, g.version ?? "unknown"),
     h("td", {}, g.ipv4, h("br"), h("span.muted", {}, g.ipv6)),
     h("td", {}, formatTime(g.last_seen_at))));
-  render(site.name,
-    h("p", {}, h("a", { href: `/${slug}/sites` }, "← Sites")),
-    h("h1", {}, site.name),
-    h("h2", {}, "Gateways"),
-    gateways.length === 0 ? h("p.notice", {}, "No gateway has joined this site yet.") :
-      h("table", {}, h("thead", {}, h("tr", {}, ...["Gateway", "State", "Version", "Tunnel address", "Last seen"].map((t) => h("th", { scope: "col" }, t)))), h("tbody", {}, rows)),
-    form);
+  return [h("table", {}, h("thead", {}, h("tr", {}, ...["Gateway", "State", "Version", "Tunnel address", "Last seen"].map((t) => h("th", { scope: "col" }, t)))), h("tbody", {}, rows))];
 }
 
 /** The commands an admin pastes on the gateway's host, each with a copy button. */

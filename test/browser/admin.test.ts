@@ -4,7 +4,8 @@
 // An admin finds the account, signs in with the password --init-admin printed, sees who they are
 // signed in as and when the session ends, is refused a site without a name (the API's own message next
 // to the field, nothing created), creates a site, mints a gateway token with commands ready to paste,
-// sees a gateway that joined over the WebSocket online, and signs out. Each page is photographed at
+// sees a gateway that joins over the WebSocket turn online and then offline without a reload (the
+// portal's event stream), and signs out. Each page is photographed at
 // 1280×800 into test-artifacts/screenshots/.
 //
 // Without Chromium or playwright-core the test is skipped with the reason, except under CI, where a
@@ -139,14 +140,23 @@ describe("the admin UI in Chromium", () => {
     expect(await page.getByTestId("systemd-unit").textContent()).toContain(`ExecStart=/usr/local/bin/wardline gateway --portal-url ${portal.url}`);
     await shot("gateway-token");
 
-    // The token works: a gateway joins with it and the site shows it online.
+    // The token works: a gateway joins with it and the open page shows it online without a reload
+    // (the portal's event stream), then offline when it goes; a reload agrees.
+    const loads: string[] = [];
+    page.on("load", () => loads.push(page.url()));
     const gateway = await ScriptedDevice.connect(portal.url, "gateway", token!, { public_key: randomPublicKey() });
     devices.push(gateway);
     await gateway.join({});
     await gateway.next("init");
-    await page.goto(siteUrl);
-    await expect.poll(() => page.getByTestId("gateway-state").first().textContent(), { timeout: 10_000 }).toBe("online");
+    const state = page.getByTestId("gateway-state");
+    await expect.poll(() => state.first().textContent().catch(() => null), { timeout: 10_000 }).toBe("online");
+    expect(await page.getByTestId("run-command").count(), "the commands shown stay").toBe(1);
     await shot("site-gateway-online");
+    await gateway.close();
+    await expect.poll(() => state.first().textContent(), { timeout: 10_000 }).toBe("offline");
+    expect(loads, "no page load since the site opened").toEqual([]);
+    await page.goto(siteUrl);
+    await expect.poll(() => state.first().textContent()).toBe("offline");
 
     // Back to the list through the link, then sign out.
     await page.getByRole("link", { name: "← Sites" }).click();

@@ -72,6 +72,14 @@ export async function devicesOnline(db: DataSource, accountId: string, deviceIds
   return new Set((await presence.online(accountId, deviceIds)).keys());
 }
 
+/**
+ * Calls `listener` with every presence announcement the Presence running on `db` hears (from any node);
+ * returns the unsubscribe, or undefined when no Presence runs here.
+ */
+export function onPresenceChange(db: DataSource, listener: (change: PresenceChange) => void): (() => void) | undefined {
+  return running.get(db)?.onChange(listener);
+}
+
 /** This node's presence: its devices in the presence table, and its liveness in portal_nodes. */
 export class Presence {
   /** Heartbeats that failed (the database was unreachable, say). */
