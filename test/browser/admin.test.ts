@@ -11,76 +11,32 @@
 // Without Chromium or playwright-core the test is skipped with the reason, except under CI, where a
 // missing browser is a failure.
 
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { initAdmin } from "../../server/src/auth/init-admin.js";
-import { startPortal, type Portal } from "../../server/src/portal.js";
 import { randomPublicKey, ScriptedDevice } from "../../server/src/testing/device.js";
-
-const CHROMIUM = process.env.WARDLINE_CHROMIUM ?? "/usr/bin/chromium";
-const SHOTS = join(process.cwd(), "test-artifacts", "screenshots");
-/** As the machine notes say: without the background-networking flags Chromium keeps dialling out. */
-const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
-
-type Playwright = typeof import("playwright-core");
-
-async function loadPlaywright(): Promise<Playwright | string> {
-  if (!existsSync(CHROMIUM)) return `no Chromium at ${CHROMIUM} (Debian package chromium; or set WARDLINE_CHROMIUM)`;
-  try {
-    return await import("playwright-core");
-  } catch (error) {
-    return `playwright-core is not installed: ${(error as Error).message}`;
-  }
-}
+import { browserMissing, collectErrors, loadPlaywright, startBrowserLab, type BrowserLab } from "./support.js";
 
 const playwright = await loadPlaywright();
 
 describe("the admin UI in Chromium", () => {
-  if (typeof playwright === "string") {
-    if (process.env.CI === "true") {
-      it("runs under CI", () => {
-        throw new Error(`the browser tests cannot run under CI: ${playwright}`);
-      });
-    } else {
-      console.log(`skipping the browser tests: ${playwright}`);
-      it.skip(`needs Chromium and playwright-core (${playwright})`, () => undefined);
-    }
-    return;
-  }
-
-  let dir: string;
-  let portal: Portal;
-  let browser: import("playwright-core").Browser;
+  if (browserMissing(playwright)) return;
+  let lab: BrowserLab;
   const devices: ScriptedDevice[] = [];
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), "wardline-browser-"));
-    portal = await startPortal({ host: "127.0.0.1", port: 0, database: { dataDir: join(dir, "data") } });
-    browser = await playwright.chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
-    mkdirSync(SHOTS, { recursive: true });
+    lab = await startBrowserLab(playwright);
   }, 60_000);
 
   afterAll(async () => {
     for (const d of devices) await d.close();
-    await browser?.close();
-    await portal?.close();
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    await lab?.close();
   });
 
   it("signs in, refuses a nameless site, creates a site and a gateway token, shows a joined gateway online, signs out", async () => {
-    const admin = await initAdmin(portal.database, { email: "admin@example.test", slug: "acme", publicUrl: portal.url });
-    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    const { portal, admin } = lab;
+    const context = await lab.browser.newContext({ viewport: { width: 1280, height: 800 } });
     const page = await context.newPage();
-    const errors: string[] = [];
-    page.on("pageerror", (error) => errors.push(error.message));
-    // Refusals the test provokes (a wrong password, a nameless site) are logged by Chromium as failed
-    // loads; anything else logged as an error, or thrown, fails the test.
-    page.on("console", (message) => {
-      if (message.type() === "error" && !/status of (401|422) /.test(message.text())) errors.push(message.text());
-    });
-    const shot = (name: string) => page.screenshot({ path: join(SHOTS, `${name}.png`) });
+    const errors = collectErrors(page);
+    const shot = (name: string) => lab.shot(page, name);
 
     // Served by the portal itself, with a policy that allows only its own scripts.
     const first = await page.goto(`${portal.url}/`);
@@ -93,7 +49,7 @@ describe("the admin UI in Chromium", () => {
 
     // A wrong password: the API's refusal, shown on the form.
     const passwordForm = page.getByRole("form", { name: "Sign in with a password" });
-    await passwordForm.getByLabel("Email").fill("admin@example.test");
+    await passwordForm.getByLabel("Email").fill(admin.admin.email!);
     await passwordForm.getByLabel("Password").fill("not the password");
     await passwordForm.getByRole("button", { name: "Sign in" }).click();
     await expect.poll(() => passwordForm.locator(".problem").textContent()).toMatch(/unauthenticated|not accepted|invalid|sign/i);
@@ -102,7 +58,7 @@ describe("the admin UI in Chromium", () => {
     await passwordForm.getByRole("button", { name: "Sign in" }).click();
     await page.waitForURL(`${portal.url}/acme/sites`);
     const who = page.getByTestId("signed-in-as");
-    await expect.poll(() => who.textContent()).toContain("admin@example.test");
+    await expect.poll(() => who.textContent()).toContain(admin.admin.email!);
     expect(await who.textContent()).toMatch(/session ends/);
     await page.getByRole("heading", { name: "Sites" }).waitFor();
     await shot("sites-empty");

@@ -1,0 +1,163 @@
+// Shared by the admin UI's pages: the API client, DOM helpers, forms that show the API's problems
+// next to their fields, the signed-in session and the current page's live-change handler.
+//
+// A page module exports async functions that render into <main> with render(); app.js routes to them.
+
+export const main = document.getElementById("main");
+
+/** The signed-in session: /api/me's answer (account, actor, token), or null. */
+export const session = { me: null };
+
+/** Set by app.js: what a 401 from the API does (back to sign in), and the router. */
+export const hooks = { unauthenticated: () => {}, route: async () => {} };
+
+/** Goes to a path of the UI (replace: without a new history entry). */
+export function go(path, replace = false) {
+  if (replace) history.replaceState(null, "", path);
+  else history.pushState(null, "", path);
+  void hooks.route();
+}
+
+export class ApiError extends Error {
+  constructor(status, problem) {
+    super(problem?.detail ?? `HTTP ${status}`);
+    this.status = status;
+    this.problem = problem ?? { title: `HTTP ${status}`, detail: "", errors: [] };
+  }
+}
+
+export function cookie(name) {
+  for (const part of document.cookie.split(";")) {
+    const [key, ...value] = part.trim().split("=");
+    if (key === name) return decodeURIComponent(value.join("="));
+  }
+  return undefined;
+}
+
+export async function api(method, path, body) {
+  const headers = { Accept: "application/json" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (method !== "GET") {
+    const csrf = cookie("wardline_csrf");
+    if (csrf !== undefined) headers["X-CSRF-Token"] = csrf;
+  }
+  const res = await fetch(path, { method, headers, credentials: "same-origin", body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await res.text();
+  let json = null;
+  if (text !== "") {
+    try {
+      json = JSON.parse(text);
+    } catch {
+      json = null;
+    }
+  }
+  if (!res.ok) throw new ApiError(res.status, json);
+  return json;
+}
+
+// --- DOM helpers ---
+
+/** h("tag.class", { attr: value, onclick: fn }, ...children): an element; strings become text. */
+export function h(spec, attrs = {}, ...children) {
+  const [tag, ...classes] = spec.split(".");
+  const el = document.createElement(tag);
+  if (classes.length > 0) el.className = classes.join(" ");
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key.startsWith("on")) el.addEventListener(key.slice(2), value);
+    else if (value === true) el.setAttribute(key, "");
+    else el.setAttribute(key, String(value));
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return el;
+}
+
+let fieldIds = 0;
+
+/** A labelled input with its error slot; the input's name is the API's field name. */
+export function field(label, name, attrs = {}) {
+  const id = `f${++fieldIds}-${name}`;
+  const error = h("div.error", { id: `${id}-error`, role: "alert" });
+  const input = h("input", { id, name, "aria-describedby": `${id}-error`, ...attrs });
+  return h("div.field", {}, h("label", { for: id }, label), input, error);
+}
+
+/** Shows the API's problem on a form: field errors next to their fields, the rest at the top. */
+export function showProblem(form, error) {
+  for (const input of form.querySelectorAll("input, select, textarea")) {
+    input.removeAttribute("aria-invalid");
+    const slot = document.getElementById(input.getAttribute("aria-describedby") ?? "");
+    if (slot) slot.textContent = "";
+  }
+  const summary = form.querySelector(".problem");
+  if (summary) summary.textContent = "";
+  if (error === undefined) return;
+  const problem = error instanceof ApiError ? error.problem : { title: "Error", detail: String(error?.message ?? error) };
+  let placed = false;
+  for (const e of problem.errors ?? []) {
+    const input = form.querySelector(`[name="${CSS.escape(e.field)}"]`);
+    const slot = input && document.getElementById(input.getAttribute("aria-describedby") ?? "");
+    if (!input || !slot) continue;
+    input.setAttribute("aria-invalid", "true");
+    slot.textContent = e.message;
+    if (!placed) input.focus();
+    placed = true;
+  }
+  if (!placed && summary) summary.textContent = problem.detail ? `${problem.title}: ${problem.detail}` : problem.title;
+}
+
+/** Runs a form's submit as one request at a time, its button disabled meanwhile. */
+export function onSubmit(form, action) {
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const button = form.querySelector("button[type=submit]");
+    if (button) button.disabled = true;
+    try {
+      showProblem(form, undefined);
+      await action(new FormData(form));
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 401 && !location.pathname.endsWith("/sign_in")) return hooks.unauthenticated();
+      showProblem(form, error);
+    } finally {
+      if (button) button.disabled = false;
+    }
+  });
+  return form;
+}
+
+export function formatTime(iso) {
+  if (!iso) return "never";
+  const date = new Date(iso);
+  return date.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+}
+
+/** Puts a page into <main>, titled. */
+export function render(title, ...children) {
+  document.title = title ? `${title} · Wardline` : "Wardline";
+  main.replaceChildren(...children);
+}
+
+
+/** The current page's handler of presence changes from the event stream (replaced by the next page's). */
+export const live = { presence: null };
+
+export function onPresence(listener) {
+  live.presence = listener;
+}
+
+/** Every page of a list endpoint. */
+export async function listAll(path) {
+  const out = [];
+  let cursor = null;
+  do {
+    const sep = path.includes("?") ? "&" : "?";
+    const page = await api("GET", `${path}${cursor ? `${sep}cursor=${encodeURIComponent(cursor)}` : ""}`);
+    out.push(...page.data);
+    cursor = page.next_cursor;
+  } while (cursor);
+  return out;
+}
+

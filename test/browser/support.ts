@@ -1,0 +1,113 @@
+// What the browser tests share: Debian's Chromium through playwright-core (or the reason it cannot
+// run: a skip on a laptop, a failure under CI), a portal on the embedded database with an admin,
+// a signed-in page at 1280×800, and screenshots into test-artifacts/screenshots/.
+
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { it } from "vitest";
+import { initAdmin, type InitializedAdmin } from "../../server/src/auth/init-admin.js";
+import { startPortal, type Portal } from "../../server/src/portal.js";
+
+export type Playwright = typeof import("playwright-core");
+export type Browser = import("playwright-core").Browser;
+export type Page = import("playwright-core").Page;
+export type BrowserContext = import("playwright-core").BrowserContext;
+
+export const CHROMIUM = process.env.WARDLINE_CHROMIUM ?? "/usr/bin/chromium";
+export const SHOTS = join(process.cwd(), "test-artifacts", "screenshots");
+/** As the machine notes say: without the background-networking flags Chromium keeps dialling out. */
+const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
+
+/** playwright-core, or why the browser tests cannot run here. */
+export async function loadPlaywright(): Promise<Playwright | string> {
+  if (!existsSync(CHROMIUM)) return `no Chromium at ${CHROMIUM} (Debian package chromium; or set WARDLINE_CHROMIUM)`;
+  try {
+    return await import("playwright-core");
+  } catch (error) {
+    return `playwright-core is not installed: ${(error as Error).message}`;
+  }
+}
+
+/** Inside a describe: when the browser is missing, one failing test under CI, else one skipped test that says why. Returns true when missing. */
+export function browserMissing(playwright: Playwright | string): playwright is string {
+  if (typeof playwright !== "string") return false;
+  if (process.env.CI === "true") {
+    it("runs under CI", () => {
+      throw new Error(`the browser tests cannot run under CI: ${playwright}`);
+    });
+  } else {
+    console.log(`skipping the browser tests: ${playwright}`);
+    it.skip(`needs Chromium and playwright-core (${playwright})`, () => undefined);
+  }
+  return true;
+}
+
+/** A portal (embedded database, port 0), Chromium, and an admin of account `slug`. */
+export interface BrowserLab {
+  portal: Portal;
+  browser: Browser;
+  admin: InitializedAdmin;
+  slug: string;
+  /** A context at 1280×800 whose page is signed in as the admin, on the sites page; errors the page throws or logs are collected. */
+  signedIn(): Promise<{ context: BrowserContext; page: Page; errors: string[] }>;
+  /** Writes a screenshot of `page` as test-artifacts/screenshots/<name>.png. */
+  shot(page: Page, name: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startBrowserLab(playwright: Playwright, slug = "acme"): Promise<BrowserLab> {
+  const dir = mkdtempSync(join(tmpdir(), "wardline-browser-"));
+  const portal = await startPortal({ host: "127.0.0.1", port: 0, database: { dataDir: join(dir, "data") } });
+  let browser: Browser | undefined;
+  try {
+    browser = await playwright.chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+    const admin = await initAdmin(portal.database, { email: `admin@${slug}.test`, slug, publicUrl: portal.url });
+    mkdirSync(SHOTS, { recursive: true });
+    const lab: BrowserLab = {
+      portal,
+      browser,
+      admin,
+      slug,
+      async signedIn() {
+        const context = await browser!.newContext({ viewport: { width: 1280, height: 800 } });
+        const page = await context.newPage();
+        const errors = collectErrors(page);
+        await page.goto(`${portal.url}/${slug}/sign_in`);
+        const form = page.getByRole("form", { name: "Sign in with a password" });
+        await form.getByLabel("Email").fill(admin.admin.email!);
+        await form.getByLabel("Password").fill(admin.password);
+        await form.getByRole("button", { name: "Sign in" }).click();
+        await page.waitForURL(`${portal.url}/${slug}/sites`);
+        return { context, page, errors };
+      },
+      shot: async (page, name) => {
+        await page.screenshot({ path: join(SHOTS, `${name}.png`) });
+      },
+      async close() {
+        await browser?.close();
+        await portal.close();
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+    return lab;
+  } catch (error) {
+    await browser?.close();
+    await portal.close();
+    rmSync(dir, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+/**
+ * Errors a page throws or logs. Refusals a test provokes (401, 403, 404, 409, 422) show in Chromium's
+ * console as failed loads and are not errors of the UI; anything else is.
+ */
+export function collectErrors(page: Page): string[] {
+  const errors: string[] = [];
+  page.on("pageerror", (error) => errors.push(error.message));
+  page.on("console", (message) => {
+    if (message.type() === "error" && !/status of (401|403|404|409|422) /.test(message.text())) errors.push(message.text());
+  });
+  return errors;
+}
