@@ -3,8 +3,8 @@
 // API's own problem detail, next to the field it names (lib.js).
 //
 // 1. Routing in the browser: /<account>/sign_in, /<account>/<page>[/<id>]; links are ordinary
-//    <a href> the router takes over (history API), so reloads and shared links work. PAGES maps a
-//    page name to its module's function; NAV is the bar's menu.
+//    <a href> the router takes over (history API), so reloads and shared links work. A page is the
+//    module page-<name>.js, loaded on first use; NAV is the bar's menu.
 // 2. The session: /api/me; a 401 anywhere sends the admin to sign in.
 // 3. Sign in: find the account, then a password or a one-time code by email.
 // 4. The bar: "signed in as", when the session ends, sign out.
@@ -12,14 +12,23 @@
 //    the current page's handler (lib.js onPresence).
 
 import { api, ApiError, field, formatTime, go, h, hooks, live, main, onSubmit, render, session } from "./lib.js";
-import { sitePage, sitesPage } from "./page-sites.js";
 
 const bar = document.getElementById("bar");
 
-/** page name → (id?) => renders it. */
-const PAGES = {
-  sites: (id) => (id === undefined ? sitesPage() : sitePage(id)),
-};
+/**
+ * Pages are modules named page-<name>.js exporting show(id?): /<account>/<name>[/<id>] loads one on
+ * first use (the portal serves each file of server/web; a name it lacks is "Not found").
+ */
+const PAGE_NAME = /^[a-z][a-z_]{0,31}$/;
+
+async function pageModule(name) {
+  if (!PAGE_NAME.test(name)) return undefined;
+  try {
+    return await import(`./page-${name}.js`);
+  } catch {
+    return undefined;
+  }
+}
 
 /** The bar's menu, in order. */
 const NAV = [{ page: "sites", title: "Sites" }];
@@ -91,8 +100,8 @@ async function route() {
     live.presence = null;
     listen();
     drawBar(page);
-    const show = Object.hasOwn(PAGES, page) ? PAGES[page] : undefined;
-    if (show !== undefined) return await show(id);
+    const module = await pageModule(page);
+    if (module?.show !== undefined) return await module.show(id);
     render("Not found", h("h1", {}, "Not found"), h("p", {}, h("a", { href: `/${encodeURIComponent(slug)}/sites` }, "Go to sites")));
   } catch (error) {
     if (error instanceof ApiError && error.status === 401) return signInAgain();

@@ -3,7 +3,12 @@
 
 import { api, field, formatTime, go, h, listAll, onPresence, onSubmit, render, session } from "./lib.js";
 
-export async function sitesPage() {
+/** /<account>/sites and /<account>/sites/<id>. */
+export function show(id) {
+  return id === undefined ? sitesPage() : sitePage(id);
+}
+
+async function sitesPage() {
   const slug = encodeURIComponent(session.me.account.slug);
   const sites = await listAll("/api/sites");
   const gateways = await listAll("/api/devices?kind=gateway");
@@ -31,7 +36,7 @@ export async function sitesPage() {
     form);
 }
 
-export async function sitePage(id) {
+async function sitePage(id) {
   const slug = encodeURIComponent(session.me.account.slug);
   const site = await api("GET", `/api/sites/${encodeURIComponent(id)}`);
   const section = h("section", { "aria-label": "Gateways" });
