@@ -1,11 +1,16 @@
 // /api/policies on both databases: create, read, change, disable, list in pages, delete; conditions
 // stored in canonical form and refused conditions named by their path; one policy per group and
 // resource (409 policy.duplicate); a group or resource of another account is not found here (422
-// naming the field), and a refused policy writes nothing.
+// naming the field), and a refused policy writes nothing. POST /api/policies/check answers as the
+// policy engine does: allowed inside a time window until it closes, denied outside it naming the
+// window, a verified device only through a device that is, nothing through a disabled policy; bad
+// input names its field and unknown ids are 404s.
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { issueToken } from "../accounts/accounts.service.js";
 import { ChangeLogEntity, PolicyEntity } from "../database/entities.js";
 import { DATABASES, startTestPortal, type TestPortal } from "../testing/api.js";
+import { randomPublicKey } from "../testing/device.js";
 
 const NO_SUCH_ID = "00000000-0000-4000-8000-000000000000";
 
@@ -232,5 +237,116 @@ describe.each(DATABASES)("policies API on $name", (kind) => {
     expect(pages).toBeGreaterThanOrEqual(2);
     expect(seen).toEqual((await t.a.scope.repository(PolicyEntity).list()).map((p) => p.id).sort());
     expect((await t.call("GET", "/api/policies?limit=501")).status).toBe(422);
+  });
+
+  describe("check access", () => {
+    const WINDOW = { property: "current_utc_datetime", operator: "is_in_day_of_week_time_ranges", values: ["M/09:00-17:00/Europe/Berlin"] };
+    // Monday 7 December 2026; Berlin is at +01:00 then.
+    const INSIDE = "2026-12-07T10:30:00+01:00";
+    const OUTSIDE = "2026-12-07T18:00:00+01:00";
+    const check = (body: unknown) => t.call("POST", "/api/policies/check", { body });
+    let user: string;
+    let team: string;
+    beforeAll(async () => {
+      if (kind.missing !== undefined) return;
+      user = (await t.call("POST", "/api/actors", { body: { type: "user", name: "Ada", email: `ada-${kind.name}@acme.test` } })).body.id;
+      team = (await t.call("POST", "/api/groups", { body: { name: "On call" } })).body.id;
+      expect((await t.call("PUT", `/api/groups/${team}/members/${user}`)).status).toBe(204);
+    });
+
+    run("allows inside a time window until it closes, and denies outside it naming the window", async () => {
+      const resourceId = await resource();
+      const policy = (await t.call("POST", "/api/policies", { body: { group_id: team, resource_id: resourceId, conditions: [WINDOW] } })).body;
+      const inside = await check({ actor_id: user, resource_id: resourceId, at: INSIDE });
+      expect(inside.status).toBe(200);
+      expect(inside.body).toEqual({ allowed: true, policy_id: policy.id, until: "2026-12-07T16:00:00.000Z" });
+      const outside = await check({ actor_id: user.toUpperCase(), resource_id: resourceId, at: OUTSIDE });
+      expect(outside.status).toBe(200);
+      expect(outside.body).toEqual({ allowed: false, reason: "conditions", violated: [{ policy_id: policy.id, conditions: [WINDOW] }] });
+      // Another Monday at the same wall-clock time, in summer time (+02:00): still inside.
+      expect((await check({ actor_id: user, resource_id: resourceId, at: "2026-06-01T09:15:00+02:00" })).body.allowed).toBe(true);
+      // Someone outside the group has no policy at all.
+      const stranger = (await t.call("POST", "/api/actors", { body: { type: "service_account", name: `bot-${kind.name}` } })).body.id;
+      expect((await check({ actor_id: stranger, resource_id: resourceId, at: INSIDE })).body).toEqual({ allowed: false, reason: "no_policy", violated: [] });
+    });
+
+    run("names every failing condition: client IP, region, provider, and a device that is not verified", async () => {
+      const resourceId = await resource();
+      const provider = (await t.call("POST", "/api/auth_providers", { body: { name: "IdP", issuer: "https://idp.example.com", client_id: "c", client_secret: "s" } })).body.id as string;
+      const conditions = [
+        { property: "remote_ip", operator: "is_in_cidr", values: ["10.0.0.0/8"] },
+        { property: "remote_ip_location_region", operator: "is_in", values: ["DE"] },
+        { property: "provider_id", operator: "is_in", values: [provider] },
+        { property: "client_verified", operator: "is", values: ["true"] },
+      ];
+      const policy = (await t.call("POST", "/api/policies", { body: { group_id: team, resource_id: resourceId, conditions } })).body;
+      const { token } = await issueToken(t.a.scope, { kind: "client", actorId: user });
+      const device = (await t.call("POST", "/api/devices/register", { token, body: { name: "laptop", public_key: randomPublicKey() } })).body.id as string;
+      const bare = await check({ actor_id: user, resource_id: resourceId, device_id: device });
+      expect(bare.body).toEqual({ allowed: false, reason: "conditions", violated: [{ policy_id: policy.id, conditions }] });
+      expect((await t.call("POST", `/api/devices/${device}/verify`)).status).toBe(200);
+      const full = { actor_id: user, resource_id: resourceId, device_id: device, client_ip: "10.1.2.3", region: "de", auth_provider_id: provider };
+      expect((await check(full)).body).toEqual({ allowed: true, policy_id: policy.id, until: null });
+      const abroad = await check({ ...full, client_ip: "192.0.2.1", region: "FR" });
+      expect(abroad.body.violated[0].conditions.map((c: { property: string }) => c.property)).toEqual(["remote_ip", "remote_ip_location_region"]);
+      const unverified = await check({ ...full, device_id: undefined });
+      expect(unverified.body.violated[0].conditions.map((c: { property: string }) => c.property)).toEqual(["client_verified"]);
+    });
+
+    run("a disabled policy grants nothing, and is not reported", async () => {
+      const resourceId = await resource();
+      const policy = (await t.call("POST", "/api/policies", { body: { group_id: team, resource_id: resourceId } })).body;
+      expect((await check({ actor_id: user, resource_id: resourceId })).body).toMatchObject({ allowed: true, policy_id: policy.id, until: null });
+      expect((await t.call("PATCH", `/api/policies/${policy.id}`, { body: { disabled: true } })).status).toBe(200);
+      expect((await check({ actor_id: user, resource_id: resourceId })).body).toEqual({ allowed: false, reason: "no_policy", violated: [] });
+      // A disabled actor is in no group, so nothing grants them anything either.
+      await t.call("PATCH", `/api/policies/${policy.id}`, { body: { disabled: false } });
+      const other = (await t.call("POST", "/api/actors", { body: { type: "user", name: "Bo", email: `bo-${kind.name}@acme.test` } })).body.id;
+      await t.call("PUT", `/api/groups/${team}/members/${other}`);
+      expect((await check({ actor_id: other, resource_id: resourceId })).body.allowed).toBe(true);
+      expect((await t.call("POST", `/api/actors/${other}/disable`)).status).toBe(200);
+      expect((await check({ actor_id: other, resource_id: resourceId })).body).toMatchObject({ allowed: false, reason: "no_policy" });
+    });
+
+    run("refuses bad input naming the field; unknown ids are 404s", async () => {
+      const resourceId = await resource();
+      const bad = async (body: unknown, field: string, code: string): Promise<void> => {
+        const res = await check(body);
+        expect(res.status, JSON.stringify(body)).toBe(422);
+        expect(res.body.errors, JSON.stringify(body)).toContainEqual(expect.objectContaining({ field, code }));
+      };
+      await bad({ resource_id: resourceId }, "actor_id", "actor_id.required");
+      await bad({ actor_id: user }, "resource_id", "resource_id.required");
+      await bad({ actor_id: "ada", resource_id: resourceId }, "actor_id", "actor_id.invalid");
+      await bad({ actor_id: user, resource_id: resourceId, at: "next monday" }, "at", "at.invalid");
+      await bad({ actor_id: user, resource_id: resourceId, at: "2026-02-30T10:00:00Z" }, "at", "at.invalid");
+      await bad({ actor_id: user, resource_id: resourceId, client_ip: "10.0.0.0/8" }, "client_ip", "client_ip.invalid");
+      await bad({ actor_id: user, resource_id: resourceId, region: "XX" }, "region", "region.unknown");
+      await bad({ actor_id: user, resource_id: resourceId, auth_provider_id: "google" }, "auth_provider_id", "auth_provider_id.invalid");
+      await bad({ actor_id: user, resource_id: resourceId, when: INSIDE }, "when", "field.unknown");
+      await bad([user, resourceId], "", "body.not_object");
+      const all = await check({ actor_id: 1, resource_id: resourceId, at: 7, client_ip: "x" });
+      expect(all.body.errors.map((e: { field: string }) => e.field).sort()).toEqual(["actor_id", "at", "client_ip"]);
+
+      for (const [body, what] of [
+        [{ actor_id: NO_SUCH_ID, resource_id: resourceId }, "the actor"],
+        [{ actor_id: user, resource_id: NO_SUCH_ID }, "the resource"],
+        [{ actor_id: user, resource_id: theirResource }, "the resource"],
+        [{ actor_id: t.b.admin.id, resource_id: resourceId }, "the actor"],
+        [{ actor_id: user, resource_id: resourceId, device_id: NO_SUCH_ID }, "the device"],
+        [{ actor_id: user, resource_id: resourceId, auth_provider_id: NO_SUCH_ID }, "the auth provider"],
+      ] as const) {
+        const res = await check(body);
+        expect(res.status, JSON.stringify(body)).toBe(404);
+        expect(res.body.detail).toContain(what);
+      }
+      // Someone else's device does not stand in for the actor's.
+      const { token } = await issueToken(t.a.scope, { kind: "client", actorId: t.a.admin.id });
+      const adminDevice = (await t.call("POST", "/api/devices/register", { token, body: { name: "admin laptop", public_key: randomPublicKey() } })).body.id;
+      await bad({ actor_id: user, resource_id: resourceId, device_id: adminDevice }, "device_id", "device_id.not_actors");
+      // Admins only.
+      const { token: userToken } = await t.actorWithToken(t.a, "user");
+      expect((await t.call("POST", "/api/policies/check", { token: userToken, body: { actor_id: user, resource_id: resourceId } })).status).toBe(403);
+    });
   });
 });
