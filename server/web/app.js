@@ -31,7 +31,18 @@ async function pageModule(name) {
 }
 
 /** The bar's menu, in order. */
-const NAV = [{ page: "sites", title: "Sites" }];
+const NAV = [
+  { page: "sites", title: "Sites" },
+  { page: "resources", title: "Resources" },
+  { page: "policies", title: "Policies" },
+  { page: "actors", title: "Users" },
+  { page: "groups", title: "Groups" },
+  { page: "clients", title: "Clients" },
+  { page: "authorizations", title: "Authorizations" },
+  { page: "changes", title: "Changes" },
+  { page: "relays", title: "Relays" },
+  { page: "settings", title: "Settings" },
+];
 
 // --- 5. Live changes ---
 
@@ -94,7 +105,7 @@ async function route() {
   try {
     if (parts.length === 0) return await homePage();
     const [slug, page = "sites", id] = parts;
-    if (page === "sign_in") return signInPage(slug);
+    if (page === "sign_in") return await signInPage(slug);
     if (session.me === null || session.me.account.slug !== slug) await loadMe();
     if (session.me === null || session.me.account.slug !== slug) return go(`/${encodeURIComponent(slug)}/sign_in`, true);
     live.presence = null;
@@ -159,9 +170,16 @@ async function homePage() {
   render("Sign in", form);
 }
 
-function signInPage(slug) {
+async function signInPage(slug) {
   bar.hidden = true;
   const base = `/api/auth/${encodeURIComponent(slug)}`;
+  // The account's OpenID Connect providers (a public list; empty for an account that does not exist).
+  let providers = [];
+  try {
+    providers = (await api("GET", `${base}/providers`)).data;
+  } catch {
+    providers = [];
+  }
   const signedIn = async (answer) => {
     session.me = null;
     await loadMe();
@@ -197,8 +215,12 @@ function signInPage(slug) {
       verify.querySelector("input").focus();
     },
   );
+  const oidc = providers.length === 0 ? null : h("div.card", { "aria-label": "Sign in with an identity provider" },
+    h("h2", {}, "With your identity provider"),
+    h("div.row", {}, ...providers.map((p) => h("a.button", { href: p.start_url, "data-testid": "oidc-provider" }, `Sign in with ${p.name}`))));
   render("Sign in", h("div.narrow", {},
     h("h1", {}, `Sign in to ${slug}`),
+    oidc,
     h("div.card", {}, password),
     h("div.card", {}, h("h2", {}, "Or with a code by email"), emailForm, codeStep)));
 }

@@ -137,7 +137,7 @@ export function formatTime(iso) {
 /** Puts a page into <main>, titled. */
 export function render(title, ...children) {
   document.title = title ? `${title} · Wardline` : "Wardline";
-  main.replaceChildren(...children);
+  main.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
 }
 
 
@@ -161,3 +161,41 @@ export async function listAll(path) {
   return out;
 }
 
+
+/** A command or token in a block with a Copy button (selecting the text where the clipboard is refused). */
+export function copyBlock(title, text, testid) {
+  const pre = h("pre.command", { "data-testid": testid }, text);
+  const button = h("button.secondary", { type: "button", onclick: async () => {
+    try {
+      await navigator.clipboard.writeText(text);
+      button.textContent = "Copied";
+    } catch {
+      const range = document.createRange();
+      range.selectNodeContents(pre);
+      getSelection()?.removeAllRanges();
+      getSelection()?.addRange(range);
+      button.textContent = "Selected: press Ctrl+C";
+    }
+  } }, "Copy");
+  return h("div", {}, h("div.copy-row", {}, h("strong", {}, title), button), pre);
+}
+
+/** A "Delete" card that asks inside the page before `action` runs (Cancel puts focus back). */
+export function confirmDelete(label, consequence, action) {
+  const slot = h("div");
+  const ask = () => {
+    const cancel = h("button.secondary", { type: "button", onclick: () => { slot.replaceChildren(start); start.querySelector("button").focus(); } }, "Cancel");
+    const form = onSubmit(
+      h("form", { novalidate: true, "aria-label": "Confirm delete" },
+        h("p.notice", {}, `${label}? ${consequence}`),
+        h("div.problem", { role: "alert" }),
+        h("div.row", {}, h("button", { type: "submit" }, `Yes, ${label.charAt(0).toLowerCase()}${label.slice(1)}`), cancel)),
+      action,
+    );
+    slot.replaceChildren(form);
+    cancel.focus();
+  };
+  const start = h("div", {}, h("button.secondary", { type: "button", onclick: ask }, `${label}…`));
+  slot.append(start);
+  return h("section.card", { "aria-label": "Delete" }, h("h2", {}, "Delete"), slot);
+}

@@ -1,7 +1,7 @@
 // Sites: the list and a new site; a site's gateways (live: online badges follow the event stream)
 // and a gateway token with the commands and systemd unit to deploy one.
 
-import { api, field, formatTime, go, h, listAll, onPresence, onSubmit, render, session } from "./lib.js";
+import { api, copyBlock, field, formatTime, go, h, listAll, onPresence, onSubmit, render, session } from "./lib.js";
 
 /** /<account>/sites and /<account>/sites/<id>. */
 export function show(id) {
@@ -113,27 +113,11 @@ function deployCommands(token) {
     "[Install]",
     "WantedBy=multi-user.target",
   ].join("\n");
-  const block = (title, text, testid) => {
-    const pre = h("pre.command", { "data-testid": testid }, text);
-    const button = h("button.secondary", { type: "button", onclick: async () => {
-      try {
-        await navigator.clipboard.writeText(text);
-        button.textContent = "Copied";
-      } catch {
-        const range = document.createRange();
-        range.selectNodeContents(pre);
-        getSelection()?.removeAllRanges();
-        getSelection()?.addRange(range);
-        button.textContent = "Selected: press Ctrl+C";
-      }
-    } }, "Copy");
-    return h("div", {}, h("div.copy-row", {}, h("strong", {}, title), button), pre);
-  };
   return [
     h("p.notice", {}, "Copy the token now: it is not shown again."),
-    block("1. Save the token on the gateway's host", tokenFile, "token-command"),
-    block("2. Run the gateway", run, "run-command"),
-    block("Or keep it running with systemd: /etc/systemd/system/wardline-gateway.service", unit, "systemd-unit"),
+    copyBlock("1. Save the token on the gateway's host", tokenFile, "token-command"),
+    copyBlock("2. Run the gateway", run, "run-command"),
+    copyBlock("Or keep it running with systemd: /etc/systemd/system/wardline-gateway.service", unit, "systemd-unit"),
   ];
 }
 
