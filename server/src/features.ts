@@ -7,9 +7,10 @@ import { AuthModule } from "./auth/auth.module.js";
 import { DevicesModule } from "./devices/devices.module.js";
 import { EventsModule } from "./events/events.module.js";
 import { GroupsModule } from "./groups/groups.module.js";
+import { LogsModule } from "./logs/logs.module.js";
 import { PoliciesModule } from "./policies/policies.module.js";
 import { ResourcesModule } from "./resources/resources.module.js";
 import { SitesModule } from "./sites/sites.module.js";
 import { TokensModule } from "./tokens/tokens.module.js";
 
-export const FEATURE_MODULES: Type[] = [AccountModule, AuthModule, ActorsModule, GroupsModule, SitesModule, ResourcesModule, PoliciesModule, DevicesModule, TokensModule, EventsModule];
+export const FEATURE_MODULES: Type[] = [AccountModule, AuthModule, ActorsModule, GroupsModule, SitesModule, ResourcesModule, PoliciesModule, DevicesModule, TokensModule, EventsModule, LogsModule];
