@@ -199,3 +199,23 @@ export function confirmDelete(label, consequence, action) {
   slot.append(start);
   return h("section.card", { "aria-label": "Delete" }, h("h2", {}, "Delete"), slot);
 }
+
+/** The address's query with the cursor replaced (null: removed). */
+function withCursor(params, cursor) {
+  const next = new URLSearchParams(params);
+  next.delete("cursor");
+  if (cursor !== null) next.set("cursor", cursor);
+  const search = next.toString();
+  return search ? `?${search}` : "";
+}
+
+/**
+ * "First page" and "Next page" links for a list whose filters and cursor live in the address
+ * (`path` plus `params`); null when there is only one page.
+ */
+export function pager(path, params, nextCursor) {
+  const links = [];
+  if (params.has("cursor")) links.push(h("a", { href: `${path}${withCursor(params, null)}` }, "First page"));
+  if (nextCursor !== null && nextCursor !== undefined) links.push(h("a", { href: `${path}${withCursor(params, nextCursor)}`, rel: "next" }, "Next page"));
+  return links.length > 0 ? h("nav.row", { "aria-label": "Pages" }, ...links) : null;
+}

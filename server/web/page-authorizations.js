@@ -9,7 +9,7 @@
 // 3. The API names the actor, devices and resource of each record; a record outlives them, so one
 //    whose object is gone shows "deleted" and the start of its id.
 
-import { api, ApiError, formatTime, go, h, listAll, render, session, showProblem } from "./lib.js";
+import { api, ApiError, formatTime, go, h, listAll, render, session, showProblem, pager } from "./lib.js";
 
 const FILTERS = ["actor_id", "resource_id", "gateway_device_id", "active"];
 const PAGE_SIZE = 50;
@@ -96,26 +96,13 @@ export async function show() {
       h("thead", {}, h("tr", {}, ...["When", "Who", "Reached", "Through gateway", "Until", "State"].map((t) => h("th", { scope: "col" }, t)))),
       h("tbody", {}, rows))];
   }
-  const pager = [];
-  if (params.has("cursor")) pager.push(h("a", { href: `/${slug}/authorizations${withCursor(params, null)}` }, "First page"));
-  if (!(page instanceof ApiError) && page.next_cursor !== null) {
-    pager.push(h("a", { href: `/${slug}/authorizations${withCursor(params, page.next_cursor)}`, rel: "next" }, "Next page"));
-  }
 
   render("Authorizations",
     h("h1", {}, "Authorizations"),
     h("p.muted", {}, "Each time a policy let a client reach a resource: who, on which device, through which gateway, and until when. Newest first."),
     form,
     ...body,
-    pager.length > 0 ? h("nav.row", { "aria-label": "Pages" }, ...pager) : null);
+    pager(`/${slug}/authorizations`, params, page instanceof ApiError ? null : page.next_cursor));
   if (page instanceof ApiError) showProblem(form, page);
 }
 
-/** The address's query with the cursor replaced (null: removed). */
-function withCursor(params, cursor) {
-  const next = new URLSearchParams(params);
-  next.delete("cursor");
-  if (cursor !== null) next.set("cursor", cursor);
-  const search = next.toString();
-  return search ? `?${search}` : "";
-}

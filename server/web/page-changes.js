@@ -9,7 +9,7 @@
 // 3. An update is summarised by the fields that differ between before and after; bookkeeping fields
 //    (ids, times of the row itself) are left out, and the API has already redacted secrets.
 
-import { api, ApiError, field, formatTime, go, h, listAll, render, session, showProblem } from "./lib.js";
+import { api, ApiError, field, formatTime, go, h, listAll, render, session, showProblem, pager } from "./lib.js";
 
 const FILTERS = ["object_type", "actor_id", "object_id"];
 const PAGE_SIZE = 50;
@@ -117,26 +117,13 @@ export async function show() {
       h("thead", {}, h("tr", {}, ...["When", "Who", "Action", "Object", "Change"].map((t) => h("th", { scope: "col" }, t)))),
       h("tbody", {}, rows))];
   }
-  const pager = [];
-  if (params.has("cursor")) pager.push(h("a", { href: `/${slug}/changes${withCursor(params, null)}` }, "First page"));
-  if (!(page instanceof ApiError) && page.next_cursor !== null) {
-    pager.push(h("a", { href: `/${slug}/changes${withCursor(params, page.next_cursor)}`, rel: "next" }, "Next page"));
-  }
 
   render("Changes",
     h("h1", {}, "Changes"),
     h("p.muted", {}, "Every change to this account's objects: who made it, when, and what it changed. Newest first."),
     form,
     ...body,
-    pager.length > 0 ? h("nav.row", { "aria-label": "Pages" }, ...pager) : null);
+    pager(`/${slug}/changes`, params, page instanceof ApiError ? null : page.next_cursor));
   if (page instanceof ApiError) showProblem(form, page);
 }
 
-/** The address's query with the cursor replaced (null: removed). */
-function withCursor(params, cursor) {
-  const next = new URLSearchParams(params);
-  next.delete("cursor");
-  if (cursor !== null) next.set("cursor", cursor);
-  const search = next.toString();
-  return search ? `?${search}` : "";
-}

@@ -8,7 +8,7 @@
 // policy. Screenshots: policies, policy-edit, check-access-allowed, check-access-denied.
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { browserMissing, loadPlaywright, startBrowserLab, type BrowserContext, type BrowserLab, type Page } from "./support.js";
+import { browserMissing, loadPlaywright, startBrowserLab, type BrowserContext, type BrowserLab, errorBeside } from "./support.js";
 
 const playwright = await loadPlaywright();
 
@@ -47,11 +47,6 @@ describe("the Policies page in Chromium", () => {
     };
   };
 
-  /** The error text shown beside `input`, once it is marked invalid. */
-  const errorBeside = async (page: Page, input: ReturnType<Page["getByLabel"]>) => {
-    await expect.poll(() => input.getAttribute("aria-invalid")).toBe("true");
-    return page.locator(`#${await input.getAttribute("aria-describedby")}`).textContent();
-  };
 
   it("creates a time-window policy, checks access inside and outside the window, and disables it", async () => {
     const { context, page, errors } = await lab.signedIn();

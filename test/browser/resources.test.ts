@@ -8,7 +8,7 @@
 // resource-refused, resource-edit.
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { browserMissing, loadPlaywright, startBrowserLab, type BrowserContext, type BrowserLab, type Page } from "./support.js";
+import { browserMissing, loadPlaywright, startBrowserLab, type BrowserContext, type BrowserLab, errorBeside } from "./support.js";
 
 const playwright = await loadPlaywright();
 
@@ -47,11 +47,6 @@ describe("the Resources page in Chromium", () => {
     };
   };
 
-  /** The error text shown beside `input`, and whether the input is marked invalid. */
-  const errorBeside = async (page: Page, input: ReturnType<Page["getByLabel"]>) => {
-    await expect.poll(() => input.getAttribute("aria-invalid")).toBe("true");
-    return page.locator(`#${await input.getAttribute("aria-describedby")}`).textContent();
-  };
 
   it("creates every type of resource, refuses bad addresses with the API's message, edits and deletes", async () => {
     const { context, page, errors } = await lab.signedIn();

@@ -5,7 +5,7 @@
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { it } from "vitest";
+import { expect, it } from "vitest";
 import { initAdmin, type InitializedAdmin } from "../../server/src/auth/init-admin.js";
 import { startPortal, type Portal } from "../../server/src/portal.js";
 
@@ -110,4 +110,10 @@ export function collectErrors(page: Page): string[] {
     if (message.type() === "error" && !/status of (401|403|404|409|422) /.test(message.text())) errors.push(message.text());
   });
   return errors;
+}
+
+/** The error text shown beside `input` (lib.js field()), once the input is marked invalid. */
+export async function errorBeside(page: Page, input: ReturnType<Page["getByLabel"]>): Promise<string | null> {
+  await expect.poll(() => input.getAttribute("aria-invalid")).toBe("true");
+  return page.locator(`[id="${await input.getAttribute("aria-describedby")}"]`).textContent();
 }
