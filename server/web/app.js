@@ -61,6 +61,15 @@ function listen() {
     }
     live.presence?.(change);
   });
+  events.addEventListener("authorizations", (event) => {
+    let notice;
+    try {
+      notice = JSON.parse(event.data);
+    } catch {
+      return;
+    }
+    live.authorizations?.(notice);
+  });
 }
 
 function stopListening() {
@@ -109,6 +118,7 @@ async function route() {
     if (session.me === null || session.me.account.slug !== slug) await loadMe();
     if (session.me === null || session.me.account.slug !== slug) return go(`/${encodeURIComponent(slug)}/sign_in`, true);
     live.presence = null;
+    live.authorizations = null;
     listen();
     drawBar(page);
     const module = await pageModule(page);

@@ -141,11 +141,17 @@ export function render(title, ...children) {
 }
 
 
-/** The current page's handler of presence changes from the event stream (replaced by the next page's). */
-export const live = { presence: null };
+/** The current page's handlers of the event stream's changes (the router clears them for the next page). */
+export const live = { presence: null, authorizations: null };
 
+/** listener({device_id, kind, online}) on each presence change of the account's devices. */
 export function onPresence(listener) {
   live.presence = listener;
+}
+
+/** listener({count}) when authorizations of the account were recorded, on any portal node. */
+export function onAuthorizations(listener) {
+  live.authorizations = listener;
 }
 
 /** Every page of a list endpoint. */

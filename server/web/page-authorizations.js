@@ -8,8 +8,9 @@
 //    loaded. A filter the API refuses is shown next to its select, with no table.
 // 3. The API names the actor, devices and resource of each record; a record outlives them, so one
 //    whose object is gone shows "deleted" and the start of its id.
+// 4. Live: new authorizations (the event stream's `authorizations`) are announced above the table.
 
-import { api, ApiError, formatTime, go, h, listAll, render, session, showProblem, pager } from "./lib.js";
+import { api, ApiError, formatTime, go, h, listAll, onAuthorizations, render, session, showProblem, pager } from "./lib.js";
 
 const FILTERS = ["actor_id", "resource_id", "gateway_device_id", "active"];
 const PAGE_SIZE = 50;
@@ -97,10 +98,24 @@ export async function show() {
       h("tbody", {}, rows))];
   }
 
+  // Live: authorizations recorded since (on any portal node) are announced, with a link to the first
+  // page of the same filters; the table itself stays put under the reader.
+  const fresh = h("p.notice", { role: "status", hidden: true, "data-testid": "new-authorizations" });
+  let added = 0;
+  onAuthorizations(({ count }) => {
+    added += count;
+    const first = new URLSearchParams(params);
+    first.delete("cursor");
+    const search = first.toString();
+    fresh.replaceChildren(`${added} new authorization${added === 1 ? "" : "s"} since this page loaded. `, h("a", { href: `/${slug}/authorizations${search ? `?${search}` : ""}` }, "Show them"));
+    fresh.hidden = false;
+  });
+
   render("Authorizations",
     h("h1", {}, "Authorizations"),
     h("p.muted", {}, "Each time a policy let a client reach a resource: who, on which device, through which gateway, and until when. Newest first."),
     form,
+    fresh,
     ...body,
     pager(`/${slug}/authorizations`, params, page instanceof ApiError ? null : page.next_cursor));
   if (page instanceof ApiError) showProblem(form, page);

@@ -124,6 +124,23 @@ describe("the Changes and Authorizations pages in Chromium", () => {
     expect(await rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute("data-authorization")))).toEqual([alices.id, revoked.id, expired.id]);
     await lab.shot(page, "authorizations");
 
+    // Live: one recorded now through the portal's own recorder (as an authorization on any node is)
+    // is announced on the open page without a reload, and its link shows it.
+    const loads: string[] = [];
+    page.on("load", () => loads.push(page.url()));
+    const live = record({ resourceId: wiki.id, createdAt: new Date(now + 1000) });
+    await portal.realtime.recorder.record(live);
+    const fresh = page.getByTestId("new-authorizations");
+    await expect.poll(() => fresh.textContent(), { timeout: 5000 }).toMatch(/^1 new authorization since this page loaded/);
+    expect(loads).toEqual([]);
+    expect(await rows.count()).toBe(3);
+    await fresh.getByRole("link", { name: "Show them" }).click();
+    await expect.poll(() => rows.count()).toBe(4);
+    expect(await rows.first().getAttribute("data-authorization")).toBe(live.id);
+    await portal.database.query("DELETE FROM authorizations WHERE id = $1", [live.id]);
+    await page.goto(`${portal.url}/${slug}/authorizations`);
+    await expect.poll(() => rows.count()).toBe(3);
+
     // The actor filter narrows to Alice; "Active only" narrows the admin's to none.
     const authFilter = page.getByRole("form", { name: "Filter authorizations" });
     await authFilter.getByLabel("Actor").selectOption(alice.id);

@@ -5,7 +5,9 @@
 // 2. Presence: a device of the account joining or leaving any portal node (or a node going down with
 //    its devices) is checked against presence (a device that left one node may still be on another)
 //    and sent as `event: presence`, data {"device_id", "kind", "online"}.
-// 3. The stream ends when the browser goes; the subscription goes with it. Without a realtime side
+// 3. Authorizations: each batch of the account's authorization records committed on any node is
+//    sent as `event: authorizations`, data {"count"} (realtime/activity.ts).
+// 4. The stream ends when the browser goes; the subscriptions go with it. Without a realtime side
 //    in this process the API answers 503 (problem details).
 
 import { Controller, Get, Inject, Req, Res } from "@nestjs/common";
@@ -14,6 +16,7 @@ import type { DataSource } from "typeorm";
 import { Caller } from "../auth/access.js";
 import type { Principal } from "../auth/principal.js";
 import { Problem } from "../http/problem.js";
+import { onAuthorizationsRecorded } from "../realtime/activity.js";
 import { devicesOnline, onPresenceChange, type PresenceChange, type PresenceDevice } from "../realtime/presence.js";
 import { DATA_SOURCE } from "../tokens.js";
 
@@ -43,7 +46,7 @@ export class EventsController {
   constructor(@Inject(DATA_SOURCE) private readonly db: DataSource) {}
 
   @Get()
-  @ApiOkResponse({ description: "text/event-stream: `ready`, then `presence` {device_id, kind, online} whenever a device of the account connects or disconnects, on any portal node." })
+  @ApiOkResponse({ description: "text/event-stream: `ready`, then `presence` {device_id, kind, online} whenever a device of the account connects or disconnects, and `authorizations` {count} whenever authorization records of the account are written, on any portal node." })
   stream(@Caller() caller: Principal, @Req() req: StreamRequest, @Res() res: StreamResponse): void {
     const accountId = caller.accountId;
     let open = true;
@@ -59,6 +62,9 @@ export class EventsController {
       }).catch(() => undefined);
     });
     if (unsubscribe === undefined) throw new Problem(503, "unavailable", "Service unavailable", "this portal runs no realtime side, so it has no live changes to send");
+    const unsubscribeRecorded = onAuthorizationsRecorded(this.db, accountId, (count) => {
+      if (open) res.write(`event: authorizations\ndata: ${JSON.stringify({ count })}\n\n`);
+    });
     res.writeHead(200, { "Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache, no-transform", Connection: "keep-alive", "X-Accel-Buffering": "no" });
     res.write("retry: 2000\nevent: ready\ndata: {}\n\n");
     const keepalive = setInterval(() => res.write(": keepalive\n\n"), KEEPALIVE_MS);
@@ -67,6 +73,7 @@ export class EventsController {
       open = false;
       clearInterval(keepalive);
       unsubscribe();
+      unsubscribeRecorded?.();
       res.end();
     });
   }

@@ -1,7 +1,9 @@
 // GET /api/events and GET /api/sites/:id/gateways on both databases: a gateway of the account that
 // connects and disconnects is announced online then offline on the stream, and listed so; another
-// account's gateway is not announced; a user (not an admin) and no token are refused.
+// account's gateway is not announced; recorded authorizations are announced as counts, the other
+// account's not; a user (not an admin) and no token are refused.
 
+import { randomUUID } from "node:crypto";
 import { request, type IncomingMessage } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DATABASES, startTestPortal, type TestPortal } from "../testing/api.js";
@@ -103,6 +105,41 @@ describe.each(DATABASES)("the account's event stream on $name", (kind) => {
     const otherId = (await t.call("GET", `/api/sites/${otherSite.id}/gateways`, { token: t.b.token })).body.data[0].id as string;
     expect(stream.events.some((e) => (e.data as { device_id?: string } | undefined)?.device_id === otherId)).toBe(false);
     expect((await t.call("GET", `/api/sites/${otherSite.id}/gateways`)).status).toBe(404);
+  });
+
+  run("announces the account's recorded authorizations as counts, and not another account's", async () => {
+    const stream = await Stream.open(t.portal.url, t.a.token);
+    open.push(stream);
+    await stream.until((e) => e.event === "ready");
+    /** A real gateway device, site, resource and policy of a tenant, for a record to point at. */
+    const world = async (token: string, marker: string) => {
+      const site = (await t.call("POST", "/api/sites", { token, body: { name: `${marker} site` } })).body;
+      const gatewayToken = (await t.call("POST", `/api/sites/${site.id}/gateway_tokens`, { token, body: {} })).body.token as string;
+      const gateway = await ScriptedDevice.connect(t.portal.url, "gateway", gatewayToken, { public_key: randomPublicKey() });
+      open.push(gateway);
+      await gateway.join();
+      await gateway.next("init");
+      const deviceId = (await t.call("GET", `/api/sites/${site.id}/gateways`, { token })).body.data[0].id as string;
+      const resource = (await t.call("POST", "/api/resources", { token, body: { type: "dns", name: `${marker} wiki`, address: `wiki.${marker}.test`, site_ids: [site.id] } })).body;
+      const group = (await t.call("POST", "/api/groups", { token, body: { name: `${marker} group` } })).body;
+      const policy = (await t.call("POST", "/api/policies", { token, body: { group_id: group.id, resource_id: resource.id } })).body;
+      return { deviceId, resourceId: resource.id as string, policyId: policy.id as string };
+    };
+    const record = (accountId: string, actorId: string, w: Awaited<ReturnType<typeof world>>) => ({
+      accountId, id: randomUUID(), clientDeviceId: w.deviceId, gatewayDeviceId: w.deviceId, resourceId: w.resourceId, policyId: w.policyId, actorId,
+      createdAt: new Date(), expiresAt: null,
+    });
+    const a = await world(t.a.token, "live-a");
+    const b = await world(t.b.token, "live-b");
+    const recorder = t.portal.realtime.recorder;
+    await recorder.record(record(t.b.account.id, t.b.admin.id, b));
+    await Promise.all([1, 2, 3].map(() => recorder.record(record(t.a.account.id, t.a.admin.id, a))));
+    await stream.until((e) => e.event === "authorizations");
+    // Gathered for a moment, so three records may arrive as one notice or a few; never B's.
+    const deadline = Date.now() + 2000;
+    const total = () => stream.events.filter((e) => e.event === "authorizations").reduce((n, e) => n + (e.data as { count: number }).count, 0);
+    while (total() < 3 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(total()).toBe(3);
   });
 
   run("refuses a user and a request without a token", async () => {

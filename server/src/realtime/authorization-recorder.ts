@@ -48,6 +48,9 @@ export class AuthorizationRecorder {
   batches = 0;
   written = 0;
 
+  /** Called after each batch commits, with how many records it held per account (realtime.ts broadcasts them). */
+  onRecorded: ((counts: Map<string, number>) => void) | undefined;
+
   constructor(private readonly db: DataSource) {}
 
   /** Resolves once the record is committed; rejects if its batch could not be written. */
@@ -136,6 +139,11 @@ export class AuthorizationRecorder {
           this.written += batch.length;
           this.refreshStatistics();
           for (const p of batch) p.resolve();
+          if (this.onRecorded !== undefined) {
+            const counts = new Map<string, number>();
+            for (const p of batch) counts.set(p.record.accountId, (counts.get(p.record.accountId) ?? 0) + 1);
+            this.onRecorded(counts);
+          }
         } catch (error) {
           for (const p of batch) p.reject(error);
         }

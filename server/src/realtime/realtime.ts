@@ -7,6 +7,7 @@ import type { AuthGuard } from "../auth/auth.guard.js";
 import type { RateLimiter } from "../auth/rate-limit.js";
 import type { DevicesService } from "../devices/devices.service.js";
 import type { GeoIpReader } from "../policy/geoip.js";
+import { RecordedAnnouncer, serveActivity } from "./activity.js";
 import { AuthorizationRecorder } from "./authorization-recorder.js";
 import { ChangeBus } from "./change-bus.js";
 import { ChannelServer } from "./channel-server.js";
@@ -48,6 +49,9 @@ export async function startRealtime(options: { db: DataSource; guard: AuthGuard;
   const presence = new Presence(db, nodes, { onError, ...options.presence });
   await presence.start();
   const recorder = new AuthorizationRecorder(db);
+  const announcer = new RecordedAnnouncer(nodes);
+  recorder.onRecorded = (counts) => announcer.add(counts);
+  const stopActivity = serveActivity(db, nodes);
   const hub = new RealtimeHub({
     db,
     changes,
@@ -70,6 +74,8 @@ export async function startRealtime(options: { db: DataSource; guard: AuthGuard;
     presence,
     recorder,
     async stop() {
+      stopActivity();
+      announcer.stop();
       await channels.close();
       hub.stop();
       await presence.stop();
