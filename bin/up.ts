@@ -296,7 +296,7 @@ async function provision(portal: Portal, dataDir: string, adminEmail: string, pu
   }
   // Everything below is done as the admin would do it over the API.
   const scope = new AccountScope(db, account.id, admin.id);
-  const sites = new SitesController(db);
+  const sites = new SitesController();
   const groups = new GroupsController();
   const actors = new ActorsController(new ActorsService());
   const tokensService = new TokensService();

@@ -1,9 +1,8 @@
 // Client devices: every client of the account with its owner, version, tunnel address and when it was
 // last seen, verified or not, with verify and unverify (policies may require a verified device).
 //
-// Whether a client is online now is not in /api/devices (gateways get `online` from presence under
-// /api/sites/:id/gateways; clients do not yet), so this page shows last seen, and reads the table
-// again when the event stream announces a client joining or leaving.
+// Whether a client is online now comes with each device (/api/devices, from presence); the table is
+// read again when the event stream announces a client joining or leaving.
 
 import { api, formatTime, h, listAll, onPresence, onSubmit, render, session } from "./lib.js";
 
@@ -48,6 +47,8 @@ function clientsTable(devices, owners, again) {
     const verified = d.verified_at !== null;
     return h("tr", { "data-device": d.id },
       h("td", {}, h("a", { href: `/${slug()}/clients/${d.id}` }, d.name)),
+      h("td", {}, d.online === null ? h("span.badge.offline", {}, "unknown") :
+        h(`span.badge.${d.online ? "online" : "offline"}`, { "data-testid": "client-state" }, d.online ? "online" : "offline")),
       h("td", {}, owner ? h("a", { href: `/${slug()}/actors/${owner.id}` }, owner.name) : h("span.muted", {}, "unknown")),
       h("td", {}, d.version ?? "unknown"),
       h("td", {}, d.ipv4, h("br"), h("span.muted", {}, d.ipv6)),
@@ -63,6 +64,6 @@ function clientsTable(devices, owners, again) {
         })));
   });
   return h("table", { "aria-label": "Client devices" },
-    h("thead", {}, h("tr", {}, ...["Device", "Owner", "Version", "Tunnel address", "Last seen", "Verified", ""].map((t) => h("th", { scope: "col" }, t)))),
+    h("thead", {}, h("tr", {}, ...["Device", "State", "Owner", "Version", "Tunnel address", "Last seen", "Verified", ""].map((t) => h("th", { scope: "col" }, t)))),
     h("tbody", {}, rows));
 }

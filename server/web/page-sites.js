@@ -40,7 +40,7 @@ async function sitePage(id) {
   const slug = encodeURIComponent(session.me.account.slug);
   const site = await api("GET", `/api/sites/${encodeURIComponent(id)}`);
   const section = h("section", { "aria-label": "Gateways" });
-  const drawGateways = async () => section.replaceChildren(...gatewaysTable(await listAll(`/api/sites/${encodeURIComponent(id)}/gateways`)));
+  const drawGateways = async () => section.replaceChildren(...gatewaysTable(await listAll(`/api/devices?kind=gateway&site_id=${encodeURIComponent(id)}`)));
   await drawGateways();
   // Live: a gateway's state changes in place; one this table does not show yet brings the table anew.
   onPresence((change) => {

@@ -174,6 +174,8 @@ describe("the people pages of the admin UI in Chromium", () => {
     const clientToken = (await issueToken(scope, { kind: "client", actorId: adaId, name: "laptop" })).token;
     const laptop = await ScriptedDevice.connect(portal.url, "client", clientToken, { public_key: randomPublicKey(), name: "Ada's laptop", version: "1.4.2" });
     devices.push(laptop);
+    await laptop.join();
+    await laptop.next("init");
     const listed = ((await sessionApi(context, "GET", "/api/devices?kind=client")).body as unknown as Listed<DeviceRow>).data;
     const device = listed.find((d) => d.actor_id === adaId);
     expect(device?.name).toBe("Ada's laptop");
@@ -182,8 +184,8 @@ describe("the people pages of the admin UI in Chromium", () => {
     const row = page.locator(`tr[data-device="${device!.id}"]`);
     await row.waitFor();
     const cells = await row.locator("td").allTextContents();
-    expect(cells.slice(0, 3)).toEqual(["Ada's laptop", "Ada Lovelace", "1.4.2"]);
-    expect(cells[4]).not.toBe("never");
+    expect(cells.slice(0, 4)).toEqual(["Ada's laptop", "online", "Ada Lovelace", "1.4.2"]);
+    expect(cells[5]).not.toBe("never");
     expect(await page.locator("tr", { hasText: "build box" }).textContent()).toContain("CI runner");
     const badge = row.getByTestId("verified");
     expect(await badge.textContent()).toBe("unverified");
@@ -194,6 +196,10 @@ describe("the people pages of the admin UI in Chromium", () => {
     await row.getByRole("button", { name: "Unverify" }).click();
     await expect.poll(() => badge.textContent()).toBe("unverified");
     expect(((await sessionApi(context, "GET", `/api/devices/${device!.id}`)).body as unknown as DeviceRow).verified_at).toBeNull();
+    // The laptop goes: its badge turns offline without a reload (the event stream), as the API says.
+    await laptop.close();
+    await expect.poll(() => row.getByTestId("client-state").textContent(), { timeout: 10_000 }).toBe("offline");
+    expect(((await sessionApi(context, "GET", `/api/devices/${device!.id}`)).body as unknown as { online: boolean | null }).online).toBe(false);
 
     // 6. Disable and enable Ada; delete the service account, after Cancel once.
     await page.goto(`${base}/actors/${adaId}`);

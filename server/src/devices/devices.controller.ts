@@ -14,6 +14,9 @@ import type { Schema } from "../http/openapi.js";
 import { Problem, type FieldProblem } from "../http/problem.js";
 import { deviceView, DevicesService, type DeviceOwner, type DeviceView } from "./devices.service.js";
 import { checkPublicKey } from "./public-key.js";
+import { devicesOnline } from "../realtime/presence.js";
+import { DATA_SOURCE } from "../tokens.js";
+import type { DataSource } from "typeorm";
 
 /** Admins see every device; users only theirs. */
 const DEVICE_READERS = Access({ roles: ["admin", "api_client", "user"] });
@@ -45,7 +48,16 @@ async function visibleDevice(scope: AccountScope, caller: Principal, id: string)
 @ApiBearerAuth()
 @Controller("api/devices")
 export class DevicesController {
-  constructor(@Inject(DevicesService) private readonly devices: DevicesService) {}
+  constructor(
+    @Inject(DevicesService) private readonly devices: DevicesService,
+    @Inject(DATA_SOURCE) private readonly db: DataSource,
+  ) {}
+
+  /** The views of `rows`, each with `online`: connected to a live portal node now (null without a realtime side here). */
+  private async withOnline(accountId: string, rows: Device[]): Promise<(DeviceView & { online: boolean | null })[]> {
+    const online = await devicesOnline(this.db, accountId, rows.map((d) => d.id));
+    return rows.map((d) => ({ ...deviceView(d), online: online === undefined ? null : online.has(d.id) }));
+  }
 
   @Post("register")
   @Access({ kinds: ["client", "gateway"], roles: ["user", "admin", "service_account", "api_client"] })
@@ -75,7 +87,7 @@ export class DevicesController {
   @ApiQuery({ name: "kind", required: false, enum: ["client", "gateway"] })
   @ApiQuery({ name: "actor_id", required: false, description: "only this actor's client devices", schema: { type: "string", format: "uuid" } })
   @ApiQuery({ name: "site_id", required: false, description: "only this site's gateways", schema: { type: "string", format: "uuid" } })
-  @ApiOkResponse({ description: "One page of the devices the caller may see, in id order: all for admins, their own for a user." })
+  @ApiOkResponse({ description: "One page of the devices the caller may see, in id order: all for admins, their own for a user; each with `online` (connected to a live portal node now; null when this portal runs no realtime side)." })
   async list(@Scope() scope: AccountScope, @Caller() caller: Principal, @Query() query: Record<string, unknown>): Promise<ListBody<DeviceView>> {
     const { kind, actor_id: actorId, site_id: siteId, ...page } = query;
     const errors: FieldProblem[] = [];
@@ -92,13 +104,15 @@ export class DevicesController {
     const mine = visibleTo(caller);
     const narrowed = mine.actorId !== undefined && ((where.kind !== undefined && where.kind !== "client") || (where.actorId !== undefined && where.actorId !== mine.actorId) || where.siteId !== undefined);
     if (narrowed) return { data: [], next_cursor: null };
-    return listBody(await scope.repository(DeviceEntity).page({ where: { ...where, ...mine }, ...pageQuery(page) }), deviceView);
+    const found = await scope.repository(DeviceEntity).page({ where: { ...where, ...mine }, ...pageQuery(page) });
+    return listBody({ rows: await this.withOnline(scope.accountId, found.rows), next: found.next }, (view) => view);
   }
 
   @Get(":id")
   @DEVICE_READERS
-  async get(@Scope() scope: AccountScope, @Caller() caller: Principal, @Param("id") id: string): Promise<DeviceView> {
-    return deviceView(await visibleDevice(scope, caller, id));
+  async get(@Scope() scope: AccountScope, @Caller() caller: Principal, @Param("id") id: string): Promise<DeviceView & { online: boolean | null }> {
+    const [view] = await this.withOnline(scope.accountId, [await visibleDevice(scope, caller, id)]);
+    return view!;
   }
 
   @Patch(":id")

@@ -1,19 +1,15 @@
 // /api/sites: sites (where gateways run and resources are reached) and their gateway tokens. A gateway
 // token is issued for one site; the gateway that holds it registers and connects as that site's.
 
-import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Patch, Post, Query } from "@nestjs/common";
+import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Query } from "@nestjs/common";
 import { ApiBearerAuth, ApiBody, ApiCreatedResponse, ApiNoContentResponse, ApiOkResponse, ApiQuery, ApiTags } from "@nestjs/swagger";
 import { issueToken } from "../accounts/accounts.service.js";
 import { Scope } from "../auth/access.js";
 import type { AccountScope } from "../database/account-scope.js";
-import { DeviceEntity, SiteEntity, TokenEntity, type Site, type Token } from "../database/entities.js";
-import { deviceView, type DeviceView } from "../devices/devices.service.js";
-import { devicesOnline } from "../realtime/presence.js";
+import { SiteEntity, TokenEntity, type Site, type Token } from "../database/entities.js";
 import { BodyReader, idParam, listBody, PAGE_QUERY_DOCS, pageQuery, type ListBody } from "../http/input.js";
 import type { Schema } from "../http/openapi.js";
 import { Problem } from "../http/problem.js";
-import { DATA_SOURCE } from "../tokens.js";
-import type { DataSource } from "typeorm";
 
 export interface SiteView {
   id: string;
@@ -59,11 +55,6 @@ function readSite(body: unknown, required: boolean): { name?: string } {
   return name === undefined ? {} : { name };
 }
 
-/** A gateway as a site lists it: the device, and whether it is connected now. */
-export interface SiteGatewayView extends DeviceView {
-  online: boolean | null;
-}
-
 async function existingSite(scope: AccountScope, id: string): Promise<Site> {
   const site = await scope.repository(SiteEntity).get(idParam(id, "the site"));
   if (site === null) throw Problem.notFound("the site");
@@ -74,7 +65,6 @@ async function existingSite(scope: AccountScope, id: string): Promise<Site> {
 @ApiBearerAuth()
 @Controller("api/sites")
 export class SitesController {
-  constructor(@Inject(DATA_SOURCE) private readonly db: DataSource) {}
 
   @Get()
   @ApiQuery(PAGE_QUERY_DOCS[0]!)
@@ -111,17 +101,6 @@ export class SitesController {
   @ApiNoContentResponse({ description: "The site is gone, with its gateways and gateway tokens." })
   async remove(@Scope() scope: AccountScope, @Param("id") id: string): Promise<void> {
     if (!(await scope.repository(SiteEntity).delete(idParam(id, "the site")))) throw Problem.notFound("the site");
-  }
-
-  @Get(":id/gateways")
-  @ApiQuery(PAGE_QUERY_DOCS[0]!)
-  @ApiQuery(PAGE_QUERY_DOCS[1]!)
-  @ApiOkResponse({ description: "One page of the site's gateways, in id order, each with `online`: connected to a live portal node now (null when this portal runs no realtime side)." })
-  async gateways(@Scope() scope: AccountScope, @Param("id") id: string, @Query() query: Record<string, unknown>): Promise<ListBody<SiteGatewayView>> {
-    const site = await existingSite(scope, id);
-    const page = await scope.repository(DeviceEntity).page({ where: { siteId: site.id, kind: "gateway" }, ...pageQuery(query) });
-    const online = await devicesOnline(this.db, scope.accountId, page.rows.map((d) => d.id));
-    return listBody(page, (d) => ({ ...deviceView(d), online: online === undefined ? null : online.has(d.id) }));
   }
 
   @Get(":id/gateway_tokens")
