@@ -11,7 +11,8 @@
 //    host's addresses (./host-addresses.ts: not our TUN device's or another VPN tunnel's) are its host
 //    candidates, checked again every LOCAL_ADDRESSES_INTERVAL_MS (a change is a roam).
 // 3. After the inputs of one event-loop turn (`input`), or a TUN or socket batch: the device's
-//    datagrams are sent in batches (sendmmsg, each peer's address encoded once), its outputs handed to `onOutput` (which may queue packets for the TUN device with
+//    datagrams are sent in batches (sendmmsg, each peer's address encoded once, runs to one peer
+//    segmented), its outputs handed to `onOutput` (which may queue packets for the TUN device with
 //    writeTun), the queued packets written in one batch, and the one timer armed for the device's
 //    next deadline. Flushes never nest: an input made while flushing is flushed by the loop already
 //    running.
@@ -92,7 +93,7 @@ export class DeviceIo<Output> {
   private readonly sendSlot: number;
   private sendCount = 0;
   /** Each destination's encoded address, by the object the device names it with (stable per path). */
-  private encoded = new WeakMap<TransportAddress, Uint8Array>();
+  private readonly encoded = new WeakMap<TransportAddress, Uint8Array>();
   /** The sources of received datagrams, decoded once each: IPv4 address × 65536 + port → object. */
   private readonly sources = new Map<number, TransportAddress>();
   private driver: UdpDriver | undefined;
