@@ -225,3 +225,14 @@ export function pager(path, params, nextCursor) {
   if (nextCursor !== null && nextCursor !== undefined) links.push(h("a", { href: `${path}${withCursor(params, nextCursor)}`, rel: "next" }, "Next page"));
   return links.length > 0 ? h("nav.row", { "aria-label": "Pages" }, ...links) : null;
 }
+
+/** Makes a filter form's submit go to `path` with its non-empty fields as the query (a new filter starts at the first page). */
+export function filterSubmit(form, path) {
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const next = new URLSearchParams();
+    for (const [name, value] of new FormData(form)) if (String(value).trim() !== "") next.set(name, String(value).trim());
+    const search = next.toString();
+    go(`${path}${search ? `?${search}` : ""}`);
+  });
+}

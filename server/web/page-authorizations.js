@@ -10,7 +10,7 @@
 //    whose object is gone shows "deleted" and the start of its id.
 // 4. Live: new authorizations (the event stream's `authorizations`) are announced above the table.
 
-import { api, ApiError, formatTime, go, h, listAll, onAuthorizations, render, session, showProblem, pager } from "./lib.js";
+import { api, ApiError, formatTime, h, listAll, onAuthorizations, render, session, showProblem, pager, filterSubmit } from "./lib.js";
 
 const FILTERS = ["actor_id", "resource_id", "gateway_device_id", "active"];
 const PAGE_SIZE = 50;
@@ -72,13 +72,7 @@ export async function show() {
       h("div", {}, h("a.button", { href: `/${slug}/authorizations` }, "Clear filters"), " ", h("button", { type: "submit" }, "Filter"))),
     h("div.error", { id: "auth-active-error", role: "alert" }));
   // 1. A new filter starts at the first page.
-  form.addEventListener("submit", (event) => {
-    event.preventDefault();
-    const next = new URLSearchParams();
-    for (const [name, value] of new FormData(form)) if (value !== "") next.set(name, String(value));
-    const search = next.toString();
-    go(`/${slug}/authorizations${search ? `?${search}` : ""}`);
-  });
+  filterSubmit(form, `/${slug}/authorizations`);
 
   let body;
   if (page instanceof ApiError) {

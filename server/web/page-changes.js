@@ -9,7 +9,7 @@
 // 3. An update is summarised by the fields that differ between before and after; bookkeeping fields
 //    (ids, times of the row itself) are left out, and the API has already redacted secrets.
 
-import { api, ApiError, field, formatTime, go, h, listAll, render, session, showProblem, pager } from "./lib.js";
+import { api, ApiError, field, formatTime, h, listAll, render, session, showProblem, pager, filterSubmit } from "./lib.js";
 
 const FILTERS = ["object_type", "actor_id", "object_id"];
 const PAGE_SIZE = 50;
@@ -90,13 +90,7 @@ export async function show() {
       h("span"),
       h("div", {}, h("a.button", { href: `/${slug}/changes` }, "Clear filters"), " ", h("button", { type: "submit" }, "Filter"))));
   // 1. A new filter starts at the first page.
-  form.addEventListener("submit", (event) => {
-    event.preventDefault();
-    const next = new URLSearchParams();
-    for (const [name, value] of new FormData(form)) if (String(value).trim() !== "") next.set(name, String(value).trim());
-    const search = next.toString();
-    go(`/${slug}/changes${search ? `?${search}` : ""}`);
-  });
+  filterSubmit(form, `/${slug}/changes`);
 
   let body;
   if (page instanceof ApiError) {

@@ -11,32 +11,20 @@
 // Without Chromium or playwright-core the test is skipped with the reason, except under CI, where a
 // missing browser is a failure.
 
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { expect, it } from "vitest";
 import { randomPublicKey, ScriptedDevice } from "../../server/src/testing/device.js";
-import { browserMissing, collectErrors, loadPlaywright, startBrowserLab, type BrowserLab } from "./support.js";
+import { browserSuite, collectErrors, loadPlaywright } from "./support.js";
 
 const playwright = await loadPlaywright();
 
-describe("the admin UI in Chromium", () => {
-  if (browserMissing(playwright)) return;
-  let lab: BrowserLab;
-  const devices: ScriptedDevice[] = [];
-
-  beforeAll(async () => {
-    lab = await startBrowserLab(playwright);
-  }, 60_000);
-
-  afterAll(async () => {
-    for (const d of devices) await d.close();
-    await lab?.close();
-  });
+browserSuite("the admin UI in Chromium", playwright, (lab, devices) => {
 
   it("signs in, refuses a nameless site, creates a site and a gateway token, shows a joined gateway online, signs out", async () => {
-    const { portal, admin } = lab;
-    const context = await lab.browser.newContext({ viewport: { width: 1280, height: 800 } });
+    const { portal, admin } = lab();
+    const context = await lab().browser.newContext({ viewport: { width: 1280, height: 800 } });
     const page = await context.newPage();
     const errors = collectErrors(page);
-    const shot = (name: string) => lab.shot(page, name);
+    const shot = (name: string) => lab().shot(page, name);
 
     // Served by the portal itself, with a policy that allows only its own scripts.
     const first = await page.goto(`${portal.url}/`);

@@ -8,33 +8,23 @@
 // Screenshots: changes, authorizations.
 
 import { randomUUID } from "node:crypto";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { expect, it } from "vitest";
 import { createActor } from "../../server/src/accounts/accounts.service.js";
 import { AccountScope } from "../../server/src/database/account-scope.js";
 import { DeviceEntity, ResourceEntity, SiteEntity, type Device } from "../../server/src/database/entities.js";
 import { AuthorizationRecorder, type AuthorizationRecord } from "../../server/src/realtime/authorization-recorder.js";
-import { browserMissing, loadPlaywright, startBrowserLab, type BrowserLab, type Page } from "./support.js";
+import { browserSuite, loadPlaywright, type Page } from "./support.js";
 
 const playwright = await loadPlaywright();
 
-describe("the Changes and Authorizations pages in Chromium", () => {
-  if (browserMissing(playwright)) return;
-  let lab: BrowserLab;
-
-  beforeAll(async () => {
-    lab = await startBrowserLab(playwright);
-  }, 60_000);
-
-  afterAll(async () => {
-    await lab?.close();
-  });
+browserSuite("the Changes and Authorizations pages in Chromium", playwright, (lab) => {
 
   /** A time as the page shows it (lib.js formatTime, in the browser's locale and zone). */
   const shownTime = (page: Page, iso: string) => page.evaluate((at) => new Date(at).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" }), iso);
 
   it("lists the admin's new site in the change log, and authorizations with who, what, which gateway and until when", async () => {
-    const { portal, admin, slug } = lab;
-    const { context, page, errors } = await lab.signedIn();
+    const { portal, admin, slug } = lab();
+    const { context, page, errors } = await lab().signedIn();
 
     // A site made in the UI is in the change log: created, by the admin; a rename shows what changed.
     const newSite = page.getByRole("form", { name: "New site" });
@@ -59,7 +49,7 @@ describe("the Changes and Authorizations pages in Chromium", () => {
     await page.waitForURL(/object_type=sites/);
     await expect.poll(() => page.locator("tbody tr").count()).toBe(2);
     expect(await page.locator("tbody tr td:nth-child(4)").allTextContents()).toEqual(["Site Frankfurt am MainHistory", "Site FrankfurtHistory"]);
-    await lab.shot(page, "changes");
+    await lab().shot(page, "changes");
 
     // Authorization records, as the portal writes them: Alice's laptop reached Payroll through gw-fra-1
     // until an hour from now; the admin reached the Wiki, revoked; the admin's older one to Payroll expired.
@@ -122,7 +112,7 @@ describe("the Changes and Authorizations pages in Chromium", () => {
     expect(await row(expired.id).locator("td").nth(5).textContent()).toBe("expired");
     // Newest first.
     expect(await rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute("data-authorization")))).toEqual([alices.id, revoked.id, expired.id]);
-    await lab.shot(page, "authorizations");
+    await lab().shot(page, "authorizations");
 
     // Live: one recorded now through the portal's own recorder (as an authorization on any node is)
     // is announced on the open page without a reload, and its link shows it.

@@ -10,11 +10,11 @@
 // 6. Disable and enable; delete after the in-page confirm step, Cancel first.
 // Screenshots: actors, actor-refused, groups, group, clients.
 
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { expect, it } from "vitest";
 import { issueToken } from "../../server/src/accounts/accounts.service.js";
 import { AccountScope } from "../../server/src/database/account-scope.js";
 import { randomPublicKey, ScriptedDevice } from "../../server/src/testing/device.js";
-import { browserMissing, loadPlaywright, startBrowserLab, type BrowserContext, type BrowserLab } from "./support.js";
+import { browserSuite, loadPlaywright, type BrowserContext } from "./support.js";
 
 const playwright = await loadPlaywright();
 
@@ -33,30 +33,18 @@ interface DeviceRow {
   verified_at: string | null;
 }
 
-describe("the people pages of the admin UI in Chromium", () => {
-  if (browserMissing(playwright)) return;
-  let lab: BrowserLab;
-  const devices: ScriptedDevice[] = [];
-
-  beforeAll(async () => {
-    lab = await startBrowserLab(playwright);
-  }, 60_000);
-
-  afterAll(async () => {
-    for (const d of devices) await d.close();
-    await lab?.close();
-  });
+browserSuite("the people pages of the admin UI in Chromium", playwright, (lab, devices) => {
 
   /** The API as the browser's session calls it (cookie and CSRF header). */
   const sessionApi = async (context: BrowserContext, method: string, path: string, data?: unknown) => {
     const csrf = decodeURIComponent((await context.cookies()).find((c) => c.name === "wardline_csrf")?.value ?? "");
-    const res = await context.request.fetch(`${lab.portal.url}${path}`, { method, headers: { "X-CSRF-Token": csrf }, ...(data !== undefined ? { data } : {}) });
+    const res = await context.request.fetch(`${lab().portal.url}${path}`, { method, headers: { "X-CSRF-Token": csrf }, ...(data !== undefined ? { data } : {}) });
     return { status: res.status(), body: res.status() === 204 ? null : ((await res.json()) as Record<string, unknown>) };
   };
 
   it("creates actors (refusing a bad email), a token shown once, a group with a member, and verifies a client", async () => {
-    const { portal, slug } = lab;
-    const { context, page, errors } = await lab.signedIn();
+    const { portal, slug } = lab();
+    const { context, page, errors } = await lab().signedIn();
     const base = `${portal.url}/${slug}`;
     const actors = async () => ((await sessionApi(context, "GET", "/api/actors")).body as unknown as Listed<ActorRow>).data;
 
@@ -75,8 +63,8 @@ describe("the people pages of the admin UI in Chromium", () => {
     const problem = apiSaid.body as { errors?: { field: string; message: string }[] };
     expect(shown).toBe(problem.errors?.find((e) => e.field === "email")?.message);
     expect(shown).toMatch(/email/);
-    await lab.shot(page, "actor-refused");
-    expect((await actors()).map((a) => a.email)).toEqual([lab.admin.admin.email]);
+    await lab().shot(page, "actor-refused");
+    expect((await actors()).map((a) => a.email)).toEqual([lab().admin.admin.email]);
 
     // 2. The user, then a service account, whose form has no email field.
     await email.fill("ada@acme.test");
@@ -127,7 +115,7 @@ describe("the people pages of the admin UI in Chromium", () => {
     const actorsTable = page.getByRole("table", { name: "Actors" });
     await expect.poll(() => actorsTable.locator("tbody tr").count()).toBe(3);
     expect(await actorsTable.locator(`tr[data-actor="${botId}"]`).textContent()).toContain("Service account");
-    await lab.shot(page, "actors");
+    await lab().shot(page, "actors");
 
     // 4. A group with Ada in it, seen from Ada's page.
     await page.goto(`${base}/groups`);
@@ -147,11 +135,11 @@ describe("the people pages of the admin UI in Chromium", () => {
     const members = (await sessionApi(context, "GET", `/api/groups/${groupId}/members`)).body as unknown as Listed<{ actor_id: string }>;
     expect(members.data.map((m) => m.actor_id)).toEqual([adaId]);
     expect(await page.locator("main").textContent(), "nothing renders as null").not.toContain("null");
-    await lab.shot(page, "group");
+    await lab().shot(page, "group");
     await page.getByRole("link", { name: "← Groups" }).click();
     await page.getByRole("link", { name: "Engineering" }).waitFor();
     expect(await page.getByRole("link", { name: "Everyone" }).count()).toBe(1);
-    await lab.shot(page, "groups");
+    await lab().shot(page, "groups");
     // Everyone lists the people and offers no changes, which the API would refuse.
     await page.getByRole("link", { name: "Everyone" }).click();
     await page.getByRole("heading", { name: "Everyone" }).waitFor();
@@ -170,7 +158,7 @@ describe("the people pages of the admin UI in Chromium", () => {
 
     // 5. Ada's client device: the client token signing in gives her (POST /api/me/client_tokens),
     // connected as the client connects, with its name and version.
-    const scope = new AccountScope(portal.database, lab.admin.account.id, null);
+    const scope = new AccountScope(portal.database, lab().admin.account.id, null);
     const clientToken = (await issueToken(scope, { kind: "client", actorId: adaId, name: "laptop" })).token;
     const laptop = await ScriptedDevice.connect(portal.url, "client", clientToken, { public_key: randomPublicKey(), name: "Ada's laptop", version: "1.4.2" });
     devices.push(laptop);
@@ -192,7 +180,7 @@ describe("the people pages of the admin UI in Chromium", () => {
     await row.getByRole("button", { name: "Verify" }).click();
     await expect.poll(() => badge.textContent()).toBe("verified");
     expect(((await sessionApi(context, "GET", `/api/devices/${device!.id}`)).body as unknown as DeviceRow).verified_at).not.toBeNull();
-    await lab.shot(page, "clients");
+    await lab().shot(page, "clients");
     await row.getByRole("button", { name: "Unverify" }).click();
     await expect.poll(() => badge.textContent()).toBe("unverified");
     expect(((await sessionApi(context, "GET", `/api/devices/${device!.id}`)).body as unknown as DeviceRow).verified_at).toBeNull();

@@ -7,8 +7,8 @@
 // naming current_utc_datetime; disabling the policy shows it disabled and the check then finds no
 // policy. Screenshots: policies, policy-edit, check-access-allowed, check-access-denied.
 
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { browserMissing, loadPlaywright, startBrowserLab, type BrowserContext, type BrowserLab, errorBeside } from "./support.js";
+import { expect, it } from "vitest";
+import { browserSuite, loadPlaywright, type BrowserContext, errorBeside } from "./support.js";
 
 const playwright = await loadPlaywright();
 
@@ -20,36 +20,26 @@ interface Policy {
   conditions: { property: string; operator: string; values: string[] }[];
 }
 
-describe("the Policies page in Chromium", () => {
-  if (browserMissing(playwright)) return;
-  let lab: BrowserLab;
-
-  beforeAll(async () => {
-    lab = await startBrowserLab(playwright);
-  }, 60_000);
-
-  afterAll(async () => {
-    await lab?.close();
-  });
+browserSuite("the Policies page in Chromium", playwright, (lab) => {
 
   /** The API with the browser's session, as the page calls it. */
   const apiOf = (context: BrowserContext) => {
     const csrf = async () => decodeURIComponent((await context.cookies()).find((c) => c.name === "wardline_csrf")?.value ?? "");
     const send = async (method: "post" | "put", path: string, data?: unknown) => {
-      const res = await context.request[method](`${lab.portal.url}${path}`, { ...(data !== undefined ? { data } : {}), headers: { "X-CSRF-Token": await csrf() } });
+      const res = await context.request[method](`${lab().portal.url}${path}`, { ...(data !== undefined ? { data } : {}), headers: { "X-CSRF-Token": await csrf() } });
       expect(res.status(), `${method} ${path}: ${await res.text()}`).toBeLessThan(300);
       return res.status() === 204 ? undefined : ((await res.json()) as Record<string, unknown>);
     };
     return {
       post: (path: string, data: unknown) => send("post", path, data),
       put: (path: string) => send("put", path),
-      policies: async () => ((await (await context.request.get(`${lab.portal.url}/api/policies`)).json()) as { data: Policy[] }).data,
+      policies: async () => ((await (await context.request.get(`${lab().portal.url}/api/policies`)).json()) as { data: Policy[] }).data,
     };
   };
 
 
   it("creates a time-window policy, checks access inside and outside the window, and disables it", async () => {
-    const { context, page, errors } = await lab.signedIn();
+    const { context, page, errors } = await lab().signedIn();
     const api = apiOf(context);
     const site = (await api.post("/api/sites", { name: "Headquarters" }))!.id as string;
     const wiki = (await api.post("/api/resources", { type: "dns", name: "Wiki", address: "wiki.acme.test", site_ids: [site] }))!.id as string;
@@ -57,7 +47,7 @@ describe("the Policies page in Chromium", () => {
     const ada = (await api.post("/api/actors", { type: "user", name: "Ada", email: "ada@acme.test" }))!.id as string;
     await api.put(`/api/groups/${team}/members/${ada}`);
 
-    await page.goto(`${lab.portal.url}/${lab.slug}/policies`);
+    await page.goto(`${lab().portal.url}/${lab().slug}/policies`);
     await page.getByRole("heading", { name: "Policies", exact: true }).waitFor();
     expect(await page.getByText("No policies yet").count()).toBe(1);
     expect(await page.locator("main").textContent()).not.toContain("null");
@@ -80,7 +70,7 @@ describe("the Policies page in Chromium", () => {
     // Refused beside the To field with the API's own words; nothing created.
     expect(await errorBeside(page, to)).toMatch(/"09:00-25:00" is not a time range/);
     expect(await api.policies()).toHaveLength(0);
-    await lab.shot(page, "policy-edit");
+    await lab().shot(page, "policy-edit");
     await to.fill("17:00");
     await editor.getByRole("button", { name: "Create policy" }).click();
 
@@ -93,7 +83,7 @@ describe("the Policies page in Chromium", () => {
     expect(await row.getByTestId("policy-state").textContent()).toBe("enabled");
     const [stored] = await api.policies();
     expect(stored).toMatchObject({ group_id: team, resource_id: wiki, disabled: false, conditions: [{ property: "current_utc_datetime", operator: "is_in_day_of_week_time_ranges", values: ["M/09:00-17:00/Europe/Berlin"] }] });
-    await lab.shot(page, "policies");
+    await lab().shot(page, "policies");
 
     // Opened again, the editor shows the window as entered.
     await row.getByRole("link", { name: "On call → Wiki" }).click();
@@ -117,7 +107,7 @@ describe("the Policies page in Chromium", () => {
     const allowed = page.getByTestId("check-allowed");
     await allowed.waitFor();
     // The API's answer to the same question: allowed until the window closes at 17:00 Berlin.
-    const apiAnswer = await context.request.post(`${lab.portal.url}/api/policies/check`, {
+    const apiAnswer = await context.request.post(`${lab().portal.url}/api/policies/check`, {
       data: { actor_id: ada, resource_id: wiki, at: "2026-12-07T10:30:00+01:00" },
       headers: { "X-CSRF-Token": decodeURIComponent((await context.cookies()).find((c) => c.name === "wardline_csrf")?.value ?? "") },
     });
@@ -128,7 +118,7 @@ describe("the Policies page in Chromium", () => {
     expect(allowedText).toMatch(/\b17:00\b/);
     expect(allowedText).toMatch(/\b7\b/);
     expect(allowedText).toContain("On call → Wiki");
-    await lab.shot(page, "check-access-allowed");
+    await lab().shot(page, "check-access-allowed");
 
     await check.getByLabel("Date and time").fill("2026-12-07T18:00");
     await check.getByRole("button", { name: "Check access" }).click();
@@ -140,7 +130,7 @@ describe("the Policies page in Chromium", () => {
     expect(await violated.count()).toBe(1);
     expect(await violated.getAttribute("data-property")).toBe("current_utc_datetime");
     expect(await violated.textContent()).toContain("Time window (current_utc_datetime): Mon 09:00–17:00 (Europe/Berlin)");
-    await lab.shot(page, "check-access-denied");
+    await lab().shot(page, "check-access-denied");
 
     // Disabled: shown so, stored so, and it grants nothing.
     await page.getByRole("button", { name: "Disable On call → Wiki" }).click();

@@ -7,8 +7,8 @@
 // the ports field; and deletes it after confirming in the page. Screenshots: resources,
 // resource-refused, resource-edit.
 
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { browserMissing, loadPlaywright, startBrowserLab, type BrowserContext, type BrowserLab, errorBeside } from "./support.js";
+import { expect, it } from "vitest";
+import { browserSuite, loadPlaywright, type BrowserContext, errorBeside } from "./support.js";
 
 const playwright = await loadPlaywright();
 
@@ -25,35 +25,25 @@ interface Problem {
   errors?: { field: string; code: string; message: string }[];
 }
 
-describe("the Resources page in Chromium", () => {
-  if (browserMissing(playwright)) return;
-  let lab: BrowserLab;
-
-  beforeAll(async () => {
-    lab = await startBrowserLab(playwright);
-  }, 60_000);
-
-  afterAll(async () => {
-    await lab?.close();
-  });
+browserSuite("the Resources page in Chromium", playwright, (lab) => {
 
   /** The API with the browser's session, as the page calls it. */
   const apiOf = (context: BrowserContext) => {
     const csrf = async () => decodeURIComponent((await context.cookies()).find((c) => c.name === "wardline_csrf")?.value ?? "");
     return {
-      post: async (path: string, data: unknown) => context.request.post(`${lab.portal.url}${path}`, { data, headers: { "X-CSRF-Token": await csrf() } }),
-      resources: async () => ((await (await context.request.get(`${lab.portal.url}/api/resources`)).json()) as { data: Resource[] }).data,
-      get: (path: string) => context.request.get(`${lab.portal.url}${path}`),
+      post: async (path: string, data: unknown) => context.request.post(`${lab().portal.url}${path}`, { data, headers: { "X-CSRF-Token": await csrf() } }),
+      resources: async () => ((await (await context.request.get(`${lab().portal.url}/api/resources`)).json()) as { data: Resource[] }).data,
+      get: (path: string) => context.request.get(`${lab().portal.url}${path}`),
     };
   };
 
 
   it("creates every type of resource, refuses bad addresses with the API's message, edits and deletes", async () => {
-    const { context, page, errors } = await lab.signedIn();
+    const { context, page, errors } = await lab().signedIn();
     const api = apiOf(context);
     const hq = (await (await api.post("/api/sites", { name: "Headquarters" })).json()) as { id: string };
     const lab2 = (await (await api.post("/api/sites", { name: "Lab" })).json()) as { id: string };
-    const list = `${lab.portal.url}/${lab.slug}/resources`;
+    const list = `${lab().portal.url}/${lab().slug}/resources`;
 
     await page.goto(list);
     await page.getByRole("heading", { name: "Resources", exact: true }).waitFor();
@@ -127,7 +117,7 @@ describe("the Resources page in Chromium", () => {
     expect(await row("Build server").textContent()).toContain("192.168.7.10");
     expect(await row("Internet").textContent()).toContain("All traffic");
     expect(await api.resources()).toHaveLength(4);
-    await lab.shot(page, "resources");
+    await lab().shot(page, "resources");
 
     // Refused: a /33 and a range inside the reserved tunnel range. Each time the field shows what the
     // API answers to the same request, and nothing is created.
@@ -147,7 +137,7 @@ describe("the Resources page in Chromium", () => {
       expect(page.url()).toBe(list);
       expect(await api.resources()).toHaveLength(4);
     }
-    await lab.shot(page, "resource-refused");
+    await lab().shot(page, "resource-refused");
 
     // Edit the DNS resource: any depth of subdomain, both sites, udp 53 too. A port out of range first:
     // its message lands beside the ports input it came from (filters/0/ports/1 in the API's answer).
@@ -160,7 +150,7 @@ describe("the Resources page in Chromium", () => {
     await edit.getByRole("button", { name: "Save changes" }).click();
     const portsInput = edit.getByLabel("TCP ports");
     const shownPort = await errorBeside(page, portsInput);
-    const portAnswer = await context.request.patch(`${lab.portal.url}/api/resources/${dnsId}`, {
+    const portAnswer = await context.request.patch(`${lab().portal.url}/api/resources/${dnsId}`, {
       data: { filters: [{ protocol: "tcp", ports: ["443", "70000"] }] },
       headers: { "X-CSRF-Token": decodeURIComponent((await context.cookies()).find((c) => c.name === "wardline_csrf")?.value ?? "") },
     });
@@ -188,7 +178,7 @@ describe("the Resources page in Chromium", () => {
     expect(await summaryRow("Traffic")).toBe("TCP 443 · UDP 53");
     expect(await summary.textContent()).not.toContain("[object");
     await page.getByRole("heading", { name: "Corp everything" }).scrollIntoViewIfNeeded();
-    await lab.shot(page, "resource-edit");
+    await lab().shot(page, "resource-edit");
 
     // Delete: the first click only asks; cancel keeps it; confirming deletes it and goes back to the list.
     await page.getByRole("button", { name: "Delete resource" }).click();

@@ -12,29 +12,21 @@
 //
 // Screenshots: settings, relays.
 
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, expect, it } from "vitest";
 import { ScriptedDevice } from "../../server/src/testing/device.js";
-import { browserMissing, loadPlaywright, startBrowserLab, type BrowserContext, type BrowserLab, type Page } from "./support.js";
+import { browserSuite, loadPlaywright, type BrowserContext, type Page } from "./support.js";
 
 const playwright = await loadPlaywright();
 
-describe("the settings and relays pages in Chromium", () => {
-  if (browserMissing(playwright)) return;
-  let lab: BrowserLab;
+browserSuite("the settings and relays pages in Chromium", playwright, (lab, devices) => {
   let context: BrowserContext;
   let page: Page;
   let errors: string[];
-  const devices: ScriptedDevice[] = [];
-
   beforeAll(async () => {
-    lab = await startBrowserLab(playwright, "initech");
-    ({ context, page, errors } = await lab.signedIn());
+    ({ context, page, errors } = await lab().signedIn());
   }, 60_000);
-
   afterAll(async () => {
-    for (const d of devices) await d.close();
     await context?.close();
-    await lab?.close();
   });
 
   /** The API, as the signed-in browser calls it (its session cookie and CSRF token). */
@@ -42,7 +34,7 @@ describe("the settings and relays pages in Chromium", () => {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   const apiCall = async (method: string, path: string, data?: unknown): Promise<{ status: number; body: any }> => {
     const csrf = decodeURIComponent((await context.cookies()).find((c) => c.name === "wardline_csrf")?.value ?? "");
-    const res = await context.request.fetch(`${lab.portal.url}${path}`, { method, headers: { "X-CSRF-Token": csrf }, ...(data === undefined ? {} : { data }) });
+    const res = await context.request.fetch(`${lab().portal.url}${path}`, { method, headers: { "X-CSRF-Token": csrf }, ...(data === undefined ? {} : { data }) });
     const text = await res.text();
     return { status: res.status(), body: text === "" ? null : JSON.parse(text) };
   };
@@ -50,7 +42,7 @@ describe("the settings and relays pages in Chromium", () => {
   const errorBeside = async (input: ReturnType<Page["getByLabel"]>): Promise<string | null> => page.locator(`[id="${await input.getAttribute("aria-describedby")}"]`).textContent();
 
   it("saves the upstream DNS servers, and shows the API's refusal of a bad one beside it", async () => {
-    await page.goto(`${lab.portal.url}/initech/settings`);
+    await page.goto(`${lab().portal.url}/initech/settings`);
     await page.getByRole("heading", { name: "Settings" }).waitFor();
     const form = page.getByRole("form", { name: "Account settings" });
     expect(await form.getByLabel("Account name").inputValue()).toBe((await apiCall("GET", "/api/account")).body.name);
@@ -95,7 +87,7 @@ describe("the settings and relays pages in Chromium", () => {
     const shown = page.getByTestId("api-token");
     await shown.waitFor();
     const token = (await shown.textContent())!.trim();
-    const me = await fetch(`${lab.portal.url}/api/me`, { headers: { authorization: `Bearer ${token}` } });
+    const me = await fetch(`${lab().portal.url}/api/me`, { headers: { authorization: `Bearer ${token}` } });
     expect(me.status).toBe(200);
     expect(((await me.json()) as { actor: { name: string; type: string } }).actor).toMatchObject({ name: "CI deploys", type: "api_client" });
     const row = page.locator("tr", { hasText: "CI deploys" });
@@ -107,7 +99,7 @@ describe("the settings and relays pages in Chromium", () => {
     await row.getByRole("button", { name: "Confirm: revoke token ci" }).click();
     await expect.poll(() => page.locator("tr", { hasText: "CI deploys" }).count()).toBe(0);
     expect((await apiCall("GET", "/api/tokens?kind=api")).body.data.map((t: { name: string }) => t.name)).not.toContain("ci");
-    expect((await fetch(`${lab.portal.url}/api/me`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(401);
+    expect((await fetch(`${lab().portal.url}/api/me`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(401);
     // The new client is now in the list to pick, and gets a second token from it.
     await form.getByLabel("API client").selectOption({ label: "CI deploys" });
     expect(await form.getByLabel("New API client's name").count(), "no new client asked for").toBe(0);
@@ -116,7 +108,7 @@ describe("the settings and relays pages in Chromium", () => {
     await page.locator("tr", { hasText: "deploys" }).getByRole("button", { name: "Revoke token deploys" }).waitFor();
     const tokens = (await apiCall("GET", "/api/tokens?kind=api")).body.data;
     expect(tokens).toEqual([expect.objectContaining({ name: "deploys", actor_id: (await apiCall("GET", "/api/actors?type=api_client")).body.data[0].id })]);
-    expect((await fetch(`${lab.portal.url}/api/me`, { headers: { authorization: `Bearer ${(await shown.textContent())!.trim()}` } })).status).toBe(200);
+    expect((await fetch(`${lab().portal.url}/api/me`, { headers: { authorization: `Bearer ${(await shown.textContent())!.trim()}` } })).status).toBe(200);
   });
 
   it("refuses a plain-http issuer with the API's message, adds an https provider the sign-in page offers, deletes it", async () => {
@@ -139,22 +131,22 @@ describe("the settings and relays pages in Chromium", () => {
     await redirect.waitFor();
     const [made] = (await apiCall("GET", "/api/auth_providers")).body.data;
     expect(made).toMatchObject({ name: "Okta", issuer: "https://idp.example.com", client_id: "wardline", scopes: "openid email profile" });
-    expect(await redirect.textContent()).toBe(`${lab.portal.url}/api/auth/initech/oidc/${made.id}/callback`);
+    expect(await redirect.textContent()).toBe(`${lab().portal.url}/api/auth/initech/oidc/${made.id}/callback`);
     expect(await page.locator(`tr[data-provider="${made.id}"]`).textContent()).not.toContain("s3cret");
-    const offered = (await (await fetch(`${lab.portal.url}/api/auth/initech/providers`)).json()) as { data: { id: string; name: string }[] };
+    const offered = (await (await fetch(`${lab().portal.url}/api/auth/initech/providers`)).json()) as { data: { id: string; name: string }[] };
     expect(offered.data).toEqual([expect.objectContaining({ id: made.id, name: "Okta" })]);
     // The sign-in page, signed out, offers it as a link to the provider's start URL.
-    const visitor = await lab.browser.newContext({ viewport: { width: 1280, height: 800 } });
+    const visitor = await lab().browser.newContext({ viewport: { width: 1280, height: 800 } });
     const signInPage = await visitor.newPage();
-    await signInPage.goto(`${lab.portal.url}/initech/sign_in`);
+    await signInPage.goto(`${lab().portal.url}/initech/sign_in`);
     const button = signInPage.getByRole("link", { name: "Sign in with Okta" });
     await button.waitFor();
-    expect(await button.getAttribute("href")).toBe(`${lab.portal.url}/api/auth/initech/oidc/${made.id}/start`);
-    await lab.shot(signInPage, "sign-in-oidc");
+    expect(await button.getAttribute("href")).toBe(`${lab().portal.url}/api/auth/initech/oidc/${made.id}/start`);
+    await lab().shot(signInPage, "sign-in-oidc");
     await visitor.close();
     // The providers and tokens sections, the redirect URI to register shown.
     await page.evaluate(`document.getElementById("providers-title").scrollIntoView()`);
-    await lab.shot(page, "settings");
+    await lab().shot(page, "settings");
 
     const row = page.locator(`tr[data-provider="${made.id}"]`);
     await row.getByRole("button", { name: "Delete provider Okta" }).click();
@@ -164,7 +156,7 @@ describe("the settings and relays pages in Chromium", () => {
   });
 
   it("makes a relay token with the command to run a relay, and shows a relay that joins with it online, then offline", async () => {
-    await page.goto(`${lab.portal.url}/initech/relays`);
+    await page.goto(`${lab().portal.url}/initech/relays`);
     await page.getByRole("heading", { name: "Relays" }).waitFor();
     expect(await page.getByText("No relays yet").count()).toBe(1);
     const form = page.getByRole("form", { name: "New relay token" });
@@ -172,8 +164,8 @@ describe("the settings and relays pages in Chromium", () => {
     await form.getByRole("button", { name: "Create relay token" }).click();
     const run = page.getByTestId("run-command");
     await run.waitFor();
-    expect(await run.textContent()).toBe(`sudo wardline relay --portal-url ${lab.portal.url} --token-file /etc/wardline/relay.token`);
-    expect(await page.getByTestId("systemd-unit").textContent()).toContain(`ExecStart=/usr/local/bin/wardline relay --portal-url ${lab.portal.url} --token-file /etc/wardline/relay.token`);
+    expect(await run.textContent()).toBe(`sudo wardline relay --portal-url ${lab().portal.url} --token-file /etc/wardline/relay.token`);
+    expect(await page.getByTestId("systemd-unit").textContent()).toContain(`ExecStart=/usr/local/bin/wardline relay --portal-url ${lab().portal.url} --token-file /etc/wardline/relay.token`);
     const token = /printf '%s' '([^']+)'/.exec((await page.getByTestId("token-command").textContent()) ?? "")?.[1];
     expect(token).toBeTruthy();
     // Listed at once, not joined yet.
@@ -183,7 +175,7 @@ describe("the settings and relays pages in Chromium", () => {
 
     const loads: string[] = [];
     page.on("load", () => loads.push(page.url()));
-    const relay = await ScriptedDevice.connect(lab.portal.url, "relay", token!);
+    const relay = await ScriptedDevice.connect(lab().portal.url, "relay", token!);
     devices.push(relay);
     expect((await relay.join({ ipv4: "203.0.113.7", ipv6: "2001:db8::7", port: 3478 })).status).toBe("ok");
     await relay.next("init");
@@ -192,7 +184,7 @@ describe("the settings and relays pages in Chromium", () => {
     const listed = (await apiCall("GET", "/api/relays")).body.data;
     expect(listed).toEqual([expect.objectContaining({ name: "relay-fra", online: true, ipv4: "203.0.113.7", port: 3478 })]);
     expect(await run.count(), "the commands shown stay").toBe(1);
-    await lab.shot(page, "relays");
+    await lab().shot(page, "relays");
 
     await relay.close();
     await expect.poll(() => row.getByTestId("relay-state").textContent(), { timeout: 10_000 }).toBe("offline");
@@ -200,4 +192,4 @@ describe("the settings and relays pages in Chromium", () => {
     expect(loads, "no page load while the relay came and went").toEqual([]);
     expect(errors).toEqual([]);
   }, 60_000);
-});
+}, "initech");

@@ -5,9 +5,10 @@
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { initAdmin, type InitializedAdmin } from "../../server/src/auth/init-admin.js";
 import { startPortal, type Portal } from "../../server/src/portal.js";
+import type { ScriptedDevice } from "../../server/src/testing/device.js";
 
 export type Playwright = typeof import("playwright-core");
 export type Browser = import("playwright-core").Browser;
@@ -116,4 +117,30 @@ export function collectErrors(page: Page): string[] {
 export async function errorBeside(page: Page, input: ReturnType<Page["getByLabel"]>): Promise<string | null> {
   await expect.poll(() => input.getAttribute("aria-invalid")).toBe("true");
   return page.locator(`[id="${await input.getAttribute("aria-describedby")}"]`).textContent();
+}
+
+/**
+ * describe(title) over a BrowserLab: the reason it cannot run (browserMissing), else a lab started
+ * before the tests and closed after them, with the scripted devices the tests opened. `body` gets
+ * the lab (through a getter: it exists once beforeAll ran) and the list to put devices in.
+ */
+export function browserSuite(
+  title: string,
+  playwright: Playwright | string,
+  body: (lab: () => BrowserLab, devices: ScriptedDevice[]) => void,
+  slug?: string,
+): void {
+  describe(title, () => {
+    if (browserMissing(playwright)) return;
+    let lab: BrowserLab | undefined;
+    const devices: ScriptedDevice[] = [];
+    beforeAll(async () => {
+      lab = await startBrowserLab(playwright, slug);
+    }, 60_000);
+    afterAll(async () => {
+      for (const d of devices) await d.close();
+      await lab?.close();
+    });
+    body(() => lab!, devices);
+  });
 }
