@@ -21,6 +21,7 @@ import type { TurnServerStats } from "../daemons/proto/turn/server.js";
 import { issueToken } from "../server/src/accounts/accounts.service.js";
 import { issueSecret, parseToken } from "../server/src/auth/secrets.js";
 import { DATABASES, startTestPortal, type TestPortal } from "../server/src/testing/api.js";
+import type { RelayView } from "../server/src/tokens/relays.controller.js";
 import { randomPublicKey } from "../server/src/testing/device.js";
 import { captureIo, type CapturedIo } from "../test/support/cli.js";
 import { main } from "./cli.js";
@@ -513,6 +514,13 @@ describe("wardline relay: registered with a real portal (PGlite)", () => {
     // The credentials are what let it in: the same username with another password is refused.
     const wrong = await allocate({ address: "127.0.0.1", port }, mine!.username, Buffer.from(randomBytes(20)).toString("base64"));
     expect(wrong).toMatchObject({ type: "failed", operation: "allocate", code: 401 });
+
+    // The relay reports its load, and the admin API shows it: the allocation above (the client
+    // closed its socket, not the allocation, which lives out its lifetime).
+    const listed = async (): Promise<RelayView | undefined> =>
+      (await t.call<{ data: RelayView[] }>("GET", "/api/relays?limit=500")).body.data.find((r) => r.id === issued.body.id);
+    await expect.poll(async () => (await listed())?.load?.allocations, { timeout: 10_000 }).toBe(1);
+    expect((await listed())!.load).toMatchObject({ channels: 0, bytes_per_second: 0 });
 
     expect((await t.call("DELETE", `/api/tokens/${issued.body.id}`)).status).toBe(204);
     expect(await relay.exit).toBe(1);

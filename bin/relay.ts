@@ -7,17 +7,20 @@
 //    checked before anything is bound, the token (read from its file if it is in one) included.
 // 2. Start the relay (daemons/io/relay.ts) and the status server; log where they listen.
 // 3. With a portal: join its relay channel, announcing the public addresses and the listening port;
-//    the socket reconnects by itself, and /readyz says ready only while joined.
+//    the socket reconnects by itself, and /readyz says ready only while joined. Once joined, it
+//    reports its load (allocations, channel bindings, bytes a second) as it changes.
 // 4. Run until SIGINT or SIGTERM (exit 0), or until the portal refuses the token (exit 1).
 //
 // startRelay is steps 2 and 3 alone, for a caller that runs the relay in its own process (`wardline up`).
 
 import { isIPv4, isIPv6 } from "node:net";
+import { performance } from "node:perf_hooks";
 import { networkInterfaces } from "node:os";
 import { readTokenFile } from "../daemons/io/device-state.js";
 import { PortalSocket, type PortalSocketEvent } from "../daemons/io/portal-socket.js";
 import type { Log } from "../daemons/io/log.js";
 import { Relay } from "../daemons/io/relay.js";
+import { LOAD_CHECK_MS, RelayLoadReports } from "../daemons/io/relay-load.js";
 import { metricFamily, serveStatus, type StatusServer } from "../daemons/io/status-http.js";
 import { relayTurnSecretFromTokenSecret } from "../daemons/proto/portal/relay-credentials.js";
 import type { RelayJoin } from "../daemons/proto/portal/schema.js";
@@ -40,7 +43,8 @@ loopback, link-local, multicast and (without --allow-private-peers) private addr
 
 Registered with a portal (--portal-url and a relay token from POST /api/relay_tokens), it joins the
 portal's relay channel and announces its public addresses and port; the portal then hands clients
-and gateways credentials for it. The shared secret derives from the token, so --secret is refused
+and gateways credentials for it. It reports its load (allocations, channels, bytes a second) to the
+portal, which shows it to admins. The shared secret derives from the token, so --secret is refused
 alongside one. It is ready (/readyz) only while joined, reconnects by itself, and exits with status
 1 when the portal refuses the token (revoked, expired or unknown). Without --portal-url it runs
 standalone with --secret.
@@ -330,9 +334,24 @@ export async function startRelay(config: RelayConfig, token: RelayTokenText | un
     onRefused = resolve;
   });
   const join = config.portal !== undefined ? joinPayload(config, relay) : undefined;
+  let loadTimer: NodeJS.Timeout | undefined;
   if (config.portal !== undefined && join !== undefined) {
+    // Step 3's load reports (daemons/io/relay-load.ts): at each join, then as the counts change.
+    const reports = new RelayLoadReports();
+    const reportLoad = (): void => {
+      if (portal?.joined !== true) return;
+      const s = relay.server.stats;
+      const load = reports.check(performance.now(), { allocations: s.allocations, channels: s.channels, bytes: relay.counters.clientToPeerBytes + relay.counters.peerToClientBytes });
+      if (load !== undefined) portal.send("load", load);
+    };
+    loadTimer = setInterval(reportLoad, LOAD_CHECK_MS);
+    loadTimer.unref();
     const onEvent = (event: PortalSocketEvent<"relay">): void => {
-      if (event.type === "joined") log("info", "joined the portal", { portal: config.portal!.url, announced: join });
+      if (event.type === "joined") {
+        log("info", "joined the portal", { portal: config.portal!.url, announced: join });
+        reports.joined();
+        reportLoad();
+      }
       else if (event.type === "disconnected") log("info", "disconnected from the portal", { reason: event.reason, retryInMs: event.retryInMs });
       else if (event.type === "message" && event.event === "disconnect") log("info", "the portal ended the session", { reason: event.payload.reason });
       else if (event.type === "signed_out") {
@@ -351,6 +370,7 @@ export async function startRelay(config: RelayConfig, token: RelayTokenText | un
     announced: join,
     refused,
     stop: async () => {
+      clearInterval(loadTimer);
       await portal?.stop();
       relay.close();
       await status?.close();

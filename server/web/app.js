@@ -70,6 +70,15 @@ function listen() {
     }
     live.authorizations?.(notice);
   });
+  events.addEventListener("relay_load", (event) => {
+    let notice;
+    try {
+      notice = JSON.parse(event.data);
+    } catch {
+      return;
+    }
+    live.relayLoad?.(notice);
+  });
 }
 
 function stopListening() {
@@ -119,6 +128,7 @@ async function route() {
     if (session.me === null || session.me.account.slug !== slug) return go(`/${encodeURIComponent(slug)}/sign_in`, true);
     live.presence = null;
     live.authorizations = null;
+    live.relayLoad = null;
     listen();
     drawBar(page);
     const module = await pageModule(page);

@@ -142,7 +142,7 @@ export function render(title, ...children) {
 
 
 /** The current page's handlers of the event stream's changes (the router clears them for the next page). */
-export const live = { presence: null, authorizations: null };
+export const live = { presence: null, authorizations: null, relayLoad: null };
 
 /** listener({device_id, kind, online}) on each presence change of the account's devices. */
 export function onPresence(listener) {
@@ -152,6 +152,11 @@ export function onPresence(listener) {
 /** listener({count}) when authorizations of the account were recorded, on any portal node. */
 export function onAuthorizations(listener) {
   live.authorizations = listener;
+}
+
+/** listener({relay_id, load}) when a relay of the account reports its load, on any portal node. */
+export function onRelayLoad(listener) {
+  live.relayLoad = listener;
 }
 
 /** Every page of a list endpoint. */

@@ -1,10 +1,9 @@
-// Relays: the account's relays (one per relay token) with online badges and the addresses each
-// announced when it last joined, kept current over the event stream; a relay token with the commands
-// and systemd unit to run a relay with it; revoking a relay's token.
-//
-// The portal learns nothing of a relay's load (a relay reports only its addresses), so none is shown.
+// Relays: the account's relays (one per relay token) with online badges, the addresses each
+// announced when it last joined and the load it reports (allocations, channels, throughput), kept
+// current over the event stream; a relay token with the commands and systemd unit to run a relay
+// with it; revoking a relay's token.
 
-import { api, ApiError, copyBlock, field, formatTime, h, listAll, onPresence, onSubmit, render } from "./lib.js";
+import { api, ApiError, copyBlock, field, formatTime, h, listAll, onPresence, onRelayLoad, onSubmit, render } from "./lib.js";
 
 /** /<account>/relays. */
 export async function show() {
@@ -14,6 +13,11 @@ export async function show() {
   // Live: a relay joining may bring new addresses, so the table is fetched anew rather than patched.
   onPresence((change) => {
     if (change.kind === "relay") void draw().catch(() => undefined);
+  });
+  // A load report changes one cell: patched in place, so a half-done revoke keeps its state.
+  onRelayLoad(({ relay_id, load }) => {
+    const cell = section.querySelector(`tr[data-relay="${CSS.escape(relay_id)}"] [data-testid="relay-load"]`);
+    cell?.replaceChildren(...loadText({ online: true, load }));
   });
   const deploy = h("div", { "data-testid": "deploy" });
   const form = onSubmit(
@@ -47,11 +51,12 @@ function relaysTable(relays, redraw) {
     h("td", {}, r.name || h("span.muted", {}, "unnamed")),
     h("td", {}, badge(r)),
     h("td", { "data-testid": "relay-addresses" }, ...addresses(r)),
+    h("td", { "data-testid": "relay-load" }, ...loadText(r)),
     h("td", {}, r.announced_at ? formatTime(r.announced_at) : "never"),
     h("td", {}, r.expires_at ? formatTime(r.expires_at) : "never"),
     h("td", {}, revokeButton(r, redraw))));
   return [h("table", {},
-    h("thead", {}, h("tr", {}, ...["Relay", "State", "Addresses", "Last joined", "Token expires", ""].map((t) => h("th", { scope: "col" }, t)))),
+    h("thead", {}, h("tr", {}, ...["Relay", "State", "Addresses", "Load", "Last joined", "Token expires", ""].map((t) => h("th", { scope: "col" }, t)))),
     h("tbody", {}, rows))];
 }
 
@@ -62,6 +67,25 @@ function addresses(r) {
   if (r.ipv4) out.push(`${r.ipv4}:${r.port}`);
   if (r.ipv6) out.push(`[${r.ipv6}]:${r.port}`);
   return out.flatMap((a, i) => (i === 0 ? [a] : [h("br"), a]));
+}
+
+/** What an online relay last reported carrying; an offline relay carries nothing. */
+function loadText(r) {
+  if (r.online !== true || r.load === null) return [h("span.muted", {}, r.online === true ? "not reported yet" : "—")];
+  const { allocations, channels, bytes_per_second } = r.load;
+  const plural = (n, one) => `${n} ${one}${n === 1 ? "" : "s"}`;
+  return [`${plural(allocations, "allocation")}, ${plural(channels, "channel")}`, h("br"), h("span.muted", { title: `reported ${formatTime(r.load.reported_at)}` }, bitRate(bytes_per_second * 8))];
+}
+
+/** Bits a second, as people read them. */
+function bitRate(bits) {
+  const units = ["bit/s", "kbit/s", "Mbit/s", "Gbit/s", "Tbit/s"];
+  let i = 0;
+  while (bits >= 1000 && i < units.length - 1) {
+    bits /= 1000;
+    i++;
+  }
+  return `${i === 0 ? bits : bits.toFixed(bits < 10 ? 1 : 0)} ${units[i]}`;
 }
 
 /** Revoking takes a second click on the same button, so a slip of the mouse stops no relay. */

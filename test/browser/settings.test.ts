@@ -8,7 +8,8 @@
 // 3. An OpenID Connect provider: a plain-http issuer is refused with the API's message; an https one
 //    is added, shows its redirect URI, and the sign-in page's list offers it; deleted, it is gone.
 // 4. Relays: a relay token made in the page, with the command to run a relay; a relay that joins over
-//    the WebSocket with it shows online with its address, then offline without a reload.
+//    the WebSocket with it shows online with its address and, as it reports it, its load, then
+//    offline without a reload.
 //
 // Screenshots: settings, relays.
 
@@ -184,11 +185,16 @@ browserSuite("the settings and relays pages in Chromium", playwright, (lab, devi
     const listed = (await apiCall("GET", "/api/relays")).body.data;
     expect(listed).toEqual([expect.objectContaining({ name: "relay-fra", online: true, ipv4: "203.0.113.7", port: 3478 })]);
     expect(await run.count(), "the commands shown stay").toBe(1);
+    expect(await row.getByTestId("relay-load").textContent()).toBe("not reported yet");
+    // The load it reports arrives over the event stream; 125,000 bytes a second are 1 Mbit/s.
+    expect((await relay.request("load", { allocations: 2, channels: 1, bytes_per_second: 125_000 })).status).toBe("ok");
+    await expect.poll(() => row.getByTestId("relay-load").textContent(), { timeout: 10_000 }).toBe("2 allocations, 1 channel1.0 Mbit/s");
     await lab().shot(page, "relays");
 
     await relay.close();
     await expect.poll(() => row.getByTestId("relay-state").textContent(), { timeout: 10_000 }).toBe("offline");
     expect(await row.getByTestId("relay-addresses").textContent(), "where it was stays shown").toContain("203.0.113.7:3478");
+    expect(await row.getByTestId("relay-load").textContent(), "an offline relay carries nothing").toBe("—");
     expect(loads, "no page load while the relay came and went").toEqual([]);
     expect(errors).toEqual([]);
   }, 60_000);

@@ -119,6 +119,6 @@ export const EXAMPLE_PAYLOADS: Examples = {
   },
   relay: {
     to_device: { phx_reply: { status: "ok", response: {} }, init: {}, disconnect: { reason: "shutdown" } },
-    from_device: { phx_join: { ipv4: "203.0.113.5", ipv6: "2001:db8::5", port: 3478 }, heartbeat: {} },
+    from_device: { phx_join: { ipv4: "203.0.113.5", ipv6: "2001:db8::5", port: 3478 }, heartbeat: {}, load: { allocations: 12, channels: 30, bytes_per_second: 1_250_000 } },
   },
 };

@@ -79,7 +79,7 @@ describe("portal schema: known-good payloads", () => {
     );
     expect(eventNames("gateway", "from_device").sort()).toEqual(["authorization_created", "authorization_creation_failed", "heartbeat", "ice_candidates", "invalidate_ice_candidates", "phx_join"]);
     expect(eventNames("relay", "to_device").sort()).toEqual(["disconnect", "init", "phx_reply"]);
-    expect(eventNames("relay", "from_device").sort()).toEqual(["heartbeat", "phx_join"]);
+    expect(eventNames("relay", "from_device").sort()).toEqual(["heartbeat", "load", "phx_join"]);
     for (const c of CASES) expect(c.payload, `${c.role} ${c.direction} ${c.event}`).toBeDefined();
   });
 
@@ -185,6 +185,10 @@ describe("portal schema: refusals name the field", () => {
     ["unknown event", "client", "from_device", "create_authorization", {}, "unknown_event", "event"],
     ["inherited name", "client", "from_device", "toString", {}, "unknown_event", "event"],
     ["prototype key", "client", "from_device", "__proto__", {}, "unknown_event", "event"],
+    ["relay load with a negative count", "relay", "from_device", "load", { allocations: -1, channels: 0, bytes_per_second: 0 }, "range", "payload.allocations"],
+    ["relay load with a fractional rate", "relay", "from_device", "load", { allocations: 0, channels: 0, bytes_per_second: 0.5 }, "range", "payload.bytes_per_second"],
+    ["relay load without its channels", "relay", "from_device", "load", { allocations: 0, bytes_per_second: 0 }, "missing", "payload.channels"],
+    ["relay load rate as a string", "relay", "from_device", "load", { allocations: 0, channels: 0, bytes_per_second: "1" }, "type", "payload.bytes_per_second"],
     ["a client event from a relay", "relay", "from_device", "request_authorization", { resource_id: resource.id }, "unknown_event", "event"],
   ];
 

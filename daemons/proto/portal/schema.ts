@@ -49,7 +49,8 @@ export type SchemaErrorCode =
   | "key" // not 32 bytes of canonical base64
   | "time" // not an RFC 3339 date-time
   | "dns_name" // not a DNS name pattern
-  | "format"; // a string that breaks its field's own syntax
+  | "format" // a string that breaks its field's own syntax
+  | "range"; // a number that is not a whole number within its field's bounds
 
 export type Checked<T> = { ok: true; value: T } | { ok: false; error: SchemaError };
 
@@ -485,6 +486,16 @@ export interface RelayJoin {
   ipv6?: string;
   port: number;
 }
+/**
+ * A relay's load, sent after it joins and then as it changes (at most once a second) or every 10 s:
+ * what it carries now, and the payload bytes it relayed per second, both directions, since its last
+ * report. The portal shows it to admins.
+ */
+export interface RelayLoad {
+  allocations: number;
+  channels: number;
+  bytes_per_second: number;
+}
 
 /** Every event's payload, by role, direction and name. */
 export interface EventPayloads {
@@ -540,6 +551,7 @@ export interface EventPayloads {
     from_device: {
       phx_join: RelayJoin;
       heartbeat: Empty;
+      load: RelayLoad;
     };
   };
 }
@@ -585,6 +597,13 @@ const relayJoin = refine(object<RelayJoin>({ ipv4: optional(ipv4), ipv6: optiona
     ? { code: "missing", path: `${path}.ipv4`, message: `${path} needs ipv4, ipv6 or both` }
     : undefined,
 );
+
+// Counts up to 2^31 - 1 and rates up to 2^53 - 1 bytes a second: the portal stores them as integer and bigint.
+const relayLoad = object<RelayLoad>({
+  allocations: integer(0, 2 ** 31 - 1, "range"),
+  channels: integer(0, 2 ** 31 - 1, "range"),
+  bytes_per_second: integer(0, Number.MAX_SAFE_INTEGER, "range"),
+});
 
 type Validators = { [R in DeviceRole]: { [D in Direction]: { [E in EventName<R, D>]: Check<EventPayloads[R][D][E]> } } };
 
@@ -653,7 +672,7 @@ const VALIDATORS: Validators = {
   },
   relay: {
     to_device: { phx_reply: reply, init: empty, disconnect },
-    from_device: { phx_join: relayJoin, heartbeat: empty },
+    from_device: { phx_join: relayJoin, heartbeat: empty, load: relayLoad },
   },
 };
 

@@ -15,9 +15,10 @@ import { AccountSettings1764500000000 } from "./migrations/1764500000000-account
 import { AuthorizationsRevocation1764600000000 } from "./migrations/1764600000000-authorizations-revocation.js";
 import { DeviceVersion1764700000000 } from "./migrations/1764700000000-device-version.js";
 import { TokenProvider1764800000000 } from "./migrations/1764800000000-token-provider.js";
+import { RelayLoad1764900000000 } from "./migrations/1764900000000-relay-load.js";
 import { pgliteDriver } from "./pglite-driver.js";
 
-export const MIGRATIONS = [Initial1764000000000, Identity1764100000000, Realtime1764200000000, PortalSecrets1764300000000, RelayEndpoints1764400000000, AccountSettings1764500000000, AuthorizationsRevocation1764600000000, DeviceVersion1764700000000, TokenProvider1764800000000];
+export const MIGRATIONS = [Initial1764000000000, Identity1764100000000, Realtime1764200000000, PortalSecrets1764300000000, RelayEndpoints1764400000000, AccountSettings1764500000000, AuthorizationsRevocation1764600000000, DeviceVersion1764700000000, TokenProvider1764800000000, RelayLoad1764900000000];
 
 export type DatabaseLocation = { url: string } | { dataDir: string } | { memory: true };
 

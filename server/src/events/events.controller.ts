@@ -7,7 +7,9 @@
 //    and sent as `event: presence`, data {"device_id", "kind", "online"}.
 // 3. Authorizations: each batch of the account's authorization records committed on any node is
 //    sent as `event: authorizations`, data {"count"} (realtime/activity.ts).
-// 4. The stream ends when the browser goes; the subscriptions go with it. Without a realtime side
+// 4. Relay load: each load report of the account's relays, written on any node, is sent as
+//    `event: relay_load`, data {"relay_id", "load"} with load as GET /api/relays shows it.
+// 5. The stream ends when the browser goes; the subscriptions go with it. Without a realtime side
 //    in this process the API answers 503 (problem details).
 
 import { Controller, Get, Inject, Req, Res } from "@nestjs/common";
@@ -16,7 +18,7 @@ import type { DataSource } from "typeorm";
 import { Caller } from "../auth/access.js";
 import type { Principal } from "../auth/principal.js";
 import { Problem } from "../http/problem.js";
-import { onAuthorizationsRecorded } from "../realtime/activity.js";
+import { onAuthorizationsRecorded, onRelayLoad } from "../realtime/activity.js";
 import { devicesOnline, onPresenceChange, type PresenceChange, type PresenceDevice } from "../realtime/presence.js";
 import { DATA_SOURCE } from "../tokens.js";
 
@@ -46,7 +48,7 @@ export class EventsController {
   constructor(@Inject(DATA_SOURCE) private readonly db: DataSource) {}
 
   @Get()
-  @ApiOkResponse({ description: "text/event-stream: `ready`, then `presence` {device_id, kind, online} whenever a device of the account connects or disconnects, and `authorizations` {count} whenever authorization records of the account are written, on any portal node." })
+  @ApiOkResponse({ description: "text/event-stream: `ready`, then `presence` {device_id, kind, online} whenever a device of the account connects or disconnects, `authorizations` {count} whenever authorization records of the account are written, and `relay_load` {relay_id, load} whenever one of its relays reports its load, on any portal node." })
   stream(@Caller() caller: Principal, @Req() req: StreamRequest, @Res() res: StreamResponse): void {
     const accountId = caller.accountId;
     let open = true;
@@ -65,6 +67,9 @@ export class EventsController {
     const unsubscribeRecorded = onAuthorizationsRecorded(this.db, accountId, (count) => {
       if (open) res.write(`event: authorizations\ndata: ${JSON.stringify({ count })}\n\n`);
     });
+    const unsubscribeLoad = onRelayLoad(this.db, accountId, (relayId, load) => {
+      if (open) res.write(`event: relay_load\ndata: ${JSON.stringify({ relay_id: relayId, load })}\n\n`);
+    });
     res.writeHead(200, { "Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache, no-transform", Connection: "keep-alive", "X-Accel-Buffering": "no" });
     res.write("retry: 2000\nevent: ready\ndata: {}\n\n");
     const keepalive = setInterval(() => res.write(": keepalive\n\n"), KEEPALIVE_MS);
@@ -74,6 +79,7 @@ export class EventsController {
       clearInterval(keepalive);
       unsubscribe();
       unsubscribeRecorded?.();
+      unsubscribeLoad?.();
       res.end();
     });
   }

@@ -1,7 +1,8 @@
 // GET /api/events, and `online` in GET /api/devices, on both databases: a gateway of the account that
 // connects and disconnects is announced online then offline on the stream, and listed so; another
 // account's gateway is not announced; recorded authorizations are announced as counts, the other
-// account's not; a user (not an admin) and no token are refused.
+// account's not; relays' load reports are announced, the other account's not; a user (not an admin)
+// and no token are refused.
 
 import { randomUUID } from "node:crypto";
 import { request, type IncomingMessage } from "node:http";
@@ -140,6 +141,29 @@ describe.each(DATABASES)("the account's event stream on $name", (kind) => {
     const total = () => stream.events.filter((e) => e.event === "authorizations").reduce((n, e) => n + (e.data as { count: number }).count, 0);
     while (total() < 3 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
     expect(total()).toBe(3);
+  });
+
+  run("announces the load its relays report, as GET /api/relays shows it, and not another account's relays' load", async () => {
+    const stream = await Stream.open(t.portal.url, t.a.token);
+    open.push(stream);
+    await stream.until((e) => e.event === "ready");
+    const relayOf = async (token: string, ipv4: string) => {
+      const issued = (await t.call("POST", "/api/relay_tokens", { token, body: { name: `relay ${ipv4}` } })).body;
+      const relay = await ScriptedDevice.connect(t.portal.url, "relay", issued.token as string);
+      open.push(relay);
+      await relay.join({ ipv4, port: 3478 });
+      await relay.next("init");
+      return { id: issued.id as string, relay };
+    };
+    const theirs = await relayOf(t.b.token, "198.51.100.31");
+    const mine = await relayOf(t.a.token, "198.51.100.30");
+    expect((await theirs.relay.request("load", { allocations: 9, channels: 9, bytes_per_second: 9 })).status).toBe("ok");
+    expect((await mine.relay.request("load", { allocations: 2, channels: 1, bytes_per_second: 125_000 })).status).toBe("ok");
+    const heard = await stream.until((e) => e.event === "relay_load");
+    const listed = (await t.call("GET", "/api/relays?limit=500")).body.data.find((r: { id: string }) => r.id === mine.id);
+    expect(heard.data).toEqual({ relay_id: mine.id, load: listed.load });
+    expect(listed.load).toMatchObject({ allocations: 2, channels: 1, bytes_per_second: 125_000 });
+    expect(stream.events.filter((e) => e.event === "relay_load").map((e) => (e.data as { relay_id: string }).relay_id)).toEqual([mine.id]);
   });
 
   run("refuses a user and a request without a token", async () => {

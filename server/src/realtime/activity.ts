@@ -2,6 +2,8 @@
 // records commit, the node that wrote them gathers, per account, how many it wrote and broadcasts
 // that every ANNOUNCE_EVERY_MS (one small notice per account, whatever the rate of authorizations),
 // and every node's listeners hear it. GET /api/events turns them into `authorizations` events.
+// Likewise each relay load report the hub writes down is broadcast as it is (a relay reports at most
+// once a second) and becomes a `relay_load` event.
 
 import type { DataSource } from "typeorm";
 import type { NodeBus } from "./node-bus.js";
@@ -67,5 +69,32 @@ export class RecordedAnnouncer {
 export function onAuthorizationsRecorded(db: DataSource, accountId: string, listener: (count: number) => void): (() => void) | undefined {
   return running.get(db)?.onMessage((message) => {
     if (isAuthorizationsRecorded(message) && message.accountId === accountId) listener(message.count);
+  });
+}
+
+/** A relay's load report, as GET /api/relays shows it. */
+export interface RelayLoadView {
+  allocations: number;
+  channels: number;
+  bytes_per_second: number;
+  reported_at: string;
+}
+
+export interface RelayLoadReported {
+  type: "relay_load";
+  accountId: string;
+  relayId: string;
+  load: RelayLoadView;
+}
+
+function isRelayLoadReported(message: unknown): message is RelayLoadReported {
+  const m = message as Record<string, unknown> | null;
+  return typeof m === "object" && m !== null && m.type === "relay_load" && typeof m.accountId === "string" && typeof m.relayId === "string" && typeof m.load === "object" && m.load !== null;
+}
+
+/** Calls `listener` with each load report of `accountId`'s relays written on any node; undefined without a realtime side here. */
+export function onRelayLoad(db: DataSource, accountId: string, listener: (relayId: string, load: RelayLoadView) => void): (() => void) | undefined {
+  return running.get(db)?.onMessage((message) => {
+    if (isRelayLoadReported(message) && message.accountId === accountId) listener(message.relayId, message.load);
   });
 }

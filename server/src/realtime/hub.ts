@@ -38,6 +38,7 @@ import type {
   GatewayResource,
   Interface,
   Relay,
+  RelayLoad,
   ViolatedCondition,
 } from "../../../daemons/proto/portal/index.js";
 import { relayCredentials, relayTurnSecret } from "../../../daemons/proto/portal/index.js";
@@ -46,6 +47,7 @@ import { DeviceEntity, SiteEntity, type Device } from "../database/entities.js";
 import { AccountView, VIEW_TABLES, type ViewResource } from "../policy/account-view.js";
 import { evaluate, type Decision } from "../policy/evaluator.js";
 import type { GeoIpReader } from "../policy/geoip.js";
+import type { RelayLoadReported } from "./activity.js";
 import type { AuthorizationRecorder } from "./authorization-recorder.js";
 import type { ChangeBus, ChangeNotification } from "./change-bus.js";
 import { LaterReply, type ChannelHandlers, type DeviceConnection } from "./channel-server.js";
@@ -69,6 +71,8 @@ export const RELAY_CREDENTIALS_MS = 24 * 3_600_000;
 export const RELAYS_PER_DEVICE = 2;
 /** Relays whose distances from a device round to the same multiple of this are taken as equally near. */
 export const NEAR_STEP_KM = 100;
+/** The least time between two load reports of one relay socket that the hub writes down. */
+export const RELAY_LOAD_MIN_MS = 500;
 
 const EARTH_RADIUS_KM = 6371;
 
@@ -178,6 +182,8 @@ export class RealtimeHub implements ChannelHandlers {
   private readonly accounts = new Map<string, AccountState>();
   private readonly clients = new WeakMap<DeviceConnection, ClientState>();
   private readonly tokenTimers = new WeakMap<DeviceConnection, NodeJS.Timeout>();
+  /** When each relay socket's last load report was written. */
+  private readonly relayLoadAt = new WeakMap<DeviceConnection, number>();
   /**
    * What each gateway connected here holds, by authorization id. A revocation whose client is connected
    * nowhere is ended from here (its client's node no longer knows of it), and every reject_access
@@ -295,8 +301,10 @@ export class RealtimeHub implements ChannelHandlers {
     if (connection.role === "relay") {
       const join = connection.joinPayload as { ipv4?: string; ipv6?: string; port: number };
       await this.options.db.query(
+        // A join starts afresh: the load of the relay's last session is no longer what it carries.
         `INSERT INTO relay_endpoints (account_id, relay_id, ipv4, ipv6, port, updated_at) VALUES ($1, $2, $3, $4, $5, now())
-         ON CONFLICT (account_id, relay_id) DO UPDATE SET ipv4 = EXCLUDED.ipv4, ipv6 = EXCLUDED.ipv6, port = EXCLUDED.port, updated_at = now()`,
+         ON CONFLICT (account_id, relay_id) DO UPDATE SET ipv4 = EXCLUDED.ipv4, ipv6 = EXCLUDED.ipv6, port = EXCLUDED.port, updated_at = now(),
+           allocations = NULL, channels = NULL, bytes_per_second = NULL, load_at = NULL`,
         [accountId, connection.principal.tokenId, join.ipv4 ?? null, join.ipv6 ?? null, join.port],
       );
       state.relays.add(connection);
@@ -686,7 +694,40 @@ export class RealtimeHub implements ChannelHandlers {
       await this.relayCandidates(connection, event, payload);
       return {};
     }
+    if (connection.role === "relay" && event === "load") {
+      await this.recordRelayLoad(connection, payload as unknown as RelayLoad);
+      return {};
+    }
     return {};
+  }
+
+  /**
+   * A relay's report of its load, written beside its addresses for any node's admin API to read. A
+   * relay reports at most once a second; reports closer together than RELAY_LOAD_MIN_MS are answered
+   * and dropped, so a misbehaving relay cannot turn its socket into a stream of writes.
+   */
+  private async recordRelayLoad(connection: DeviceConnection, load: RelayLoad): Promise<void> {
+    const now = this.now();
+    const last = this.relayLoadAt.get(connection);
+    if (last !== undefined && now - last < RELAY_LOAD_MIN_MS) return;
+    this.relayLoadAt.set(connection, now);
+    const accountId = connection.principal.accountId;
+    const relayId = connection.principal.tokenId;
+    // A SELECT over the UPDATE, so that both drivers answer with plain rows.
+    const written = (await this.options.db.query(
+      `WITH written AS (
+         UPDATE relay_endpoints SET allocations = $3, channels = $4, bytes_per_second = $5, load_at = now() WHERE account_id = $1 AND relay_id = $2 RETURNING load_at
+       ) SELECT load_at FROM written`,
+      [accountId, relayId, load.allocations, load.channels, load.bytes_per_second],
+    )) as { load_at: Date | string }[];
+    if (written.length === 0) return;
+    const notice: RelayLoadReported = {
+      type: "relay_load",
+      accountId,
+      relayId,
+      load: { allocations: load.allocations, channels: load.channels, bytes_per_second: load.bytes_per_second, reported_at: new Date(written[0]!.load_at).toISOString() },
+    };
+    this.options.nodes.broadcast(notice).catch(() => undefined);
   }
 
   /**

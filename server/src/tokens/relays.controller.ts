@@ -8,9 +8,8 @@
 //    relay is connected to), and an offline relay still shows where it was.
 // 3. Whether each is connected to a live portal node now, from presence (null when this portal runs
 //    no realtime side, as for a site's gateways).
-//
-// There is no `load`: a relay reports nothing to the portal beyond its join (it counts allocations on
-// its own /metrics only), so the portal has nothing to show.
+// 4. Its load as it last reported it over its socket (the relay channel's `load` event, which the hub
+//    writes to relay_endpoints too): null before its first report after its last join.
 
 import { Controller, Get, Inject, Query } from "@nestjs/common";
 import { ApiBearerAuth, ApiOkResponse, ApiQuery, ApiTags } from "@nestjs/swagger";
@@ -34,6 +33,8 @@ export interface RelayView {
   port: number | null;
   /** When it last joined and announced those addresses. */
   announced_at: string | null;
+  /** What it carried at its last report since it last joined, and the payload bytes a second it relayed (both directions) since the report before. */
+  load: { allocations: number; channels: number; bytes_per_second: number; reported_at: string } | null;
   expires_at: string | null;
   last_used_at: string | null;
   created_at: string;
@@ -45,6 +46,11 @@ interface EndpointRow {
   ipv6: string | null;
   port: number;
   updated_at: Date | string;
+  allocations: number | null;
+  channels: number | null;
+  /** bigint: a string from the driver. */
+  bytes_per_second: string | number | null;
+  load_at: Date | string | null;
 }
 
 @ApiTags("relays")
@@ -58,7 +64,7 @@ export class RelaysController {
   @ApiQuery(PAGE_QUERY_DOCS[1]!)
   @ApiOkResponse({
     description:
-      "One page of the account's relays (one per relay token), in id order: `online` (connected to a live portal node now; null when this portal runs no realtime side) and the addresses each announced when it last joined (null before it first joins).",
+      "One page of the account's relays (one per relay token), in id order: `online` (connected to a live portal node now; null when this portal runs no realtime side), the addresses each announced when it last joined (null before it first joins), and `load`, its last report since then (allocations, channel bindings, relayed payload bytes a second; null before its first report).",
   })
   async list(@Scope() scope: AccountScope, @Query() query: Record<string, unknown>): Promise<ListBody<RelayView>> {
     const page = await scope.repository(TokenEntity).page({ where: { kind: "relay" }, ...pageQuery(query) });
@@ -71,7 +77,7 @@ export class RelaysController {
   private async endpoints(accountId: string, relayIds: string[]): Promise<Map<string, EndpointRow>> {
     if (relayIds.length === 0) return new Map();
     const rows = (await this.db.query(
-      `SELECT relay_id, host(ipv4) AS ipv4, host(ipv6) AS ipv6, port, updated_at FROM relay_endpoints WHERE account_id = $1 AND relay_id = ANY($2::uuid[])`,
+      `SELECT relay_id, host(ipv4) AS ipv4, host(ipv6) AS ipv6, port, updated_at, allocations, channels, bytes_per_second, load_at FROM relay_endpoints WHERE account_id = $1 AND relay_id = ANY($2::uuid[])`,
       [accountId, relayIds],
     )) as EndpointRow[];
     return new Map(rows.map((row) => [row.relay_id, row]));
@@ -87,6 +93,10 @@ function relayView(token: Token, endpoint: EndpointRow | undefined, online: bool
     ipv6: endpoint?.ipv6 ?? null,
     port: endpoint === undefined ? null : Number(endpoint.port),
     announced_at: endpoint === undefined ? null : new Date(endpoint.updated_at).toISOString(),
+    load:
+      endpoint?.load_at === null || endpoint?.load_at === undefined
+        ? null
+        : { allocations: Number(endpoint.allocations), channels: Number(endpoint.channels), bytes_per_second: Number(endpoint.bytes_per_second), reported_at: new Date(endpoint.load_at).toISOString() },
     expires_at: token.expiresAt?.toISOString() ?? null,
     last_used_at: token.lastUsedAt?.toISOString() ?? null,
     created_at: token.createdAt.toISOString(),

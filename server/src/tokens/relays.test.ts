@@ -1,6 +1,6 @@
 // GET /api/relays on both databases: every relay token is a relay, listed before it first joins
 // (offline, no addresses); a relay that joins over the WebSocket with its token is listed online with
-// the addresses it announced, then offline (addresses kept) once it leaves; another account's relays
+// the addresses it announced and the load it reports, then offline (addresses kept) once it leaves; another account's relays
 // never appear; only admins may ask.
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -43,11 +43,34 @@ describe.each(DATABASES)("relays API on $name", (kind) => {
     expect(joined).toMatchObject({ ipv4: "203.0.113.9", ipv6: "2001:db8::9", port: 3478 });
     expect(Date.parse(joined.announced_at!)).toBeGreaterThan(Date.now() - 60_000);
     expect(joined).not.toHaveProperty("token");
-    expect(joined).not.toHaveProperty("load");
+    expect(joined.load, "no report yet").toBeNull();
+
+    // Its load, as it reports it: a bad report is refused with the field named, a good one shows.
+    const bad = await socket.request("load", { allocations: -1, channels: 0, bytes_per_second: 0 });
+    expect(bad).toMatchObject({ status: "error", response: { reason: "range", path: "payload.allocations" } });
+    expect((await socket.request("load", { allocations: 3, channels: 5, bytes_per_second: 2 ** 40 })).status).toBe("ok");
+    const loaded = (await relay(issued.body.id))!.load!;
+    expect(loaded).toMatchObject({ allocations: 3, channels: 5, bytes_per_second: 2 ** 40 });
+    expect(Date.parse(loaded.reported_at)).toBeGreaterThan(Date.now() - 60_000);
+    // A second report within half a second is answered but not written; a later one is.
+    expect((await socket.request("load", { allocations: 4, channels: 5, bytes_per_second: 0 })).status).toBe("ok");
+    expect((await relay(issued.body.id))!.load).toMatchObject({ allocations: 3 });
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    expect((await socket.request("load", { allocations: 4, channels: 6, bytes_per_second: 0 })).status).toBe("ok");
+    expect((await relay(issued.body.id))!.load).toMatchObject({ allocations: 4, channels: 6, bytes_per_second: 0 });
 
     await socket.close();
     await expect.poll(async () => (await relay(issued.body.id))?.online, { timeout: 10_000 }).toBe(false);
     expect(await relay(issued.body.id), "where it was stays known").toMatchObject({ ipv4: "203.0.113.9", ipv6: "2001:db8::9", port: 3478 });
+
+    // Joining again starts afresh: the last session's load is gone until the relay reports again.
+    const again = await ScriptedDevice.connect(t.portal.url, "relay", issued.body.token);
+    open.push(again);
+    expect((await again.join({ ipv4: "203.0.113.9", port: 3478 })).status).toBe("ok");
+    await again.next("init");
+    await expect.poll(async () => (await relay(issued.body.id))?.online, { timeout: 10_000 }).toBe(true);
+    expect((await relay(issued.body.id))!.load).toBeNull();
+    await again.close();
 
     // A revoked token is no relay any more, and its addresses go with it.
     expect((await t.call("DELETE", `/api/tokens/${issued.body.id}`)).status).toBe(204);
