@@ -114,6 +114,8 @@ export function onSubmit(form, action) {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const button = form.querySelector("button[type=submit]");
+    // Disabling the focused button drops focus to <body>: a keyboard user gets it back on the button.
+    const buttonHadFocus = button !== null && document.activeElement === button;
     if (button) button.disabled = true;
     try {
       showProblem(form, undefined);
@@ -123,6 +125,7 @@ export function onSubmit(form, action) {
       showProblem(form, error);
     } finally {
       if (button) button.disabled = false;
+      if (buttonHadFocus && button.isConnected && document.activeElement === document.body) button.focus();
     }
   });
   return form;
@@ -138,6 +141,9 @@ export function formatTime(iso) {
 export function render(title, ...children) {
   document.title = title ? `${title} · Wardline` : "Wardline";
   main.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
+  // A page drawn again in place (after one of its forms acted) took the focused control with it:
+  // focus goes to <main>, as after a route, rather than to <body>.
+  if (document.activeElement === null || document.activeElement === document.body) main.focus({ preventScroll: true });
 }
 
 

@@ -7,8 +7,12 @@ import { api, ApiError, copyBlock, field, formatTime, h, listAll, onPresence, on
 
 /** /<account>/relays. */
 export async function show() {
-  const section = h("section", { "aria-label": "Relays" });
-  const draw = async () => section.replaceChildren(...relaysTable(await listAll("/api/relays"), draw));
+  // Focusable from script: a table drawn again takes the control that acted with it (see draw).
+  const section = h("section", { "aria-label": "Relays", tabindex: -1 });
+  const draw = async () => {
+    section.replaceChildren(...relaysTable(await listAll("/api/relays"), draw));
+    if (document.activeElement === document.body) section.focus();
+  };
   await draw();
   // Live: a relay joining may bring new addresses, so the table is fetched anew rather than patched.
   onPresence((change) => {

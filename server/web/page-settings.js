@@ -22,8 +22,9 @@ export async function show() {
     listAll("/api/actors"),
   ]);
   const startUrls = new Map(signIn.data.map((p) => [p.id, p.start_url]));
-  const providersSection = h("section.card", { "aria-labelledby": "providers-title" });
-  const tokensSection = h("section.card", { "aria-labelledby": "tokens-title" });
+  // Focusable from script: a section drawn again takes the control that acted with it (see redraw).
+  const providersSection = h("section.card", { "aria-labelledby": "providers-title", tabindex: -1 });
+  const tokensSection = h("section.card", { "aria-labelledby": "tokens-title", tabindex: -1 });
   drawProviders(providersSection, providers, startUrls);
   drawTokens(tokensSection, tokens, actors);
   render("Settings",
@@ -96,6 +97,8 @@ function drawProviders(section, providers, startUrls) {
     const [list, signIn] = await Promise.all([listAll("/api/auth_providers"), api("GET", `/api/auth/${encodeURIComponent(session.me.account.slug)}/providers`)]);
     drawProviders(section, list, new Map(signIn.data.map((p) => [p.id, p.start_url])));
     if (notice) section.querySelector("[data-testid=provider-notice]").replaceChildren(...notice(list));
+    // The control that acted went with the old rows: focus goes to the section, not to <body>.
+    if (document.activeElement === document.body) section.focus();
   };
   const redirectUri = (p) => (startUrls.get(p.id) ?? `${location.origin}/api/auth/${encodeURIComponent(session.me.account.slug)}/oidc/${p.id}/start`).replace(/\/start$/, "/callback");
   const table = providers.length === 0 ? h("p.notice", {}, "No sign-in providers: people sign in with a password or an emailed code.") :
@@ -151,6 +154,8 @@ function drawTokens(section, tokens, actors) {
     const [list, all] = await Promise.all([listAll("/api/tokens?kind=api"), listAll("/api/actors")]);
     drawTokens(section, list, all);
     if (shown) section.querySelector("[data-testid=issued-token]").replaceChildren(...shown);
+    // The control that acted went with the old rows: focus goes to the section, not to <body>.
+    if (document.activeElement === document.body) section.focus();
   };
   const table = tokens.length === 0 ? h("p.notice", {}, "No API tokens.") :
     h("table", {},
@@ -262,6 +267,8 @@ function confirmButton(verb, what, action) {
       await action();
     } catch (e) {
       button.disabled = false;
+      // Disabled, the button lost the focus; refused, it gets it back.
+      if (document.activeElement === document.body) button.focus();
       error.textContent = e instanceof ApiError ? `${e.problem.title}: ${e.problem.detail}` : String(e);
     }
   } }, verb);
