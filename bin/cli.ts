@@ -46,6 +46,10 @@ const SUITES: Record<string, { summary: string; load: () => Promise<BenchSuite> 
     summary: "the portal's realtime side over WebSockets on PostgreSQL: authorizations/s with p50/p99, revocation latency, memory per connected device, against the issue's targets",
     load: async () => (await import("../bench/portal.js")).portalSuite,
   },
+  ui: {
+    summary: "the admin UI's first load in Chromium: every page cold and warm, ready time, paints, layout shift and bytes, against the browser's floor",
+    load: async () => (await import("../bench/ui.js")).uiSuite,
+  },
   e2e: {
     summary: "issue 8 end to end in namespaces behind NAT: iperf3 through client → gateway → resource, direct and relayed, vs wireguard-go on the same topology; connection setup p50/p99",
     load: async () => (await import("../bench/e2e.js")).e2eSuite,

@@ -124,6 +124,8 @@ async function route() {
     if (parts.length === 0) return await homePage();
     const [slug, page = "sites", id] = parts;
     if (page === "sign_in") return await signInPage(slug);
+    // The page's module is fetched while the session is checked, not after.
+    const loading = pageModule(page);
     if (session.me === null || session.me.account.slug !== slug) await loadMe();
     if (session.me === null || session.me.account.slug !== slug) return go(`/${encodeURIComponent(slug)}/sign_in`, true);
     live.presence = null;
@@ -131,14 +133,20 @@ async function route() {
     live.relayLoad = null;
     listen();
     drawBar(page);
-    const module = await pageModule(page);
+    const module = await loading;
     if (module?.show !== undefined) return await module.show(id);
     render("Not found", h("h1", {}, "Not found"), h("p", {}, h("a", { href: `/${encodeURIComponent(slug)}/sites` }, "Go to sites")));
   } catch (error) {
     if (error instanceof ApiError && error.status === 401) return signInAgain();
     render("Error", h("h1", {}, "Something went wrong"), h("div.problem", {}, error instanceof ApiError ? `${error.problem.title}: ${error.problem.detail}` : String(error)));
   } finally {
+    if (main.hidden) {
+      main.hidden = false;
+      document.getElementById("loading")?.remove();
+    }
     main.focus({ preventScroll: true });
+    // The page has drawn what it fetched: `wardline bench ui` times its first load to here.
+    performance.mark("wardline:ready", { detail: location.pathname });
   }
 }
 

@@ -2,33 +2,21 @@
 // run: a skip on a laptop, a failure under CI), a portal on the embedded database with an admin,
 // a signed-in page at 1280×800, and screenshots into test-artifacts/screenshots/.
 
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { initAdmin, type InitializedAdmin } from "../../server/src/auth/init-admin.js";
 import { startPortal, type Portal } from "../../server/src/portal.js";
 import type { ScriptedDevice } from "../../server/src/testing/device.js";
+import { CHROMIUM_ARGS, CHROMIUM, type Playwright } from "../support/chromium.js";
 
-export type Playwright = typeof import("playwright-core");
 export type Browser = import("playwright-core").Browser;
 export type Page = import("playwright-core").Page;
 export type BrowserContext = import("playwright-core").BrowserContext;
+export { CHROMIUM, loadPlaywright, type Playwright } from "../support/chromium.js";
 
-export const CHROMIUM = process.env.WARDLINE_CHROMIUM ?? "/usr/bin/chromium";
 export const SHOTS = join(process.cwd(), "test-artifacts", "screenshots");
-/** As the machine notes say: without the background-networking flags Chromium keeps dialling out. */
-const CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
-
-/** playwright-core, or why the browser tests cannot run here. */
-export async function loadPlaywright(): Promise<Playwright | string> {
-  if (!existsSync(CHROMIUM)) return `no Chromium at ${CHROMIUM} (Debian package chromium; or set WARDLINE_CHROMIUM)`;
-  try {
-    return await import("playwright-core");
-  } catch (error) {
-    return `playwright-core is not installed: ${(error as Error).message}`;
-  }
-}
 
 /** Inside a describe: when the browser is missing, one failing test under CI, else one skipped test that says why. Returns true when missing. */
 export function browserMissing(playwright: Playwright | string): playwright is string {
