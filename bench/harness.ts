@@ -24,6 +24,8 @@ export interface BenchBudget {
   warmupMs: number;
   sampleMs: number;
   samples: number;
+  /** How samples are taken, for a suite whose samples are not timed loops (replaces the budget's line). */
+  sampling?: string;
 }
 
 /** A few seconds for a whole suite: checks that everything runs, figures are rough. */
@@ -394,7 +396,7 @@ export function renderReportText(report: SuiteReport, tables: readonly ReportTab
   const out = [
     `wardline bench ${report.suite} (${report.mode} mode, ${report.build} build, ${seconds} s)`,
     `machine: ${describeMachine(report.machine)}`,
-    `samples: ${report.budget.samples} per figure, interleaved; median shown, ±half the min–max spread`,
+    `samples: ${report.budget.sampling ?? `${report.budget.samples} per figure, interleaved; median shown, ±half the min–max spread`}`,
     "",
   ];
   for (const table of tables) out.push(renderText(table), "");
@@ -445,7 +447,7 @@ export function renderSection(report: SuiteReport, tables: readonly ReportTable[
     `- Recorded: ${recorded}, ${report.mode} mode, ${(report.durationMs / 1000).toFixed(1)} s`,
     `- Machine: ${describeMachine(report.machine)}`,
     `- Command: \`${report.command}\``,
-    `- Samples: ${b.samples} per figure of ${b.sampleMs} ms each after ${b.warmupMs} ms warmup, interleaved across the compared cases; median shown, ±half the min–max spread`,
+    `- Samples: ${b.sampling ?? `${b.samples} per figure of ${b.sampleMs} ms each after ${b.warmupMs} ms warmup, interleaved across the compared cases; median shown, ±half the min–max spread`}`,
   ];
   for (const [key, value] of Object.entries(report.subject)) {
     out.push(`- ${key}: ${typeof value === "string" ? value : JSON.stringify(value)}`);

@@ -364,7 +364,8 @@ export async function runUiBench(options: SuiteOptions, params?: UiBenchParams):
   if (typeof playwright === "string") throw new Error(`cannot run: ${playwright}`);
   const p: UiBenchParams = params ?? (options.quick ? { rounds: ROUNDS.quick, settleMs: SETTLE_MS.quick, warmup: false } : { rounds: ROUNDS.full, settleMs: SETTLE_MS.full, warmup: true });
   const pages = p.pages ?? PAGES;
-  const { progress, header } = await startRun("ui", { ...options, budget: { warmupMs: 0, sampleMs: 0, samples: p.rounds } });
+  const sampling = `${p.rounds} loads of each page cold and ${p.rounds} warm, one of each a round; every round loads every page and the floor in a rotating order${p.warmup ? ", after one unmeasured pass" : ""}; medians shown`;
+  const { progress, header } = await startRun("ui", { ...options, budget: { warmupMs: 0, sampleMs: 0, samples: p.rounds, sampling } });
   const dataDir = mkdtempSync(join(tmpdir(), "wardline-bench-ui-"));
   let portal: PortalChild | undefined;
   let floor: { url: string; server: Server } | undefined;
