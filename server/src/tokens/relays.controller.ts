@@ -18,6 +18,7 @@ import { Scope } from "../auth/access.js";
 import type { AccountScope } from "../database/account-scope.js";
 import { TokenEntity, type Token } from "../database/entities.js";
 import { listBody, PAGE_QUERY_DOCS, pageQuery, type ListBody } from "../http/input.js";
+import type { RelayLoadView } from "../realtime/activity.js";
 import { devicesOnline } from "../realtime/presence.js";
 import { DATA_SOURCE } from "../tokens.js";
 
@@ -34,7 +35,7 @@ export interface RelayView {
   /** When it last joined and announced those addresses. */
   announced_at: string | null;
   /** What it carried at its last report since it last joined, and the payload bytes a second it relayed (both directions) since the report before. */
-  load: { allocations: number; channels: number; bytes_per_second: number; reported_at: string } | null;
+  load: RelayLoadView | null;
   expires_at: string | null;
   last_used_at: string | null;
   created_at: string;
