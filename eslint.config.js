@@ -227,7 +227,7 @@ export default defineConfig(
     languageOptions: {
       sourceType: "module",
       globals: Object.fromEntries(
-        ["window", "document", "location", "history", "navigator", "fetch", "FormData", "Node", "Element", "CSS", "getSelection", "console", "setTimeout", "clearTimeout", "EventSource", "URL", "URLSearchParams", "Intl"].map((name) => [name, "readonly"]),
+        ["window", "document", "location", "history", "navigator", "fetch", "FormData", "Node", "Element", "CSS", "getSelection", "console", "setTimeout", "clearTimeout", "EventSource", "URL", "URLSearchParams", "Intl", "performance"].map((name) => [name, "readonly"]),
       ),
     },
   },
