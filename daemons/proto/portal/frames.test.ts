@@ -77,6 +77,44 @@ describe("portal frames", () => {
     expect(decodeFrame(nested(MAX_FRAME_DEPTH + 1))).toMatchObject({ ok: false, error: { code: "too_deep" } });
     const brackets = JSON.stringify({ topic: "c", event: "e", payload: { s: "[[[[[[[[[[[[[[[[[[[[\\\"{{{{{{{{{{{{{{{{{{{{" }, ref: null });
     expect(decodeFrame(brackets).ok).toBe(true);
+    // More brackets than the bound, side by side, nest no deeper than two.
+    const wide = JSON.stringify({ topic: "c", event: "e", payload: { x: Array.from({ length: MAX_FRAME_DEPTH * 3 }, () => [{}]) }, ref: null });
+    expect(decodeFrame(wide).ok).toBe(true);
+  });
+
+  it("refuses too deep exactly when an oracle's scan of the text says so, few brackets or many", () => {
+    /** The deepest nesting outside strings, scanned one character at a time. */
+    const depthOf = (text: string): number => {
+      let depth = 0;
+      let deepest = 0;
+      let inString = false;
+      for (let i = 0; i < text.length; i++) {
+        const c = text[i];
+        if (inString) {
+          if (c === "\\") i++;
+          else if (c === '"') inString = false;
+        } else if (c === '"') inString = true;
+        else if (c === "{" || c === "[") deepest = Math.max(deepest, ++depth);
+        else if (c === "}" || c === "]") depth--;
+      }
+      return deepest;
+    };
+    const r = rng("portal/frames/depth");
+    const value = (depth: number): unknown => {
+      if (depth === 0) return r.pick(["s", "[{", 1, null]);
+      // Exactly `depth` deep: one child goes one level down, its siblings anywhere above.
+      return r.bool() ? [value(depth - 1), ...Array.from({ length: r.int(0, 2) }, () => value(r.int(0, depth - 1)))] : { k: value(depth - 1), s: r.pick(["}", "[[[", "x"]) };
+    };
+    const seen = { deep: 0, shallow: 0 };
+    for (let i = 0; i < 2_000; i++) {
+      const text = JSON.stringify({ topic: "c", event: "e", payload: { v: value(r.int(MAX_FRAME_DEPTH - 6, MAX_FRAME_DEPTH)) }, ref: null });
+      const deep = depthOf(text) > MAX_FRAME_DEPTH;
+      seen[deep ? "deep" : "shallow"]++;
+      const result = decodeFrame(text);
+      expect(!result.ok && result.error.code === "too_deep", r.where(text)).toBe(deep);
+    }
+    expect(seen.deep).toBeGreaterThan(100);
+    expect(seen.shallow).toBeGreaterThan(100);
   });
 
   it("never throws on random text", () => {

@@ -66,6 +66,9 @@ function utf8LengthOver(text: string, limit: number): boolean {
 
 /** True when arrays and objects nest deeper than `limit` anywhere in the text (brackets inside strings do not count). */
 function nestsDeeperThan(text: string, limit: number): boolean {
+  // Most frames open a handful of brackets: counted with the native indexOf, at most `limit` of them
+  // cannot nest deeper than `limit`, and the scan character by character is left for the rest.
+  if (opensAtMost(text, limit)) return false;
   let depth = 0;
   let inString = false;
   for (let i = 0; i < text.length; i++) {
@@ -79,6 +82,14 @@ function nestsDeeperThan(text: string, limit: number): boolean {
     } else if (c === CLOSE_BRACE || c === CLOSE_BRACKET) depth--;
   }
   return false;
+}
+
+/** True when the text holds at most `limit` opening brackets, `{` and `[` together (in strings too). */
+function opensAtMost(text: string, limit: number): boolean {
+  let opens = 0;
+  for (let i = text.indexOf("{"); i >= 0; i = text.indexOf("{", i + 1)) if (++opens > limit) return false;
+  for (let i = text.indexOf("["); i >= 0; i = text.indexOf("[", i + 1)) if (++opens > limit) return false;
+  return true;
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {
