@@ -319,6 +319,8 @@ function deleteSection(current, path, slug) {
       } catch (error) {
         problem.textContent = error instanceof ApiError ? `${error.problem.title}: ${error.problem.detail}` : String(error);
         yes.disabled = false;
+        // Disabled, the button lost the focus; refused, it gets it back.
+        if (document.activeElement === document.body) yes.focus();
       }
     } }, `Delete ${current.name}`);
     const cancel = h("button.secondary", { type: "button", onclick: () => {
