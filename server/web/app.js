@@ -52,33 +52,19 @@ let events = null;
 function listen() {
   if (events !== null) return;
   events = new EventSource("/api/events");
-  events.addEventListener("presence", (event) => {
-    let change;
-    try {
-      change = JSON.parse(event.data);
-    } catch {
-      return;
-    }
-    live.presence?.(change);
-  });
-  events.addEventListener("authorizations", (event) => {
-    let notice;
-    try {
-      notice = JSON.parse(event.data);
-    } catch {
-      return;
-    }
-    live.authorizations?.(notice);
-  });
-  events.addEventListener("relay_load", (event) => {
-    let notice;
-    try {
-      notice = JSON.parse(event.data);
-    } catch {
-      return;
-    }
-    live.relayLoad?.(notice);
-  });
+  // Each event's JSON goes to the current page's handler of it (lib.js live); a garbled one is dropped.
+  const handlers = { presence: "presence", authorizations: "authorizations", relay_load: "relayLoad" };
+  for (const [name, handler] of Object.entries(handlers)) {
+    events.addEventListener(name, (event) => {
+      let data;
+      try {
+        data = JSON.parse(event.data);
+      } catch {
+        return;
+      }
+      live[handler]?.(data);
+    });
+  }
 }
 
 function stopListening() {
@@ -128,9 +114,7 @@ async function route() {
     const loading = pageModule(page);
     if (session.me === null || session.me.account.slug !== slug) await loadMe();
     if (session.me === null || session.me.account.slug !== slug) return go(`/${encodeURIComponent(slug)}/sign_in`, true);
-    live.presence = null;
-    live.authorizations = null;
-    live.relayLoad = null;
+    for (const handler of Object.keys(live)) live[handler] = null;
     listen();
     drawBar(page);
     const module = await loading;
