@@ -237,6 +237,19 @@ export function pager(path, params, nextCursor) {
   return links.length > 0 ? h("nav.row", { "aria-label": "Pages" }, ...links) : null;
 }
 
+/** One page of a log endpoint, or the ApiError of a refused filter (422), which the page shows on its filter form. */
+export function pageOrRefusal(path) {
+  return api("GET", path).catch((error) => {
+    if (error instanceof ApiError && error.status === 422) return error;
+    throw error;
+  });
+}
+
+/** An actor as a filter's choices name it: "Name (email)", or the name alone. */
+export function actorLabel(actor) {
+  return actor.email ? `${actor.name} (${actor.email})` : actor.name;
+}
+
 /** Makes a filter form's submit go to `path` with its non-empty fields as the query (a new filter starts at the first page). */
 export function filterSubmit(form, path) {
   form.addEventListener("submit", (event) => {

@@ -10,7 +10,7 @@
 //    whose object is gone shows "deleted" and the start of its id.
 // 4. Live: new authorizations (the event stream's `authorizations`) are announced above the table.
 
-import { api, ApiError, formatTime, h, listAll, onAuthorizations, render, session, showProblem, pager, filterSubmit } from "./lib.js";
+import { ApiError, formatTime, h, listAll, onAuthorizations, render, session, showProblem, pager, filterSubmit, pageOrRefusal, actorLabel } from "./lib.js";
 
 const FILTERS = ["actor_id", "resource_id", "gateway_device_id", "active"];
 const PAGE_SIZE = 50;
@@ -53,16 +53,13 @@ export async function show() {
     listAll("/api/actors"),
     listAll("/api/resources"),
     listAll("/api/devices?kind=gateway"),
-    api("GET", `/api/authorizations?${query}`).catch((error) => {
-      if (error instanceof ApiError && error.status === 422) return error;
-      throw error;
-    }),
+    pageOrRefusal(`/api/authorizations?${query}`),
   ]);
 
   const form = h("form.card", { novalidate: true, "aria-label": "Filter authorizations" },
     h("div.problem", { role: "alert" }),
     h("div.row", {},
-      selectField("Actor", "actor_id", actors.map((a) => [a.id, a.email ? `${a.name} (${a.email})` : a.name]), params.get("actor_id")),
+      selectField("Actor", "actor_id", actors.map((a) => [a.id, actorLabel(a)]), params.get("actor_id")),
       selectField("Resource", "resource_id", resources.map((r) => [r.id, r.name]), params.get("resource_id")),
       selectField("Gateway", "gateway_device_id", gateways.map((g) => [g.id, g.name]), params.get("gateway_device_id"))),
     h("div.copy-row", {},

@@ -9,7 +9,7 @@
 // 3. An update is summarised by the fields that differ between before and after; bookkeeping fields
 //    (ids, times of the row itself) are left out, and the API has already redacted secrets.
 
-import { api, ApiError, field, formatTime, h, listAll, render, session, showProblem, pager, filterSubmit } from "./lib.js";
+import { ApiError, field, formatTime, h, listAll, render, session, showProblem, pager, filterSubmit, pageOrRefusal, actorLabel } from "./lib.js";
 
 const FILTERS = ["object_type", "actor_id", "object_id"];
 const PAGE_SIZE = 50;
@@ -74,17 +74,14 @@ export async function show() {
   // 2. Everything the page shows, before it shows any of it.
   const [actors, page] = await Promise.all([
     listAll("/api/actors"),
-    api("GET", `/api/change_log?${query}`).catch((error) => {
-      if (error instanceof ApiError && error.status === 422) return error;
-      throw error;
-    }),
+    pageOrRefusal(`/api/change_log?${query}`),
   ]);
 
   const form = h("form.card", { novalidate: true, "aria-label": "Filter changes" },
     h("div.problem", { role: "alert" }),
     h("div.row", {},
       selectField("Object type", "object_type", OBJECT_TYPES.map(([type, many]) => [type, many]), params.get("object_type")),
-      selectField("Changed by", "actor_id", actors.map((a) => [a.id, a.email ? `${a.name} (${a.email})` : a.name]), params.get("actor_id")),
+      selectField("Changed by", "actor_id", actors.map((a) => [a.id, actorLabel(a)]), params.get("actor_id")),
       field("Object id", "object_id", { value: params.get("object_id") ?? "", maxlength: 255, placeholder: "any" })),
     h("div.copy-row", {},
       h("span"),
