@@ -4,6 +4,7 @@
 // not asserted here. Without Chromium it is skipped with the reason, except under CI.
 
 import { describe, expect, it } from "vitest";
+import { browserMissing } from "../test/browser/support.js";
 import { loadPlaywright } from "../test/support/chromium.js";
 import { CLS_NONE, CLS_TARGET, FLOOR, READY_TARGET_MS, runUiBench, uiFigure, uiRatios, uiSuite, type LoadSample, type UiFigure } from "./ui.js";
 
@@ -33,17 +34,7 @@ describe("bench ui: figures and ratios", () => {
 });
 
 describe("bench ui: a real run", () => {
-  if (typeof playwright === "string") {
-    if (process.env.CI === "true") {
-      it("runs under CI", () => {
-        throw new Error(`bench ui cannot run under CI: ${playwright}`);
-      });
-    } else {
-      console.log(`skipping the bench ui run: ${playwright}`);
-      it.skip(`needs Chromium and playwright-core (${playwright})`, () => undefined);
-    }
-    return;
-  }
+  if (browserMissing(playwright)) return;
 
   it("loads the pages and the floor, cold and warm, and reports them", async () => {
     const report = await runUiBench({ quick: true, build: "release", command: "test" }, { rounds: 2, settleMs: 50, warmup: false, pages: ["sign_in", "policies"] });

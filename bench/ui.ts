@@ -295,7 +295,11 @@ async function loadTwice(browser: Browser, url: string, cookie: { name: string; 
 }
 
 function loadFigures(samples: readonly LoadSample[]): LoadFigures {
-  const of = (pick: (s: LoadSample) => number): Stats => stats(samples.map(pick).filter(Number.isFinite).concat(samples.every((s) => !Number.isFinite(pick(s))) ? [Number.NaN] : []));
+  // A timing Chromium did not give (no paint, say) is left out; none at all gives NaN ("–" in tables).
+  const of = (pick: (s: LoadSample) => number): Stats => {
+    const values = samples.map(pick).filter(Number.isFinite);
+    return stats(values.length > 0 ? values : [Number.NaN]);
+  };
   return {
     samples: samples.length,
     readyMs: of((s) => s.readyMs),
