@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { reportSeedOnFailure } from "../support/prng.js";
 import { Network } from "./network.js";
 import { addr, RecordingEndpoint } from "./node.js";
-import { findFailingSeeds, hexSeed, runSeeds, seedsFor } from "./scenario.js";
+import { binomialBound, findFailingSeeds, hexSeed, runSeeds, seedsFor } from "./scenario.js";
 
 beforeEach(reportSeedOnFailure);
 afterEach(() => {
@@ -78,5 +78,16 @@ describe("scenario seeds", () => {
     const digest = traces.get(failure!.seed);
     expect(() => scenario(failure!.seed)).toThrow((failure!.error as Error).message);
     expect(traces.get(failure!.seed)).toBe(digest);
+  });
+});
+
+describe("bounds on random loss", () => {
+  it("bounds the lost pings by the binomial tail", () => {
+    // P(X > 10) ≈ 0.41 < 0.5 ≤ P(X > 9) ≈ 0.59 for Binomial(20, 1/2); P(X > 7) ≈ 5.0e-7 < 1e-6 ≤ P(X > 6) ≈ 7.5e-6 for p = 3.96 %.
+    expect(binomialBound(20, 0.5, 0.5)).toBe(10);
+    expect(binomialBound(20, 1 - 0.98 ** 2, 1e-6)).toBe(7);
+    expect(binomialBound(20, 0, 1e-6)).toBe(0);
+    // The relayed scenario's: P(X > 13) < 1e-6 ≤ P(X > 12) for Binomial(40, 1 − 0.98⁴).
+    expect(binomialBound(40, 1 - 0.98 ** 4, 1e-6)).toBe(13);
   });
 });

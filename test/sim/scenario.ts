@@ -76,3 +76,16 @@ export async function runSeeds(name: string, scenario: (seed: number) => void | 
   console.error(message);
   throw new Error(message, { cause: first.error });
 }
+
+/**
+ * The most of n independent trials, each lost with probability p, that are lost but for a chance
+ * below `risk`: the smallest k with P(X > k) < risk, X ~ Binomial(n, p).
+ */
+export function binomialBound(n: number, p: number, risk: number): number {
+  const pmf = [(1 - p) ** n];
+  for (let k = 0; k < n; k++) pmf.push(pmf[k]! * ((n - k) / (k + 1)) * (p / (1 - p)));
+  let k = n;
+  let above = 0; // P(X > k)
+  while (k > 0 && above + pmf[k]! < risk) above += pmf[k--]!;
+  return k;
+}
