@@ -6,7 +6,7 @@ import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DeviceEntity, ResourceEntity, SiteEntity } from "../database/entities.js";
 import { DATABASES, startTestPortal, type TestPortal } from "../testing/api.js";
-import { AuthorizationRecorder, type AuthorizationRecord } from "./authorization-recorder.js";
+import { AuthorizationRecorder, REVOKE_SQL, type AuthorizationRecord } from "./authorization-recorder.js";
 
 describe.each(DATABASES)("authorization records on $name", (kind) => {
   let t: TestPortal;
@@ -72,10 +72,9 @@ describe.each(DATABASES)("authorization records on $name", (kind) => {
     const ids = Array.from({ length: 10_500 }, () => randomUUID());
     await Promise.all(ids.map((id) => recorder.record({ ...base, id })));
     await expect.poll(() => recorder.analyzed, { timeout: 10_000 }).toBe(2);
-    const plan = (await t.portal.database.query(`EXPLAIN UPDATE authorizations SET revoked_at = now(), revoke_reason = 'x' WHERE account_id = $1 AND id = ANY($2::uuid[]) AND revoked_at IS NULL`, [
-      base.accountId,
-      ids.slice(0, 50),
-    ])) as Record<string, string>[];
+    const some = ids.slice(0, 50);
+    const now = new Date().toISOString();
+    const plan = (await t.portal.database.query(`EXPLAIN ${REVOKE_SQL}`, [`{${some.map(() => base.accountId).join(",")}}`, `{${some.join(",")}}`, `{${some.map(() => now).join(",")}}`, `{${some.map(() => "x").join(",")}}`])) as Record<string, string>[];
     const text = plan.map((row) => Object.values(row)[0]).join("\n");
     expect(text).toContain("authorizations_pkey");
   });
@@ -88,6 +87,60 @@ describe.each(DATABASES)("authorization records on $name", (kind) => {
     await recorder.record({ ...base, id, clientDeviceId: client.id });
     await scope.repository(DeviceEntity).delete(client.id);
     expect(await count([id])).toBe(1);
+  });
+
+  const reasonOf = async (id: string): Promise<string | null> =>
+    ((await t.portal.database.query(`SELECT revoke_reason FROM authorizations WHERE id = $1`, [id])) as { revoke_reason: string | null }[])[0]!.revoke_reason;
+
+  run("revocations ride in the statement of the next records, and both are stored", async () => {
+    const recorder = new AuthorizationRecorder(t.portal.database);
+    const earlier = Array.from({ length: 20 }, () => randomUUID());
+    await Promise.all(earlier.map((id) => recorder.record({ ...base, id })));
+    const statementsBefore = recorder.batches + recorder.revocationWrites;
+    // One write in flight; then records and revocations queue together behind it.
+    const inFlight = recorder.record({ ...base, id: randomUUID() });
+    const later = Array.from({ length: 10 }, () => randomUUID());
+    const queued = [...later.map((id) => recorder.record({ ...base, id })), ...earlier.map((id, i) => recorder.revoke(base.accountId, [id], i % 2 === 0 ? "superseded" : "policy"))];
+    await Promise.all([inFlight, ...queued]);
+    expect(await count(later)).toBe(10);
+    for (const [i, id] of earlier.entries()) expect(await reasonOf(id)).toBe(i % 2 === 0 ? "superseded" : "policy");
+    // The in-flight write, then one statement for the ten records and twenty revocations.
+    expect(recorder.batches + recorder.revocationWrites - statementsBefore).toBe(3);
+    expect(recorder.revocationWrites).toBe(1);
+    expect(recorder.revocationsWritten).toBe(20);
+  });
+
+  run("a bad record does not cost the revocations that shared its statement", async () => {
+    const recorder = new AuthorizationRecorder(t.portal.database);
+    const revoked = randomUUID();
+    await recorder.record({ ...base, id: revoked });
+    const inFlight = recorder.record({ ...base, id: randomUUID() });
+    // Queued behind it, into one statement: a record naming no account, and a revocation.
+    const bad = recorder.record({ ...base, id: randomUUID(), accountId: randomUUID() });
+    const revocation = recorder.revoke(base.accountId, [revoked], "superseded");
+    await inFlight;
+    await expect(bad).rejects.toThrow();
+    await revocation;
+    expect(await reasonOf(revoked)).toBe("superseded");
+  });
+
+  run("a reason is stored as the text it is, quotes and backslashes included; NUL, which PostgreSQL's text cannot hold, as U+FFFD", async () => {
+    const recorder = new AuthorizationRecorder(t.portal.database);
+    const ids = [randomUUID(), randomUUID()];
+    await Promise.all(ids.map((id) => recorder.record({ ...base, id })));
+    await Promise.all([recorder.revoke(base.accountId, [ids[0]!], `gateway said "no" \\ {at, all}`), recorder.revoke(base.accountId, [ids[1]!], "nul\0here")]);
+    expect(await reasonOf(ids[0]!)).toBe(`gateway said "no" \\ {at, all}`);
+    expect(await reasonOf(ids[1]!)).toBe("nul\uFFFDhere");
+  });
+
+  run("revoking twice in one statement keeps the first reason", async () => {
+    const recorder = new AuthorizationRecorder(t.portal.database);
+    const id = randomUUID();
+    await recorder.record({ ...base, id });
+    const inFlight = recorder.record({ ...base, id: randomUUID() });
+    const both = [recorder.revoke(base.accountId, [id], "policy"), recorder.revoke(base.accountId, [id, id], "expired")];
+    await Promise.all([inFlight, ...both]);
+    expect(await reasonOf(id)).toBe("policy");
   });
 
   run("revoking keeps the first reason", async () => {

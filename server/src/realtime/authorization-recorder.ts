@@ -5,7 +5,9 @@
 //
 // Batching: records arriving while a write is in flight wait for the next one, which takes all of
 // them (up to MAX_BATCH) in one INSERT, so under load a write costs one round trip per batch
-// rather than per decision; an idle recorder writes at once.
+// rather than per decision; an idle recorder writes at once. Revocations (revoked_at and why) queue
+// the same way and go in the same statement as the next records, so the two do not take turns on
+// the database: one write loop, one statement per turn.
 
 import type { DataSource } from "typeorm";
 
@@ -43,10 +45,14 @@ interface Pending {
 
 export class AuthorizationRecorder {
   private queue: Pending[] = [];
+  private revocations: PendingRevocation[] = [];
   private writing = false;
-  /** Batches written so far, and records in them: for tests and the benchmark. */
+  /** Batches of records written so far, and records in them: for tests and the benchmark. */
   batches = 0;
   written = 0;
+  /** Statements that carried revocations, and revocations in them: for tests. */
+  revocationWrites = 0;
+  revocationsWritten = 0;
 
   /** Called after each batch commits, with how many records it held per account (realtime.ts broadcasts them). */
   onRecorded: ((counts: Map<string, number>) => void) | undefined;
@@ -62,51 +68,17 @@ export class AuthorizationRecorder {
   }
 
   /**
-   * Marks authorizations revoked, with why; the ones already revoked keep their first reason. Batched
-   * like records: revocations queued during a write go out together, one UPDATE per account and reason.
+   * Marks authorizations revoked, with why; the ones already revoked keep their first reason. Queued
+   * with the records: a revocation rides in the same statement as the next batch of records (one round
+   * trip and one commit for both, where under load nearly every new authorization supersedes one), or
+   * goes alone when no record is waiting.
    */
   revoke(accountId: string, ids: readonly string[], reason: string, at: Date = new Date()): Promise<void> {
     if (ids.length === 0) return Promise.resolve();
     return new Promise((resolve, reject) => {
       this.revocations.push({ accountId, ids, reason, at, resolve, reject });
-      if (!this.revoking) void this.drainRevocations();
+      if (!this.writing) void this.drain();
     });
-  }
-
-  private revocations: { accountId: string; ids: readonly string[]; reason: string; at: Date; resolve: () => void; reject: (error: unknown) => void }[] = [];
-  private revoking = false;
-
-  private async drainRevocations(): Promise<void> {
-    this.revoking = true;
-    try {
-      while (this.revocations.length > 0) {
-        const batch = this.revocations.splice(0);
-        const groups = new Map<string, typeof batch>();
-        for (const r of batch) {
-          const key = `${r.accountId}\0${r.reason}`;
-          // Appended in place: copying the group for every revocation made a large batch quadratic.
-          const group = groups.get(key);
-          if (group === undefined) groups.set(key, [r]);
-          else group.push(r);
-        }
-        for (const group of groups.values()) {
-          const first = group[0]!;
-          try {
-            await this.db.query(`UPDATE authorizations SET revoked_at = $3, revoke_reason = $4 WHERE account_id = $1 AND id = ANY($2::uuid[]) AND revoked_at IS NULL`, [
-              first.accountId,
-              `{${group.flatMap((r) => r.ids.map(arrayElement)).join(",")}}`,
-              first.at,
-              first.reason,
-            ]);
-            for (const r of group) r.resolve();
-          } catch (error) {
-            for (const r of group) r.reject(error);
-          }
-        }
-      }
-    } finally {
-      this.revoking = false;
-    }
   }
 
   /**
@@ -131,21 +103,40 @@ export class AuthorizationRecorder {
   private async drain(): Promise<void> {
     this.writing = true;
     try {
-      while (this.queue.length > 0) {
+      while (this.queue.length > 0 || this.revocations.length > 0) {
         const batch = this.queue.splice(0, MAX_BATCH);
+        const revocations = this.revocations.splice(0, MAX_REVOCATIONS);
         try {
-          await this.write(batch.map((p) => p.record));
-          this.batches++;
-          this.written += batch.length;
-          this.refreshStatistics();
-          for (const p of batch) p.resolve();
-          if (this.onRecorded !== undefined) {
-            const counts = new Map<string, number>();
-            for (const p of batch) counts.set(p.record.accountId, (counts.get(p.record.accountId) ?? 0) + 1);
-            this.onRecorded(counts);
-          }
+          await this.write(
+            batch.map((p) => p.record),
+            revocations,
+          );
         } catch (error) {
+          if (batch.length > 0 && revocations.length > 0) {
+            // One bad record must not cost the revocations that shared its statement: they are tried
+            // again on their own, and fail only for a fault of their own.
+            for (const p of batch) p.reject(error);
+            this.revocations.unshift(...revocations);
+            continue;
+          }
           for (const p of batch) p.reject(error);
+          for (const r of revocations) r.reject(error);
+          continue;
+        }
+        if (revocations.length > 0) {
+          this.revocationWrites++;
+          for (const r of revocations) this.revocationsWritten += r.ids.length;
+          for (const r of revocations) r.resolve();
+        }
+        if (batch.length === 0) continue;
+        this.batches++;
+        this.written += batch.length;
+        this.refreshStatistics();
+        for (const p of batch) p.resolve();
+        if (this.onRecorded !== undefined) {
+          const counts = new Map<string, number>();
+          for (const p of batch) counts.set(p.record.accountId, (counts.get(p.record.accountId) ?? 0) + 1);
+          this.onRecorded(counts);
         }
       }
     } finally {
@@ -159,8 +150,44 @@ export class AuthorizationRecorder {
    * instead of a VALUES list of up to 4,500 placeholders. The arrays are written as literals here
    * (uuids and ISO timestamps need no escaping), which costs the portal a join per column rather than
    * the driver's escaping of every element.
+   *
+   * Revocations go in the same statement, as a data-modifying WITH before the INSERT: both commit
+   * together or neither does. They only ever name records committed before (an authorization is
+   * revoked after its record resolved), which the UPDATE sees; it could not see the rows its own
+   * statement inserts.
    */
-  private async write(records: AuthorizationRecord[]): Promise<void> {
+  private async write(records: AuthorizationRecord[], revocations: readonly PendingRevocation[]): Promise<void> {
+    const params: string[] = [];
+    let revokeSql = "";
+    if (revocations.length > 0) {
+      // An authorization revoked twice in one statement would be updated by either row of the join:
+      // the first revocation queued is the one kept, as for revocations in separate statements.
+      const seen = new Set<string>();
+      const accounts: string[] = [];
+      const ids: string[] = [];
+      const ats: string[] = [];
+      const reasons: string[] = [];
+      for (const r of revocations) {
+        const account = arrayElement(r.accountId);
+        const at = arrayElement(r.at.toISOString());
+        const reason = reasonElement(r.reason);
+        for (const id of r.ids) {
+          const key = `${r.accountId}/${id}`;
+          if (seen.has(key)) continue;
+          seen.add(key);
+          accounts.push(account);
+          ids.push(arrayElement(id));
+          ats.push(at);
+          reasons.push(reason);
+        }
+      }
+      params.push(`{${accounts.join(",")}}`, `{${ids.join(",")}}`, `{${ats.join(",")}}`, `{${reasons.join(",")}}`);
+      if (records.length === 0) {
+        await this.db.query(REVOKE_SQL, params);
+        return;
+      }
+      revokeSql = `WITH revoked AS (${REVOKE_SQL} RETURNING 1) `;
+    }
     const columns: string[][] = COLUMNS.map(() => []);
     const [accounts, ids, clients, gateways, resources, policies, actors, created, expires] = columns as [string[], string[], string[], string[], string[], string[], string[], string[], string[]];
     for (const r of records) {
@@ -174,11 +201,42 @@ export class AuthorizationRecorder {
       created.push(arrayElement(r.createdAt.toISOString()));
       expires.push(arrayElement(r.expiresAt?.toISOString() ?? null));
     }
+    const first = params.length;
+    for (const elements of columns) params.push(`{${elements.join(",")}}`);
     await this.db.query(
-      `INSERT INTO authorizations (${COLUMNS.join(", ")}) SELECT * FROM unnest(${COLUMNS.map((c, i) => `$${i + 1}::${COLUMN_TYPES[c]}[]`).join(", ")})`,
-      columns.map((elements) => `{${elements.join(",")}}`),
+      `${revokeSql}INSERT INTO authorizations (${COLUMNS.join(", ")}) SELECT * FROM unnest(${COLUMNS.map((c, i) => `$${first + i + 1}::${COLUMN_TYPES[c]}[]`).join(", ")})`,
+      params,
     );
   }
+}
+
+/**
+ * Revocations, $1 to $4 being arrays of account ids, authorization ids, times and reasons: each row of
+ * the join is looked up in the primary key.
+ */
+export const REVOKE_SQL = `UPDATE authorizations a SET revoked_at = r.at, revoke_reason = r.reason
+  FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::text[]) AS r(account_id, id, at, reason)
+  WHERE a.account_id = r.account_id AND a.id = r.id AND a.revoked_at IS NULL`;
+
+/** Revocations taken into one statement at most (each names one or more authorizations). */
+const MAX_REVOCATIONS = 2_000;
+
+interface PendingRevocation {
+  accountId: string;
+  ids: readonly string[];
+  reason: string;
+  at: Date;
+  resolve: () => void;
+  reject: (error: unknown) => void;
+}
+
+/**
+ * A revocation's reason as an array element: quoted, with `"` and `\\` escaped, so any text is taken
+ * as it is (a gateway names its own reasons for failing). PostgreSQL's text cannot hold NUL, which
+ * would fail the statement and the records sharing it, so NUL becomes U+FFFD.
+ */
+function reasonElement(reason: string): string {
+  return `"${reason.replace(/\0/g, "\uFFFD").replace(/["\\]/g, "\\$&")}"`;
 }
 
 const SAFE_ELEMENT = /^[0-9A-Za-z:.+-]+$/;

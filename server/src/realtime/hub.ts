@@ -1035,8 +1035,15 @@ export class RealtimeHub implements ChannelHandlers {
   }
 
   private deliverToGateway(accountId: string, gatewayDeviceId: string, message: NodeMessage, payloadJson?: () => string): void {
-    const gateways = this.accounts.get(accountId)?.gateways ?? new Set<DeviceConnection>();
-    const gateway = [...gateways].find((g) => g.device?.id === gatewayDeviceId);
+    // The first connection of that gateway (a reconnect may overlap the socket it replaces), found
+    // without copying the set: this runs for every authorization.
+    let gateway: DeviceConnection | undefined;
+    for (const g of this.accounts.get(accountId)?.gateways ?? []) {
+      if (g.device?.id === gatewayDeviceId) {
+        gateway = g;
+        break;
+      }
+    }
     if (message.type === "create_authorization") {
       if (gateway === undefined) {
         this.replyAck(message.replyTo, message.payload.authorization_id, false, "gateway_failed");
