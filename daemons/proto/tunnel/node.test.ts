@@ -15,6 +15,7 @@ import { SIM_EPOCH_UNIX, TurnRelayNode } from "../../../test/sim/turn.js";
 import { encodeChannelData } from "../stun/channel-data.js";
 import { mintCredentials } from "../stun/credentials.js";
 import { REKEY_TIMEOUT } from "../wireguard/constants.js";
+import { RELAY_RETRY_INTERVAL } from "./constants.js";
 import { TunnelNode, type TunnelEvent } from "./node.js";
 
 beforeEach(reportSeedOnFailure);
@@ -283,7 +284,7 @@ describe("TunnelNode", () => {
     }, { count: 4 });
   });
 
-  it("init again (the portal reconnected) or relays_presence keeps the allocation on a relay still listed, with its candidates; one no longer listed is given back", async () => {
+  it("init again (the portal reconnected) or relays_presence keeps the allocation on a relay still listed, with its candidates; init keeps a working one it does not list, until relays_presence says it went", async () => {
     await runSeeds("tunnel node re-init", (seed) => {
       const w = world(seed, { natted: true });
       w.establish();
@@ -302,12 +303,43 @@ describe("TunnelNode", () => {
       w.net.runFor(3_000);
       expect(types()).toEqual(["host", "relay", "srflx"]);
       expect(w.relayNode.server.stats.allocations).toBe(2);
-      // No relay listed: its candidates leave, and the allocation is released on the server.
+      // No relay listed: a restarted portal the relay has not joined again yet. Nothing is withdrawn
+      // (the client's direct path ends on the gateway's server-reflexive candidate), nothing given back.
+      const path = w.nodes[0]!.selectedPair("gateway");
+      const counts = () => [w.events(1, "candidate_invalidated").length, w.events(0, "disconnected").length, w.events(0, "connected").length];
+      const before = counts();
       w.net.act((now) => w.nodes[1]!.init(now, []));
+      w.net.runFor(3_000);
+      expect(types()).toEqual(["host", "relay", "srflx"]);
+      expect(w.relayNode.server.stats.allocations).toBe(2);
+      expect(counts(), "invalidated, disconnected, connected").toEqual(before);
+      expect(w.nodes[0]!.selectedPair("gateway"), w.net.where()).toEqual(path);
+      w.net.act((now) => w.nodes[0]!.send(now, "gateway", packet("after re-init")));
+      expect(w.net.runUntil(() => w.received(1).includes("after re-init"), 2_000), w.net.where()).toBe(true);
+      // relays_presence saying it left: now its candidates go.
+      w.net.act((now) => w.nodes[1]!.updateRelays(now, [], ["relay"]));
       w.net.runFor(1_000);
       expect(types()).toEqual(["host"]);
-      expect(w.relayNode.server.stats.allocations).toBe(1);
     }, { count: 4 });
+  });
+
+  it("an allocation on a relay the last init did not list is not made again once it ends", () => {
+    const w = world(rng("unlisted relay ends").u32(), { natted: true });
+    w.establish();
+    const types = (): string[] => w.nodes[1]!.agentOf("client")!.announcedCandidates().map((c) => c.type).sort();
+    w.net.act((now) => w.nodes[1]!.init(now, []));
+    w.net.runFor(1_000);
+    expect(types()).toEqual(["host", "relay", "srflx"]);
+    // The relay is gone for good: the allocation lapses without a Refresh, and its candidates go.
+    const cut = w.net.partition(["relay"]);
+    expect(w.net.runUntil(() => types().length === 1, 900_000), w.net.where()).toBe(true);
+    expect(types()).toEqual(["host"]);
+    // Back, it is not asked again (a listed relay would be, after RELAY_RETRY_INTERVAL): only relays_presence brings it back.
+    cut.heal();
+    w.net.runFor(4 * RELAY_RETRY_INTERVAL);
+    expect(types()).toEqual(["host"]);
+    w.net.act((now) => w.nodes[1]!.updateRelays(now, [{ id: "relay", server: RELAY, ...mintCredentials(SECRET, "gateway", SIM_EPOCH_UNIX + 95_000) }], []));
+    expect(w.net.runUntil(() => types().length === 3, 20_000), w.net.where()).toBe(true);
   });
 
   it("a restart keeps the candidates the peer trickled: the new agent checks them at once", () => {

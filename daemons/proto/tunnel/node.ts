@@ -14,12 +14,16 @@
 // 1. Local addresses and relays: setLocalAddresses gives the host candidates (a change is a roam:
 //    host candidates are replaced and every allocation is made again, since the relays now see
 //    another 5-tuple); init makes one TurnAllocation per relay at once, so server-reflexive and
-//    relayed candidates exist before the first connection (init again, after the portal
-//    reconnected, keeps the allocations on relays still listed and gives back the others);
-//    updateRelays (relays_presence) ends the allocations on relays that went away and makes them on
-//    relays that came. Fresh credentials for a relay keep its allocation. An allocation that ends
-//    takes its candidates with it and is made again after RELAY_RETRY_INTERVAL, with the
-//    credentials the portal gave last.
+//    relayed candidates exist before the first connection. init again, after the portal
+//    reconnected, keeps the allocations on relays still listed, and also the working ones on relays
+//    it does not list: after a portal restart the relays join it again at their own pace (each
+//    arrives later as relays_presence), so a missing relay is not a relay gone, and withdrawing its
+//    candidates (the server-reflexive one too: the peer's direct path may end on it) would break
+//    the paths the data plane is using. updateRelays (relays_presence) ends the allocations on
+//    relays that went away and makes them on relays that came. Fresh credentials for a relay keep
+//    its allocation. An allocation that ends takes its candidates with it and is made again after
+//    RELAY_RETRY_INTERVAL, with the credentials the portal gave last; one on a relay the portal no
+//    longer lists is not made again.
 // 2. Connections: connect makes the IceAgent (client controlling, gateway controlled) with every
 //    local candidate known, and the WireGuard peer; its candidates trickle out as candidate events;
 //    remote candidates come in through addRemoteCandidate and get a TURN permission on every
@@ -140,6 +144,12 @@ interface RelaySlot {
   relayed: TransportAddress | undefined;
   mapped: TransportAddress | undefined;
   retryAt: number | undefined;
+  /**
+   * Missing from the portal's last init (it re-synced before this relay joined it again): the
+   * allocation is kept while it works, and dropped, not made again, once it ends. Listed again
+   * (init or relays_presence), it is a relay like any other.
+   */
+  unlisted: boolean;
 }
 
 interface Connection {
@@ -254,16 +264,16 @@ export class TunnelNode {
     }
     if (before.length > 0 && removed.length > 0) {
       // The relays see a new 5-tuple: the old allocations are unreachable; make new ones.
-      this.reallocate(now, this.relays.map((slot) => slot.relay));
+      this.reallocate(now);
       return;
     }
     this.drain(now);
   }
 
-  /** Every allocation ends and is made again on these relays (after a roam). */
-  private reallocate(now: number, relays: readonly TunnelRelay[]): void {
+  /** Every allocation ends and is made again on the same relays (after a roam); an unlisted one stays unlisted. */
+  private reallocate(now: number): void {
     for (const slot of this.relays) this.withdraw(now, slot);
-    this.relays = relays.map((relay) => this.allocateOn(now, relay));
+    this.relays = this.relays.map((slot) => ({ ...this.allocateOn(now, slot.relay), unlisted: slot.unlisted }));
     this.drain(now);
   }
 
@@ -278,11 +288,21 @@ export class TunnelNode {
       const listed = relays.find((relay) => relay.id === slot.relay.id && sameAddress(relay.server, slot.relay.server));
       if (listed !== undefined) {
         slot.relay = listed;
+        slot.unlisted = false;
         keep.push(slot);
         continue;
       }
+      // Not listed, and working: kept with its candidates. The portal lists the relays that have
+      // joined it so far, and after a restart that may be none yet; paths over this relay, and
+      // direct ones ending on the server-reflexive candidate it reported, carry on meanwhile.
+      // relays_presence says whether it comes back or went; if it ends first, it is not made again.
+      if (slot.allocation.allocated && !relays.some((relay) => relay.id === slot.relay.id)) {
+        slot.unlisted = true;
+        keep.push(slot);
+        continue;
+      }
+      // Listed at another address (a new relay under the old id), or not working: given back.
       this.withdraw(now, slot);
-      // A relay no longer listed may still be up: its allocation is given back, not left to lapse.
       slot.allocation.release(now);
       for (let t = slot.allocation.pollTransmit(); t !== undefined; t = slot.allocation.pollTransmit()) this.transmits.push({ fromPort: this.options.port, to: t.to, bytes: t.bytes });
     }
@@ -304,7 +324,10 @@ export class TunnelNode {
     const keep = this.relays.filter((slot) => {
       const listed = connected.find((relay) => relay.id === slot.relay.id);
       if (disconnectedIds.includes(slot.relay.id) || (listed !== undefined && !sameAddress(slot.relay.server, listed.server))) return false;
-      if (listed !== undefined) slot.relay = listed;
+      if (listed !== undefined) {
+        slot.relay = listed;
+        slot.unlisted = false;
+      }
       return true;
     });
     const gone = this.relays.filter((slot) => !keep.includes(slot));
@@ -318,7 +341,7 @@ export class TunnelNode {
   private allocateOn(now: number, relay: TunnelRelay): RelaySlot {
     const allocation = this.allocationOn(relay);
     allocation.allocate(now);
-    return { relay, allocation, relayed: undefined, mapped: undefined, retryAt: undefined };
+    return { relay, allocation, relayed: undefined, mapped: undefined, retryAt: undefined, unlisted: false };
   }
 
   private allocationOn(relay: TunnelRelay): TurnAllocation {
@@ -372,7 +395,9 @@ export class TunnelNode {
       case "failed":
         if (!slot.allocation.allocated && (event.operation === "allocate" || event.operation === "refresh" || event.code !== undefined)) {
           this.withdraw(now, slot);
-          slot.retryAt = now + RELAY_RETRY_INTERVAL;
+          // A relay the portal no longer lists is not asked again: relays_presence brings it back if it returns.
+          if (slot.unlisted) this.relays = this.relays.filter((s) => s !== slot);
+          else slot.retryAt = now + RELAY_RETRY_INTERVAL;
         }
         return;
       default:

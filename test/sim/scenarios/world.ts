@@ -2,7 +2,7 @@
 // TunnelNode), a gateway host (GatewayDevice: GatewayState + TunnelNode) with an in-process echo
 // resource behind it, two real TURN relays, and a stub portal that routes init,
 // request_authorization (policy: allow) → create_authorization → authorization_created,
-// reject_access, and trickled ICE candidates.
+// reject_access, relays_presence, and trickled ICE candidates.
 //
 // Each daemon is one SimEndpoint: the Network drives its device, the wiring the real daemons run
 // (daemons/proto/client/device.ts, daemons/proto/gateway/device.ts); the daemon here only turns the
@@ -17,7 +17,8 @@ import { parseIpPacket } from "../../../daemons/proto/ip/packet.js";
 import { buildPacket } from "../../../daemons/proto/ip/testing.js";
 import { PROTOCOL_UDP } from "../../../daemons/proto/ip/constants.js";
 import type {
-  AuthorizationForGateway, ClientAuthorizationCreated, ClientInit, GatewayResource, IceCredentials, RejectAccess, Relay, RequestAuthorization,
+  AuthorizationForGateway, ClientAuthorizationCreated, ClientInit, GatewayResource, IceCredentials, RejectAccess, Relay, RelaysPresence,
+  RequestAuthorization,
 } from "../../../daemons/proto/portal/schema.js";
 import { mintCredentials } from "../../../daemons/proto/stun/credentials.js";
 import type { DeviceCore } from "../../../daemons/proto/tunnel/device-core.js";
@@ -49,7 +50,10 @@ const EXPIRES_AT = new Date((SIM_EPOCH_UNIX + 30 * 86_400) * 1000).toISOString()
 /** What the stub portal carries, in the wire schema's payload shapes. */
 export type PortalMessage =
   | { event: "init_client"; payload: ClientInit }
-  | { event: "init_gateway"; relays: Relay[] }
+  /** The gateway's init; `authorizations` are what it still holds (a re-sync after a reconnect), none unless told. */
+  | { event: "init_gateway"; relays: Relay[]; authorizations?: AuthorizationForGateway[] }
+  /** A relay that joined or left the portal, to one device. */
+  | { event: "relays_presence"; payload: RelaysPresence }
   | { event: "request_authorization"; payload: RequestAuthorization }
   | { event: "create_authorization"; payload: AuthorizationForGateway }
   | { event: "authorization_ack"; payload: AuthorizationForGateway }
@@ -128,6 +132,7 @@ export class ClientDaemon extends Daemon<ClientDeviceOutput, ClientDevice> {
         this.device.handlePortal(now, { event: "init", payload: message.payload });
         break;
       case "authorization_created":
+      case "relays_presence":
         this.device.handlePortal(now, message);
         break;
       case "ice_candidates":
@@ -184,13 +189,14 @@ export class GatewayDaemon extends Daemon<GatewayDeviceOutput, GatewayDevice> {
   fromPortal(now: number, message: PortalMessage): void {
     switch (message.event) {
       case "init_gateway":
-        this.device.handlePortal(now, { event: "init", payload: { interface: { ...GATEWAY_TUNNEL, upstream_dns: [] }, relays: message.relays, authorizations: [] } });
+        this.device.handlePortal(now, { event: "init", payload: { interface: { ...GATEWAY_TUNNEL, upstream_dns: [] }, relays: message.relays, authorizations: message.authorizations ?? [] } });
         break;
       case "create_authorization":
         this.asked.set(message.payload.authorization_id, message.payload);
         this.device.handlePortal(now, message);
         break;
       case "reject_access":
+      case "relays_presence":
         this.device.handlePortal(now, message);
         break;
       case "ice_candidates":
@@ -352,6 +358,16 @@ export function buildWorld(seed: number, label: string, options: WorldOptions) {
   const clientParty = portal.connect("client", (now, _from, message) => client.fromPortal(now, message));
   const gatewayParty = portal.connect("gateway", (now, _from, message) => gateway.fromPortal(now, message));
 
+  /** The client's init: its interface, the resources, and `relays` (each relay's credentials for the client). */
+  const clientInit = (relays: Relay[] = relayList(CLIENT_ID)): PortalMessage => ({
+    event: "init_client",
+    payload: {
+      interface: { ...CLIENT_TUNNEL, upstream_dns: [] },
+      resources: resources.map((r) => ({ ...r, address_description: null, sites: [{ id: SITE_ID, name: "site" }] })),
+      relays,
+    },
+  });
+
   const start = () => {
     net.act((now) => {
       client.node.setLocalAddresses(now, [clientHost.address]);
@@ -359,14 +375,7 @@ export function buildWorld(seed: number, label: string, options: WorldOptions) {
     });
     net.act(() => {
       portal.send("portal", "gateway", { event: "init_gateway", relays: relayList(GATEWAY_ID) });
-      portal.send("portal", "client", {
-        event: "init_client",
-        payload: {
-          interface: { ...CLIENT_TUNNEL, upstream_dns: [] },
-          resources: resources.map((r) => ({ ...r, address_description: null, sites: [{ id: SITE_ID, name: "site" }] })),
-          relays: relayList(CLIENT_ID),
-        },
-      });
+      portal.send("portal", "client", clientInit());
     });
   };
 
@@ -411,7 +420,10 @@ export function buildWorld(seed: number, label: string, options: WorldOptions) {
   const clientEvents = <T extends DaemonEvent["type"]>(type: T) =>
     clientAttachment.events.filter((e) => e.event.type === type).map((e) => ({ at: e.at, ...(e.event as Extract<DaemonEvent, { type: T }>) }));
 
-  return { net, portal, clientParty, gatewayParty, relays, relayHosts, clientNat, gatewayNat, clientHost, gatewayHost, client, gateway, clientAttachment, gatewayAttachment, start, establish, ping, pingFor, answered, clientEvents, authorizations };
+  return {
+    net, portal, clientParty, gatewayParty, relays, relayHosts, clientNat, gatewayNat, clientHost, gatewayHost, client, gateway, clientAttachment, gatewayAttachment, start, establish, ping,
+    pingFor, answered, clientEvents, authorizations, relayList, clientInit,
+  };
 }
 
 export type World = ReturnType<typeof buildWorld>;
