@@ -7,6 +7,7 @@
 // full garbage collection when run with --expose-gc) and { type: "stats" }, and { type: "stop" } closes
 // the portal and exits.
 
+import { constants, performance, PerformanceObserver, type PerformanceEntry } from "node:perf_hooks";
 import { startPortal } from "../server/src/portal.js";
 
 /** What the suite passes the node. */
@@ -35,6 +36,9 @@ export interface NodeStats {
   connections: number;
   /** The pg pool (every query of the node goes through it): its size, and queries waiting for a connection, sampled every 50 ms since the last stats. */
   pool: { size: number; waitingMean: number; waitingMax: number; samples: number };
+  /** Since the last stats: the share of the time the event loop was busy, and the time in GC pauses (ms), scavenges apart from the rest. */
+  eventLoopBusy: number;
+  gcMs: { minor: number; other: number };
 }
 
 /** The pg.Pool under TypeORM's PostgreSQL driver, where there is one. */
@@ -69,6 +73,15 @@ async function main(): Promise<void> {
     waiting.max = Math.max(waiting.max, pool.waitingCount);
     waiting.samples++;
   }, 50).unref();
+  let gcMs = { minor: 0, other: 0 };
+  new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) {
+      const kind = (entry as PerformanceEntry & { detail?: { kind?: number } }).detail?.kind;
+      if (kind === constants.NODE_PERFORMANCE_GC_MINOR) gcMs.minor += entry.duration;
+      else gcMs.other += entry.duration;
+    }
+  }).observe({ entryTypes: ["gc"] });
+  let loop = performance.eventLoopUtilization();
   process.on("message", (message: { type?: string }) => {
     if (message?.type === "memory") {
       if (gc !== undefined) {
@@ -87,8 +100,12 @@ async function main(): Promise<void> {
         errors,
         connections: channels.connections.size,
         pool: { size: pool?.totalCount ?? 0, waitingMean: waiting.samples > 0 ? waiting.sum / waiting.samples : 0, waitingMax: waiting.max, samples: waiting.samples },
+        eventLoopBusy: performance.eventLoopUtilization(loop).utilization,
+        gcMs,
       };
       waiting = { sum: 0, max: 0, samples: 0 };
+      loop = performance.eventLoopUtilization();
+      gcMs = { minor: 0, other: 0 };
       process.send?.(reply);
     } else if (message?.type === "stop") {
       void portal.close().finally(() => process.exit(0));
