@@ -124,6 +124,17 @@ describe.each(DATABASES)("authorization records on $name", (kind) => {
     expect(await reasonOf(revoked)).toBe("superseded");
   });
 
+  run("a revocation naming something other than a uuid fails alone, before it reaches a statement", async () => {
+    const recorder = new AuthorizationRecorder(t.portal.database);
+    const id = randomUUID();
+    const inFlight = recorder.record({ ...base, id: randomUUID() });
+    const bad = recorder.revoke(base.accountId, ["1}, {2"], "superseded");
+    const good = recorder.record({ ...base, id });
+    await expect(bad).rejects.toThrow(/neither a uuid nor a timestamp/);
+    await Promise.all([inFlight, good]);
+    expect(await count([id])).toBe(1);
+  });
+
   run("a reason is stored as the text it is, quotes and backslashes included; NUL, which PostgreSQL's text cannot hold, as U+FFFD", async () => {
     const recorder = new AuthorizationRecorder(t.portal.database);
     const ids = [randomUUID(), randomUUID()];

@@ -75,6 +75,13 @@ export class AuthorizationRecorder {
    */
   revoke(accountId: string, ids: readonly string[], reason: string, at: Date = new Date()): Promise<void> {
     if (ids.length === 0) return Promise.resolve();
+    try {
+      // Checked here, so that a bad revocation fails alone rather than the records sharing its statement.
+      arrayElement(accountId);
+      for (const id of ids) arrayElement(id);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     return new Promise((resolve, reject) => {
       this.revocations.push({ accountId, ids, reason, at, resolve, reject });
       if (!this.writing) void this.drain();
@@ -112,15 +119,11 @@ export class AuthorizationRecorder {
             revocations,
           );
         } catch (error) {
-          if (batch.length > 0 && revocations.length > 0) {
-            // One bad record must not cost the revocations that shared its statement: they are tried
-            // again on their own, and fail only for a fault of their own.
-            for (const p of batch) p.reject(error);
-            this.revocations.unshift(...revocations);
-            continue;
-          }
           for (const p of batch) p.reject(error);
-          for (const r of revocations) r.reject(error);
+          // One bad record must not cost the revocations that shared its statement: they are tried
+          // again on their own, and fail only for a fault of their own.
+          if (batch.length > 0) this.revocations.unshift(...revocations);
+          else for (const r of revocations) r.reject(error);
           continue;
         }
         if (revocations.length > 0) {
