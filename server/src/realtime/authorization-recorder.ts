@@ -171,7 +171,8 @@ export class AuthorizationRecorder {
       const ats: string[] = [];
       const reasons: string[] = [];
       for (const r of revocations) {
-        const account = arrayElement(r.accountId);
+        // Checked when queued (revoke()): the ids go in as they are.
+        const account = r.accountId;
         const at = arrayElement(r.at.toISOString());
         const reason = reasonElement(r.reason);
         for (const id of r.ids) {
@@ -179,7 +180,7 @@ export class AuthorizationRecorder {
           if (seen.has(key)) continue;
           seen.add(key);
           accounts.push(account);
-          ids.push(arrayElement(id));
+          ids.push(id);
           ats.push(at);
           reasons.push(reason);
         }
