@@ -6,7 +6,7 @@
 import { beforeEach, describe, expect, it } from "vitest";
 import { reportSeedOnFailure, rng, type Rng } from "../../../test/support/prng.js";
 import {
-  KEEPALIVE_TIMEOUT, MESSAGE_INITIATION_TYPE, REJECT_AFTER_TIME, REKEY_AFTER_TIME, REKEY_ATTEMPT_TIME, REKEY_TIMEOUT,
+  KEEPALIVE_TIMEOUT, MESSAGE_INITIATION_TYPE, MESSAGE_RESPONSE_TYPE, REJECT_AFTER_TIME, REKEY_AFTER_TIME, REKEY_ATTEMPT_TIME, REKEY_TIMEOUT,
 } from "./constants.js";
 import { CookieChecker } from "./cookie.js";
 import { clampPrivateKey } from "./crypto.js";
@@ -138,6 +138,8 @@ class Sim {
   private queue: { at: number; to: Side; wire: Wire }[] = [];
   a!: Side;
   b!: Side;
+  /** Loses what it returns true for, besides the link's random loss. */
+  lose: ((from: Side, wire: Wire) => boolean) | undefined;
   constructor(
     private readonly r: Rng,
     private readonly link: { delay: number; jitter: number; loss: number; duplicate: number },
@@ -145,7 +147,7 @@ class Sim {
 
   send(from: Side, wire: Wire): void {
     const to = from === this.a ? this.b : this.a;
-    if (this.r.bool(this.link.loss)) return;
+    if (this.r.bool(this.link.loss) || this.lose?.(from, wire) === true) return;
     const copies = this.r.bool(this.link.duplicate) ? 2 : 1;
     for (let i = 0; i < copies; i++) this.queue.push({ at: this.now + this.link.delay + this.r.int(0, this.link.jitter), to, wire });
   }
@@ -222,6 +224,22 @@ describe("WireGuardPeer in virtual time", () => {
     // 20% loss per direction; what is lost is not retransmitted by WireGuard (TCP would do that).
     expect(b.delivered.size / sent).toBeGreaterThan(0.7);
     expect(a.failures).toBe(0);
+  });
+
+  it("crossing initiations: a session the peer confirms ends our own handshake, though its response was lost", () => {
+    const { sim, a, b } = world("peer/crossing");
+    // Both send at once, so both initiate; a answers b's initiation, and that answer is lost. b's
+    // answer keys a session a seals with, and a's first packet on it confirms b's `next`.
+    let lost = 0;
+    sim.lose = (from, wire) => from === a && wire.kind === "handshake" && wire.bytes[0] === MESSAGE_RESPONSE_TYPE && lost++ === 0;
+    sim.run(REKEY_ATTEMPT_TIME, [{ at: 0, run: () => a.sendData(1) }, { at: 0, run: () => b.sendData(2) }]);
+    expect(lost, "a's response was lost").toBeGreaterThan(0);
+    expect(a.delivered.has(2) && b.delivered.has(1)).toBe(true);
+    // wireguard-go: key confirmation by the first data message is timersHandshakeComplete, which
+    // stops the retransmissions; b must not start a second handshake for a done one.
+    expect(b.handshakesStarted, "b's initiation is not retried").toBe(1);
+    expect(a.handshakesStarted).toBe(1);
+    expect(a.failures + b.failures).toBe(0);
   });
 
   it("a peer that is gone: initiations every REKEY_TIMEOUT plus jitter, then give up after REKEY_ATTEMPT_TIME", () => {

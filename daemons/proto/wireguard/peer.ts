@@ -11,8 +11,12 @@
 //    handshake starts. The initiator rekeys after REKEY_AFTER_TIME or REKEY_AFTER_MESSAGES.
 // 2. Handshake messages in and out; a responder's new keypair waits as `next` until the initiator's
 //    first packet confirms it.
-// 3. received: an authenticated packet on a keypair confirms it, and feeds the keepalive timers.
-// 4. Timers: retransmit the initiation every REKEY_TIMEOUT (+ jitter) until REKEY_ATTEMPT_TIME;
+// 3. received: an authenticated packet on a keypair confirms it, and feeds the keepalive timers. A
+//    confirmed `next` completes the handshake as a response does (wireguard-go and Linux call
+//    timersHandshakeComplete on "key confirmation via the first data message"): when both sides
+//    initiated at once, one answer is enough, and our own initiation is no longer retried.
+// 4. Timers: retransmit the initiation every REKEY_TIMEOUT (+ jitter) until a handshake completes
+//    or REKEY_ATTEMPT_TIME passes;
 //    keepalive after KEEPALIVE_TIMEOUT of receiving without sending; a new handshake after
 //    KEEPALIVE_TIMEOUT + REKEY_TIMEOUT of sending without receiving; persistent keepalives; each
 //    keypair dropped REJECT_AFTER_TIME after it was made (the engine would otherwise still accept
@@ -153,8 +157,7 @@ export class WireGuardPeer {
     this.receivedPacket(now, false);
     this.events.push({ type: "install", keys: result.value });
     this.rotateIn({ keys: result.value, createdAt: now, sent: 0n });
-    this.handshakeStartedAt = NEVER;
-    this.retransmitAt = NEVER;
+    this.handshakeComplete();
     this.zeroKeysAt = now + 3 * REJECT_AFTER_TIME;
     this.flush(now);
     // The responder may not send until it hears from us: confirm at once if nothing was staged.
@@ -173,6 +176,7 @@ export class WireGuardPeer {
       const confirmed = this.next;
       this.next = undefined;
       this.rotateIn(confirmed);
+      this.handshakeComplete();
       this.flush(now);
     }
     this.receivedPacket(now, data);
@@ -242,6 +246,18 @@ export class WireGuardPeer {
       this.events.push({ type: "drop", localIndex: this.next.keys.localIndex });
       this.next = undefined;
     }
+  }
+
+  /**
+   * A session both sides hold exists (a response came, or the initiator's first packet confirmed
+   * ours): no more retransmissions. An initiation of ours that crossed the peer's is given up too,
+   * its ephemeral key wiped: a late response to it could only key a second session for a handshake that is
+   * done (wireguard-go, whose one handshake state the peer's initiation overwrites, mostly rejects it).
+   */
+  private handshakeComplete(): void {
+    this.handshakeStartedAt = NEVER;
+    this.retransmitAt = NEVER;
+    this.options.handshake.abandonInitiation();
   }
 
   private startHandshake(now: number): void {
