@@ -170,10 +170,11 @@ export class AuthorizationRecorder {
       const ids: string[] = [];
       const ats: string[] = [];
       const reasons: string[] = [];
+      const atOf = isoMemo();
       for (const r of revocations) {
         // Checked when queued (revoke()): the ids go in as they are.
         const account = r.accountId;
-        const at = arrayElement(r.at.toISOString());
+        const at = atOf(r.at);
         const reason = reasonElement(r.reason);
         for (const id of r.ids) {
           const key = `${r.accountId}/${id}`;
@@ -194,6 +195,9 @@ export class AuthorizationRecorder {
     }
     const columns: string[][] = COLUMNS.map(() => []);
     const [accounts, ids, clients, gateways, resources, policies, actors, created, expires] = columns as [string[], string[], string[], string[], string[], string[], string[], string[], string[]];
+    // Records of one batch mostly share their millisecond, and so their times' text.
+    const createdOf = isoMemo();
+    const expiresOf = isoMemo();
     for (const r of records) {
       accounts.push(arrayElement(r.accountId));
       ids.push(arrayElement(r.id));
@@ -202,8 +206,8 @@ export class AuthorizationRecorder {
       resources.push(arrayElement(r.resourceId));
       policies.push(arrayElement(r.policyId));
       actors.push(arrayElement(r.actorId));
-      created.push(arrayElement(r.createdAt.toISOString()));
-      expires.push(arrayElement(r.expiresAt?.toISOString() ?? null));
+      created.push(createdOf(r.createdAt));
+      expires.push(r.expiresAt === null ? "NULL" : expiresOf(r.expiresAt));
     }
     const first = params.length;
     for (const elements of columns) params.push(`{${elements.join(",")}}`);
@@ -240,7 +244,27 @@ interface PendingRevocation {
  * would fail the statement and the records sharing it, so NUL becomes U+FFFD.
  */
 function reasonElement(reason: string): string {
+  if (!NEEDS_ESCAPE.test(reason)) return `"${reason}"`;
   return `"${reason.replace(/\0/g, "\uFFFD").replace(/["\\]/g, "\\$&")}"`;
+}
+
+const NEEDS_ESCAPE = /["\\\0]/;
+
+/**
+ * A Date's ISO text as an array element, remembering the last one: the text of toISOString() needs no
+ * quoting (digits, "-", ":", ".", "T", "Z", and "+" for years past 9999).
+ */
+function isoMemo(): (date: Date) => string {
+  let lastTime = Number.NaN;
+  let lastText = "";
+  return (date) => {
+    const time = date.getTime();
+    if (time !== lastTime) {
+      lastTime = time;
+      lastText = date.toISOString();
+    }
+    return lastText;
+  };
 }
 
 const SAFE_ELEMENT = /^[0-9A-Za-z:.+-]+$/;

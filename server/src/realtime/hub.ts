@@ -155,6 +155,24 @@ type CandidateEvent = "ice_candidates" | "invalidate_ice_candidates";
 
 const filtersOf = (resource: ViewResource): Filter[] => resource.filters as Filter[];
 
+// The values of an account's view and directory once loaded, so that an authorization reads them
+// without awaiting a settled promise (a turn of the microtask queue and an allocation, each time).
+// Keyed by the promise: a reload puts a new one in its place, read through await until it settles.
+const settledValues = new WeakMap<Promise<unknown>, unknown>();
+
+/** `promise`, whose value settledValue() gives once it has resolved. */
+function settles<T>(promise: Promise<T>): Promise<T> {
+  promise.then(
+    (value) => settledValues.set(promise, value),
+    () => undefined, // its readers await it and hear the error
+  );
+  return promise;
+}
+
+function settledValue<T>(promise: Promise<T>): T | undefined {
+  return settledValues.get(promise) as T | undefined;
+}
+
 /** Every this many authorizations a gateway here holds, the expired ones are dropped from its list. */
 const HELD_PRUNE_AT = 1024;
 
@@ -260,10 +278,10 @@ export class RealtimeHub implements ChannelHandlers {
     if (state === undefined) {
       const scope = new AccountScope(this.options.db, accountId, null);
       state = {
-        view: AccountView.load(scope),
+        view: settles(AccountView.load(scope)),
         applying: Promise.resolve(),
         upstreamDns: scope.account().then((a) => a.upstreamDns),
-        directory: this.loadDirectory(scope),
+        directory: settles(this.loadDirectory(scope)),
         clients: new Set(),
         gateways: new Set(),
         relays: new Set(),
@@ -470,7 +488,7 @@ export class RealtimeHub implements ChannelHandlers {
       const held = [...(this.clients.get(connection)?.authorizations.values() ?? [])].filter((a) => a.gatewayDeviceId === gatewayDeviceId);
       for (const authorization of held) {
         // Nothing to tell the gateway: it is gone, and a gateway that comes back is given only live records.
-        if (await this.end(connection, authorization, "gateway_offline", true)) {
+        if (this.endReplaced(connection, authorization, "gateway_offline")) {
           connection.push("authorization_creation_failed", { resource_id: authorization.resourceId, reason: "offline" });
         }
       }
@@ -616,7 +634,7 @@ export class RealtimeHub implements ChannelHandlers {
   private async resync(): Promise<void> {
     for (const [accountId, state] of this.accounts) {
       state.applying = state.applying.then(async () => {
-        state.view = AccountView.load(new AccountScope(this.options.db, accountId, null));
+        state.view = settles(AccountView.load(new AccountScope(this.options.db, accountId, null)));
         const view = await state.view;
         for (const client of state.clients) await this.refreshClient(client, view);
         await this.revokeOrphans(state, accountId, (held) => (grantStands(view, held) ? null : "policy"));
@@ -774,7 +792,8 @@ export class RealtimeHub implements ChannelHandlers {
 
   private async authorize(connection: DeviceConnection, resourceId: string, preferred: string[]): Promise<void> {
     const accountId = connection.principal.accountId;
-    const view = await this.account(accountId).view;
+    const account = this.account(accountId);
+    const view = settledValue(account.view) ?? (await account.view);
     const fail = (reason: string, violated?: ViolatedCondition[]): void => {
       connection.push("authorization_creation_failed", { resource_id: resourceId, reason, ...(violated !== undefined ? { violated_conditions: violated } : {}) });
     };
@@ -787,7 +806,8 @@ export class RealtimeHub implements ChannelHandlers {
       if (decision.reason === "no_policy") return fail("not_found");
       return fail("denied", decision.violated.flatMap((v) => v.conditions) as ViolatedCondition[]);
     }
-    const picked = await this.pickGateway(accountId, resource, preferred, connection.device?.version);
+    const directory = settledValue(account.directory);
+    const picked = (directory !== undefined ? this.pickFrom(directory, resource, preferred, connection.device?.version) : undefined) ?? (await this.pickGateway(accountId, resource, preferred, connection.device?.version));
     if ("failure" in picked) {
       this.decisions.failed++;
       return fail(picked.failure);
@@ -819,7 +839,7 @@ export class RealtimeHub implements ChannelHandlers {
       expires_at: expiresIso,
     };
     const acked = this.awaitAck(id);
-    await this.toGateway(
+    const sending = this.toGateway(
       accountId,
       gateway.device.id,
       gateway.node,
@@ -834,6 +854,7 @@ export class RealtimeHub implements ChannelHandlers {
       // Written only for a gateway on this node; another node writes the payload it is sent.
       () => createAuthorizationJson(id, this.deviceParts.client(client), secrets.parts, view.gatewayResourceJson(resource.id) ?? JSON.stringify(forGateway.resource), expiresIso),
     );
+    if (sending !== undefined) await sending;
     const ack = await acked;
     if (!ack.ok) {
       this.decisions.failed++;
@@ -867,7 +888,10 @@ export class RealtimeHub implements ChannelHandlers {
     state.authorizations.set(id, authorization);
     // On the same gateway the new one has replaced it already (a gateway holds one authorization per
     // client and resource): only the record is marked. On another gateway it is rejected there.
-    for (const old of superseded) await this.end(connection, old, "superseded", old.gatewayDeviceId === gateway.device.id);
+    for (const old of superseded) {
+      if (old.gatewayDeviceId === gateway.device.id) this.endReplaced(connection, old, "superseded");
+      else await this.end(connection, old, "superseded");
+    }
     this.gatewayLoad.set(gateway.device.id, (this.gatewayLoad.get(gateway.device.id) ?? 0) + 1);
     connection.pushJson("authorization_created", authorizationCreatedJson(resource.id, this.deviceParts.gateway(gateway.device), secrets.parts, expiresIso));
   }
@@ -885,30 +909,46 @@ export class RealtimeHub implements ChannelHandlers {
     retry = true,
   ): Promise<{ device: Device; node: string } | { failure: "offline" | "version_mismatch" }> {
     const directory = await this.account(accountId).directory;
-    const candidates: Device[] = [];
-    let incompatible = 0;
+    const picked = this.pickFrom(directory, resource, preferred, clientVersion);
+    if (picked !== undefined) return picked;
     for (const [id, nodes] of directory.online) {
       const gateway = directory.gateways.get(id);
-      if (nodes.size === 0 || gateway?.siteId == null || !resource.siteIds.has(gateway.siteId)) continue;
-      if (versionsCompatible(clientVersion, gateway.version)) candidates.push(gateway);
-      else incompatible++;
+      if (nodes.size > 0 && gateway?.siteId != null && resource.siteIds.has(gateway.siteId)) return { failure: "version_mismatch" };
     }
-    if (candidates.length === 0 && incompatible > 0) return { failure: "version_mismatch" };
-    if (candidates.length === 0) {
-      // Perhaps an announcement was missed: read the directory again, at most once a second.
-      const state = this.account(accountId);
-      if (retry && this.now() - (this.directoryReloadedAt.get(accountId) ?? 0) > 1000) {
-        this.directoryReloadedAt.set(accountId, this.now());
-        state.directory = this.loadDirectory(new AccountScope(this.options.db, accountId, null));
-        return this.pickGateway(accountId, resource, preferred, clientVersion, false);
+    // Perhaps an announcement was missed: read the directory again, at most once a second.
+    const state = this.account(accountId);
+    if (retry && this.now() - (this.directoryReloadedAt.get(accountId) ?? 0) > 1000) {
+      this.directoryReloadedAt.set(accountId, this.now());
+      state.directory = settles(this.loadDirectory(new AccountScope(this.options.db, accountId, null)));
+      return this.pickGateway(accountId, resource, preferred, clientVersion, false);
+    }
+    return { failure: "offline" };
+  }
+
+  /**
+   * pickGateway's choice from a loaded directory: among the online gateways of the resource's sites
+   * of a compatible version, one the client named as connected already if any, then the least
+   * loaded, the first found on a tie. Undefined when there is none (pickGateway says why).
+   */
+  private pickFrom(directory: Directory, resource: ViewResource, preferred: string[], clientVersion: string | null | undefined): { device: Device; node: string } | undefined {
+    let best: Device | undefined;
+    let bestNodes: Set<string> | undefined;
+    let bestPreferred = false;
+    let bestLoad = 0;
+    for (const [id, nodes] of directory.online) {
+      const gateway = directory.gateways.get(id);
+      if (nodes.size === 0 || gateway?.siteId == null || !resource.siteIds.has(gateway.siteId) || !versionsCompatible(clientVersion, gateway.version)) continue;
+      const isPreferred = preferred.length > 0 && preferred.includes(id);
+      const load = this.gatewayLoad.get(id) ?? 0;
+      if (best === undefined || (isPreferred && !bestPreferred) || (isPreferred === bestPreferred && load < bestLoad)) {
+        best = gateway;
+        bestNodes = nodes;
+        bestPreferred = isPreferred;
+        bestLoad = load;
       }
-      return { failure: "offline" };
     }
-    const preferredOnline = candidates.filter((d) => preferred.includes(d.id));
-    const pool = preferredOnline.length > 0 ? preferredOnline : candidates;
-    let device = pool[0]!;
-    for (const d of pool) if ((this.gatewayLoad.get(d.id) ?? 0) < (this.gatewayLoad.get(device.id) ?? 0)) device = d;
-    return { device, node: [...directory.online.get(device.id)!][0]! };
+    if (best === undefined) return undefined;
+    return { device: best, node: bestNodes!.values().next().value! };
   }
 
   private awaitAck(authorizationId: string): Promise<{ ok: boolean; reason?: string }> {
@@ -969,29 +1009,44 @@ export class RealtimeHub implements ChannelHandlers {
     connection.push("resource_deleted", { id: authorization.resourceId });
   }
 
-  /**
-   * Ends an authorization: forgotten here, revoked in its record, dropped by its gateway (told with
-   * reject_access unless `replaced`: the gateway acknowledged another for the same client and resource,
-   * which took its place there).
-   */
-  private async end(connection: DeviceConnection, authorization: ClientAuthorization, reason: string, replaced = false): Promise<boolean> {
-    const state = this.clients.get(connection);
-    if (state === undefined || !state.authorizations.delete(authorization.id)) return false;
-    clearTimeout(authorization.timer);
-    this.gatewayLoad.set(authorization.gatewayDeviceId, Math.max(0, (this.gatewayLoad.get(authorization.gatewayDeviceId) ?? 1) - 1));
+  /** Ends an authorization: forgotten here, dropped by its gateway (told with reject_access), revoked in its record. */
+  private async end(connection: DeviceConnection, authorization: ClientAuthorization, reason: string): Promise<boolean> {
+    if (!this.forget(connection, authorization)) return false;
     const accountId = connection.principal.accountId;
     // The gateway first: access ends as soon as it can, and a crash before the record's revoked_at is
     // written leaves a record claiming access a little longer than it lasted, never the reverse.
-    if (!replaced)
-      await this.toGateway(accountId, authorization.gatewayDeviceId, authorization.gatewayNode, {
+    await this.toGateway(accountId, authorization.gatewayDeviceId, authorization.gatewayNode, {
       type: "reject_access",
       accountId,
       gatewayDeviceId: authorization.gatewayDeviceId,
       payload: { authorization_id: authorization.id, client_id: connection.device!.id, resource_id: authorization.resourceId },
     });
-    // Nobody waits on the record: not the client's resource_deleted, nor a superseding authorization.
-    void this.options.recorder.revoke(accountId, [authorization.id], reason).catch((error: unknown) => this.options.log("error", "recording a revocation failed", { error: String(error), authorization: authorization.id, reason }));
+    this.revokeRecord(accountId, authorization.id, reason);
     return true;
+  }
+
+  /**
+   * end() of an authorization its gateway no longer holds, so not told: the gateway acknowledged
+   * another for the same client and resource, which took its place there, or the gateway is gone.
+   */
+  private endReplaced(connection: DeviceConnection, authorization: ClientAuthorization, reason: string): boolean {
+    if (!this.forget(connection, authorization)) return false;
+    this.revokeRecord(connection.principal.accountId, authorization.id, reason);
+    return true;
+  }
+
+  /** Forgets a client's authorization here; false when it was not held (ended already). */
+  private forget(connection: DeviceConnection, authorization: ClientAuthorization): boolean {
+    const state = this.clients.get(connection);
+    if (state === undefined || !state.authorizations.delete(authorization.id)) return false;
+    clearTimeout(authorization.timer);
+    this.gatewayLoad.set(authorization.gatewayDeviceId, Math.max(0, (this.gatewayLoad.get(authorization.gatewayDeviceId) ?? 1) - 1));
+    return true;
+  }
+
+  /** Nobody waits on the record: not the client's resource_deleted, nor a superseding authorization. */
+  private revokeRecord(accountId: string, authorizationId: string, reason: string): void {
+    this.options.recorder.revoke(accountId, [authorizationId], reason).catch((error: unknown) => this.options.log("error", "recording a revocation failed", { error: String(error), authorization: authorizationId, reason }));
   }
 
   /**
@@ -1029,9 +1084,11 @@ export class RealtimeHub implements ChannelHandlers {
 
   /** Delivers a message for a gateway: to its socket when it is here, else to its node. */
   /** `payloadJson`, when given, writes the message's payload as JSON text for a gateway on this node. */
-  private async toGateway(accountId: string, gatewayDeviceId: string, node: string, message: NodeMessage, payloadJson?: () => string): Promise<void> {
-    if (node === this.options.nodes.nodeId) this.deliverToGateway(accountId, gatewayDeviceId, message, payloadJson);
-    else await this.options.nodes.send(node, message);
+  /** Undefined when delivered here at once; else the node bus's send, to await. */
+  private toGateway(accountId: string, gatewayDeviceId: string, node: string, message: NodeMessage, payloadJson?: () => string): Promise<void> | undefined {
+    if (node !== this.options.nodes.nodeId) return this.options.nodes.send(node, message);
+    this.deliverToGateway(accountId, gatewayDeviceId, message, payloadJson);
+    return undefined;
   }
 
   private deliverToGateway(accountId: string, gatewayDeviceId: string, message: NodeMessage, payloadJson?: () => string): void {
