@@ -2,6 +2,7 @@
 // connect (problem details for each refusal), join, heartbeats, frames validated before a handler sees
 // them, silent sockets closed, and closes reported once.
 
+import { randomUUID } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import { Reflector } from "@nestjs/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -28,8 +29,13 @@ class RecordingHandlers implements ChannelHandlers {
   }
   /** Set by a test: the next event is answered later, when the test resolves it (or fails, when it rejects). */
   later: { promise: Promise<object>; resolve: (value: object) => void; reject: (error: Error) => void } | undefined;
-  async event(_connection: DeviceConnection, event: string, payload: Record<string, unknown>): Promise<object | LaterReply> {
+  /** Set by a test: the next event's handler waits for it before it answers (the socket's later frames wait too). */
+  holding: Promise<void> | undefined;
+  event(_connection: DeviceConnection, event: string, payload: Record<string, unknown>): object | LaterReply | Promise<object> {
     this.events.push({ event, payload });
+    const holding = this.holding;
+    this.holding = undefined;
+    if (holding !== undefined) return holding.then(() => ({ seen: event, waited: true }));
     const later = this.later;
     this.later = undefined;
     return later !== undefined ? new LaterReply(later.promise) : { seen: event };
@@ -158,6 +164,33 @@ describe.each(DATABASES)("realtime channels on $name", (kind) => {
     await client.close();
     await delay(100);
     expect(handlers.closes.filter((c) => c === joined)).toHaveLength(1);
+  });
+
+  run("a socket's frames reach the handlers one at a time, in order: a handler that waits holds the frames after it", async () => {
+    const client = await connect("client", clientToken, { public_key: randomPublicKey() });
+    await client.join();
+    await client.next("init");
+    const start = handlers.events.length;
+    let open!: () => void;
+    handlers.holding = new Promise<void>((resolve) => (open = resolve));
+    const ids = [randomUUID(), randomUUID(), randomUUID()];
+    const order: number[] = [];
+    const replies = ids.map((id, i) => client.request("request_authorization", { resource_id: id }).then((reply) => (order.push(i), reply)));
+    await delay(100);
+    expect(handlers.events.length - start, "only the first has reached its handler").toBe(1);
+    open();
+    expect(await Promise.all(replies)).toEqual([
+      { status: "ok", response: { seen: "request_authorization", waited: true } },
+      { status: "ok", response: { seen: "request_authorization" } },
+      { status: "ok", response: { seen: "request_authorization" } },
+    ]);
+    expect(order).toEqual([0, 1, 2]);
+    expect(handlers.events.slice(start).map((e) => e.payload.resource_id)).toEqual(ids);
+    // Answered at once, frames go straight through: a burst comes back whole and in order.
+    const burst = Array.from({ length: 50 }, () => randomUUID());
+    const answered = await Promise.all(burst.map((id) => client.request("request_authorization", { resource_id: id })));
+    expect(answered.every((r) => r.status === "ok")).toBe(true);
+    expect(handlers.events.slice(-50).map((e) => e.payload.resource_id)).toEqual(burst);
   });
 
   run("the same key reconnecting is the same device; gateways and relays join as themselves", async () => {

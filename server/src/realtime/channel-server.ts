@@ -142,8 +142,12 @@ export class LaterReply {
 /** What the channels call into: init on join, the devices' events, and closes. */
 export interface ChannelHandlers {
   joined(connection: DeviceConnection): Promise<void>;
-  /** A validated event from a device; the result, if any, is the reply's response, now or (LaterReply) later. */
-  event(connection: DeviceConnection, event: string, payload: Record<string, unknown>): Promise<object | LaterReply | void>;
+  /**
+   * A validated event from a device; the result, if any, is the reply's response, now or (LaterReply)
+   * later. Given synchronously, the socket's next frame is taken without a turn of the microtask queue;
+   * a promise holds the socket's later frames until it settles.
+   */
+  event(connection: DeviceConnection, event: string, payload: Record<string, unknown>): object | LaterReply | void | Promise<object | LaterReply | void>;
   closed(connection: DeviceConnection): void;
 }
 
@@ -240,12 +244,36 @@ export class ChannelServer {
     const scope = new AccountScope(this.options.db, accepted.principal.accountId, accepted.principal.actorId);
     const connection = new DeviceConnection(accepted.role, accepted.principal, scope, accepted.device, accepted.params, request.socket.remoteAddress ?? "", ws, this.now());
     this.connections.add(connection);
-    let queue = Promise.resolve();
+    // One frame at a time per socket, in order: a device's events may depend on each other. A frame
+    // handled at once (most are) lets the next one through at once; one that waits holds the frames
+    // after it here until it is done.
+    const waiting: { data: RawData; isBinary: boolean }[] = [];
+    let busy = false;
+    const failed = (error: unknown): void => {
+      this.options.log("error", "websocket frame failed", { error: String((error as Error)?.stack ?? error), role: connection.role });
+    };
+    const next = (): void => {
+      busy = false;
+      while (!busy && waiting.length > 0) {
+        const frame = waiting.shift()!;
+        take(frame.data, frame.isBinary);
+      }
+    };
+    const take = (data: RawData, isBinary: boolean): void => {
+      let pending: Promise<void> | void;
+      try {
+        pending = this.receive(connection, data, isBinary);
+      } catch (error) {
+        failed(error);
+        return;
+      }
+      if (pending === undefined) return;
+      busy = true;
+      pending.catch(failed).finally(next);
+    };
     ws.on("message", (data: RawData, isBinary: boolean) => {
-      // One frame at a time per socket, in order: a device's events may depend on each other.
-      queue = queue.then(() => this.receive(connection, data, isBinary)).catch((error: unknown) => {
-        this.options.log("error", "websocket frame failed", { error: String((error as Error)?.stack ?? error), role: connection.role });
-      });
+      if (busy) waiting.push({ data, isBinary });
+      else take(data, isBinary);
     });
     ws.on("close", () => {
       if (connection.closed) return;
@@ -256,7 +284,8 @@ export class ChannelServer {
     ws.on("error", () => ws.terminate());
   }
 
-  private async receive(connection: DeviceConnection, data: RawData, isBinary: boolean): Promise<void> {
+  /** One frame: handled at once, or a promise of it when a handler has to wait. */
+  private receive(connection: DeviceConnection, data: RawData, isBinary: boolean): Promise<void> | void {
     connection.lastHeard = this.now();
     if (isBinary) {
       connection.badFrames++;
@@ -291,8 +320,7 @@ export class ChannelServer {
       connection.joined = true;
       connection.joinPayload = valid.value as Record<string, unknown>;
       connection.reply(frame, "ok", {});
-      await this.options.handlers.joined(connection);
-      return;
+      return this.options.handlers.joined(connection);
     }
     if (!connection.joined) {
       connection.reply(frame, "error", { reason: "not_joined", detail: `join the topic "${connection.role}" first` });
@@ -304,7 +332,13 @@ export class ChannelServer {
       connection.reply(frame, "error", { reason: valid.error.code, path: valid.error.path, detail: valid.error.message });
       return;
     }
-    const response = await this.options.handlers.event(connection, frame.event, valid.value as Record<string, unknown>);
+    const response = this.options.handlers.event(connection, frame.event, valid.value as Record<string, unknown>);
+    if (response instanceof Promise) return response.then((settled) => this.answer(connection, frame, settled));
+    this.answer(connection, frame, response);
+  }
+
+  /** The reply to a device's event, as its handler gave it. */
+  private answer(connection: DeviceConnection, frame: Frame, response: object | LaterReply | void): void {
     if (response instanceof LaterReply) {
       response.response.then(
         (later) => {

@@ -690,7 +690,8 @@ export class RealtimeHub implements ChannelHandlers {
     );
   }
 
-  async event(connection: DeviceConnection, event: string, payload: Record<string, unknown>): Promise<object | LaterReply | void> {
+  /** Answered at once where it can be (an authorization's request and acknowledgement), so the socket's next frame need not wait a turn. */
+  event(connection: DeviceConnection, event: string, payload: Record<string, unknown>): object | LaterReply | Promise<object> {
     if (connection.role === "client" && event === "request_authorization") {
       // Answered once the outcome (authorization_created or authorization_creation_failed) is pushed.
       return new LaterReply(
@@ -708,14 +709,8 @@ export class RealtimeHub implements ChannelHandlers {
       this.settleAck(connection, payload.authorization_id as string, event === "authorization_created", payload.reason as string | undefined);
       return {};
     }
-    if (event === "ice_candidates" || event === "invalidate_ice_candidates") {
-      await this.relayCandidates(connection, event, payload);
-      return {};
-    }
-    if (connection.role === "relay" && event === "load") {
-      await this.recordRelayLoad(connection, payload as unknown as RelayLoad);
-      return {};
-    }
+    if (event === "ice_candidates" || event === "invalidate_ice_candidates") return this.relayCandidates(connection, event, payload).then(() => ({}));
+    if (connection.role === "relay" && event === "load") return this.recordRelayLoad(connection, payload as unknown as RelayLoad).then(() => ({}));
     return {};
   }
 
