@@ -251,8 +251,9 @@ export class WireGuardPeer {
   /**
    * A session both sides hold exists (a response came, or the initiator's first packet confirmed
    * ours): no more retransmissions. An initiation of ours that crossed the peer's is given up too,
-   * its ephemeral key wiped: a late response to it could only key a second session for a handshake that is
-   * done (wireguard-go, whose one handshake state the peer's initiation overwrites, mostly rejects it).
+   * its ephemeral key wiped: a late response to it could only key a second session for a handshake
+   * that is done (wireguard-go, whose one handshake state the peer's initiation overwrites, mostly
+   * rejects it).
    */
   private handshakeComplete(): void {
     this.handshakeStartedAt = NEVER;
