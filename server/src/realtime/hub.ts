@@ -801,8 +801,10 @@ export class RealtimeHub implements ChannelHandlers {
       if (decision.reason === "no_policy") return fail("not_found");
       return fail("denied", decision.violated.flatMap((v) => v.conditions) as ViolatedCondition[]);
     }
+    // From the loaded directory at once; pickGateway waits for it, and says why none could be picked.
+    const version = connection.device?.version;
     const directory = settledValue(account.directory);
-    const picked = (directory !== undefined ? this.pickFrom(directory, resource, preferred, connection.device?.version) : undefined) ?? (await this.pickGateway(accountId, resource, preferred, connection.device?.version));
+    const picked = (directory !== undefined ? this.pickFrom(directory, resource, preferred, version) : undefined) ?? (await this.pickGateway(accountId, resource, preferred, version));
     if ("failure" in picked) {
       this.decisions.failed++;
       return fail(picked.failure);
@@ -1077,9 +1079,11 @@ export class RealtimeHub implements ChannelHandlers {
 
   // --- Between nodes ---
 
-  /** Delivers a message for a gateway: to its socket when it is here, else to its node. */
-  /** `payloadJson`, when given, writes the message's payload as JSON text for a gateway on this node. */
-  /** Undefined when delivered here at once; else the node bus's send, to await. */
+  /**
+   * Delivers a message for a gateway: to its socket when it is here, at once (undefined), else to its
+   * node (the node bus's send, to await). `payloadJson`, when given, writes the message's payload as
+   * JSON text for a gateway on this node.
+   */
   private toGateway(accountId: string, gatewayDeviceId: string, node: string, message: NodeMessage, payloadJson?: () => string): Promise<void> | undefined {
     if (node !== this.options.nodes.nodeId) return this.options.nodes.send(node, message);
     this.deliverToGateway(accountId, gatewayDeviceId, message, payloadJson);
